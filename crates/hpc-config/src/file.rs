@@ -1,0 +1,615 @@
+//! The cluster file as written: the serde + JSON Schema types.
+//!
+//! These types are the published contract (they generate `schema/hpc-config.schema.json`).
+//! Every field is documented and has an example, because editors show both. Optional fields
+//! are `Option` or `#[serde(default)]`; their defaults are the `DEFAULT_*` constants below and
+//! are applied when the file is resolved into a [`crate::Cluster`].
+
+use std::net::Ipv4Addr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    BeegfsVersion, BridgeName, ByteSize, Cidr, ConnectUri, DnsDomain, FileMode, NodeName,
+    PciAddress, PciId, TimeLimit, VirtiofsTag,
+};
+
+/// Default libvirt connection.
+pub const DEFAULT_URI: &str = "qemu:///system";
+/// Default vCPUs per node.
+pub const DEFAULT_VCPUS: u32 = 2;
+/// Default memory per node.
+pub const DEFAULT_MEMORY: ByteSize = ByteSize::from_gib(2);
+/// Default disk size per node (the qcow2 overlay's virtual size).
+pub const DEFAULT_DISK: ByteSize = ByteSize::from_gib(20);
+/// Default SSH user.
+pub const DEFAULT_SSH_USER: &str = "root";
+/// Default SSH port.
+pub const DEFAULT_SSH_PORT: u16 = 22;
+/// Default first index of a counted node group.
+pub const DEFAULT_FIRST_INDEX: u32 = 1;
+/// Default BeeGFS client mount point.
+pub const DEFAULT_BEEGFS_MOUNT: &str = "/mnt/beegfs";
+/// Default BeeGFS management data directory.
+pub const DEFAULT_BEEGFS_MGMTD_DIR: &str = "/data/beegfs/mgmtd";
+/// Default BeeGFS metadata directory.
+pub const DEFAULT_BEEGFS_META_DIR: &str = "/data/beegfs/meta";
+/// Default BeeGFS storage target directory.
+pub const DEFAULT_BEEGFS_STORAGE_DIR: &str = "/data/beegfs/storage";
+/// Name of the partition made when the file lists none.
+pub const DEFAULT_PARTITION: &str = "compute";
+
+/// One hpc-up cluster: its VMs, their network and images, and what runs on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[schemars(title = "hpc-up cluster")]
+pub struct ClusterFile {
+    /// The cluster's name. It prefixes every libvirt object the cluster owns and identifies
+    /// them in libvirt metadata, so two clusters on one host need different names.
+    #[schemars(example = &"lab")]
+    pub name: NodeName,
+
+    /// Default libvirt connection and domain type for every node (a node group or node may
+    /// override them).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"uri": "qemu:///system", "domain-type": "kvm"}))]
+    pub libvirt: LibvirtSettings,
+
+    /// The cluster network: one libvirt network with a bridge, static DHCP entries and DNS.
+    #[schemars(example = &serde_json::json!({"cidr": "10.77.0.0/24", "bridge": "hpcbr0"}))]
+    pub network: NetworkSettings,
+
+    /// The guest image every node's disk is an overlay of, and optional direct kernel boot.
+    #[schemars(example = &serde_json::json!({"base": "${HOME}/.local/share/hpc-up/images/base.qcow2"}))]
+    pub image: ImageSettings,
+
+    /// Where hpc-up keeps this cluster's journal, keys, disk overlays and console logs.
+    /// Default: `$XDG_STATE_HOME/hpc-up/<name>` (`~/.local/state/hpc-up/<name>`).
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/.local/state/hpc-up/lab")]
+    pub state_dir: Option<String>,
+
+    /// How hpc-up logs in to the nodes.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"user": "root"}))]
+    pub ssh: SshSettings,
+
+    /// Host directories shared into every node with virtio-fs.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"tag": "shared", "host-path": "/srv/hpc/shared", "mount-point": "/shared"}]))]
+    pub virtiofs: Vec<VirtiofsMount>,
+
+    /// The controller node(s): SLURM controller, and by default BeeGFS management and metadata.
+    #[schemars(example = &serde_json::json!({"nodes": [{"name": "ctl"}], "memory": "2GiB"}))]
+    pub controller: NodeGroup,
+
+    /// Compute node groups.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"name": "cn{index}", "count": 2}]))]
+    pub compute: Vec<NodeGroup>,
+
+    /// SLURM, deployed on the nodes when present.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"partitions": [{"name": "debug", "nodes": ["cn[1-2]"], "default": true}]}))]
+    pub slurm: Option<SlurmSettings>,
+
+    /// BeeGFS, deployed on the nodes when present and enabled.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"version": "7.4.6"}))]
+    pub beegfs: Option<BeegfsSettings>,
+}
+
+/// Where VMs are defined and how they are accelerated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LibvirtSettings {
+    /// libvirt connection URI. A node on another host uses `qemu+ssh://HOST/system`.
+    /// Default: `qemu:///system`.
+    #[serde(default)]
+    #[schemars(example = &"qemu:///system")]
+    pub uri: Option<ConnectUri>,
+
+    /// `kvm` (hardware acceleration) or `qemu` (TCG emulation: slower, works nested).
+    /// Default: `kvm`.
+    #[serde(default)]
+    #[schemars(example = &"kvm")]
+    pub domain_type: Option<DomainType>,
+}
+
+/// The libvirt domain type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainType {
+    /// Hardware virtualisation through /dev/kvm.
+    #[default]
+    Kvm,
+    /// Software emulation (TCG).
+    Qemu,
+}
+
+/// The cluster network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// The IPv4 network of the cluster. Nodes without an `ip` get addresses from it in order.
+    #[schemars(example = &"10.77.0.0/24")]
+    pub cidr: Cidr,
+
+    /// Name of the host bridge libvirt creates (at most 15 bytes).
+    #[schemars(example = &"hpcbr0")]
+    pub bridge: BridgeName,
+
+    /// `isolated` (nodes reach each other and the host only) or `nat` (also the outside
+    /// world through the host). Default: `isolated`.
+    #[serde(default)]
+    #[schemars(example = &"isolated")]
+    pub mode: NetworkMode,
+
+    /// DNS domain of the nodes. Default: `<name>.test`.
+    #[serde(default)]
+    #[schemars(example = &"hpc.test")]
+    pub domain: Option<DnsDomain>,
+
+    /// The host's address on the bridge. Default: the first address of the network.
+    #[serde(default)]
+    #[schemars(example = &"10.77.0.1")]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// How the cluster network reaches beyond the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// No forwarding: nodes and host only.
+    #[default]
+    Isolated,
+    /// NAT through the host.
+    Nat,
+}
+
+/// The guest image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageSettings {
+    /// Absolute path of the base qcow2 image; each node's disk is an overlay backed by it.
+    /// `${VAR}` is expanded.
+    #[schemars(example = &"${HOME}/.local/share/hpc-up/images/base.qcow2")]
+    pub base: String,
+
+    /// Kernel for direct kernel boot (optional; without it the disk boots by itself).
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/.local/share/hpc-up/images/vmlinuz")]
+    pub kernel: Option<String>,
+
+    /// Initrd for direct kernel boot (needs `kernel`).
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/.local/share/hpc-up/images/initrd.img")]
+    pub initrd: Option<String>,
+
+    /// Extra kernel command line for direct kernel boot (needs `kernel`); hpc-up adds
+    /// `systemd.hostname=<node>` itself.
+    #[serde(default)]
+    #[schemars(example = &"root=LABEL=hpcroot rw console=ttyS0")]
+    pub cmdline: Option<String>,
+}
+
+/// SSH access to the nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SshSettings {
+    /// User hpc-up logs in as. Default: `root`.
+    #[serde(default)]
+    #[schemars(example = &"root")]
+    pub user: Option<String>,
+
+    /// Private key file. Default: a key generated once for the cluster in its state directory.
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/.ssh/id_ed25519")]
+    pub key: Option<String>,
+
+    /// SSH port on the nodes. Default: 22.
+    #[serde(default)]
+    #[schemars(example = 22)]
+    pub port: Option<u16>,
+}
+
+/// A group of nodes with the same shape: either an explicit list (`nodes`) or `count` nodes
+/// named by a pattern (`name`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeGroup {
+    /// The nodes of the group, one by one.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"name": "ctl", "ip": "10.77.0.10"}]))]
+    pub nodes: Option<Vec<NodeEntry>>,
+
+    /// Name pattern for a counted group: `{index}` is replaced by the node's number, and
+    /// `{index:02}` pads it with zeros to two digits.
+    #[serde(default)]
+    #[schemars(example = &"cn{index}")]
+    pub name: Option<String>,
+
+    /// Number of nodes in a counted group.
+    #[serde(default)]
+    #[schemars(example = 2, range(min = 1, max = 4096))]
+    pub count: Option<u32>,
+
+    /// Number of the first node of a counted group. Default: 1.
+    #[serde(default)]
+    #[schemars(example = 1)]
+    pub first_index: Option<u32>,
+
+    /// Address of the first node of a counted group; the others follow it. Default: the next
+    /// free addresses of the network.
+    #[serde(default)]
+    #[schemars(example = &"10.77.0.11")]
+    pub first_ip: Option<Ipv4Addr>,
+
+    /// Virtual CPUs per node. Default: 2.
+    #[serde(default)]
+    #[schemars(example = 2, range(min = 1, max = 1024))]
+    pub vcpus: Option<u32>,
+
+    /// Memory per node. Default: 2GiB.
+    #[serde(default)]
+    #[schemars(example = &"4GiB")]
+    pub memory: Option<ByteSize>,
+
+    /// Disk size per node (virtual size of its overlay). Default: 20GiB.
+    #[serde(default)]
+    #[schemars(example = &"20GiB")]
+    pub disk: Option<ByteSize>,
+
+    /// libvirt connection and domain type for this group.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"domain-type": "qemu"}))]
+    pub libvirt: LibvirtSettings,
+
+    /// Host directories shared into every node of this group.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"tag": "datasets", "host-path": "/data/datasets", "mount-point": "/mnt/datasets", "readonly": true}]))]
+    pub virtiofs: Vec<VirtiofsMount>,
+
+    /// PCIe devices passed through to the node (only for a group of one node).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"address": "0000:3b:00.0", "kind": "gpu"}]))]
+    pub pci_devices: Vec<PciDevice>,
+}
+
+/// One node of an explicit list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeEntry {
+    /// The node's host name.
+    #[schemars(example = &"ctl")]
+    pub name: NodeName,
+
+    /// The node's address. Default: the next free address of the network.
+    #[serde(default)]
+    #[schemars(example = &"10.77.0.10")]
+    pub ip: Option<Ipv4Addr>,
+
+    /// libvirt connection and domain type for this node.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"uri": "qemu+ssh://root@host2/system"}))]
+    pub libvirt: LibvirtSettings,
+
+    /// Host directories shared into this node, in addition to the group's.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"tag": "scratch", "host-path": "/scratch/ctl", "mount-point": "/scratch"}]))]
+    pub virtiofs: Vec<VirtiofsMount>,
+
+    /// PCIe devices passed through to this node.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"address": "0000:3b:00.0", "kind": "gpu", "vendor-id": "10de", "device-id": "20b0"}]))]
+    pub pci_devices: Vec<PciDevice>,
+}
+
+/// A host directory shared into a node with virtio-fs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VirtiofsMount {
+    /// The tag the guest mounts by; unique per node, at most 36 bytes.
+    #[schemars(example = &"datasets")]
+    pub tag: VirtiofsTag,
+
+    /// Absolute path of the host directory. `${VAR}` is expanded.
+    #[schemars(example = &"${HOME}/datasets")]
+    pub host_path: String,
+
+    /// Absolute path where the guest mounts it.
+    #[schemars(example = &"/mnt/datasets")]
+    pub mount_point: String,
+
+    /// Share read-only. Default: false.
+    #[serde(default)]
+    #[schemars(example = false)]
+    pub readonly: bool,
+
+    /// Owner of the mount point in the guest. Default: left as it is.
+    #[serde(default)]
+    #[schemars(example = &"root")]
+    pub owner: Option<String>,
+
+    /// Group of the mount point in the guest. Default: left as it is.
+    #[serde(default)]
+    #[schemars(example = &"root")]
+    pub group: Option<String>,
+
+    /// Mode of the mount point in the guest, quoted octal. Default: left as it is.
+    #[serde(default)]
+    #[schemars(example = &"0755")]
+    pub mode: Option<FileMode>,
+
+    /// Extra mount options (comma-separated). Default: `defaults`.
+    #[serde(default)]
+    #[schemars(example = &"relatime")]
+    pub options: Option<String>,
+}
+
+/// A PCIe device passed through to a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PciDevice {
+    /// Host PCI address of the device.
+    #[schemars(example = &"0000:3b:00.0")]
+    pub address: PciAddress,
+
+    /// What the device is: `gpu` devices count as SLURM GPUs. Default: `other`.
+    #[serde(default)]
+    #[schemars(example = &"gpu")]
+    pub kind: PciKind,
+
+    /// Expected vendor id; preflight checks the host device against it.
+    #[serde(default)]
+    #[schemars(example = &"10de")]
+    pub vendor_id: Option<PciId>,
+
+    /// Expected device id; preflight checks the host device against it.
+    #[serde(default)]
+    #[schemars(example = &"20b0")]
+    pub device_id: Option<PciId>,
+}
+
+/// Kind of a passed-through PCIe device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PciKind {
+    /// A GPU or other accelerator.
+    Gpu,
+    /// A network adapter.
+    Nic,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+/// SLURM on the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// `ClusterName` in slurm.conf. Default: the cluster's name.
+    #[serde(default)]
+    #[schemars(example = &"lab")]
+    pub cluster_name: Option<NodeName>,
+
+    /// Partitions. Default: one partition `compute` with every compute node, the default.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"name": "debug", "nodes": ["cn[1-2]"], "default": true, "max-time": "1:00:00"}]))]
+    pub partitions: Vec<Partition>,
+
+    /// Job accounting with slurmdbd and MariaDB.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"enabled": true}))]
+    pub accounting: Accounting,
+
+    /// Generic resources (GPUs).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"gpus": [{"nodes": ["gpu1"], "type": "a100", "count": 1}]}))]
+    pub gres: Gres,
+
+    /// cgroup constraints for jobs.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"constrain-cores": true, "constrain-ram-space": true}))]
+    pub cgroup: Cgroup,
+}
+
+/// A SLURM partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Partition {
+    /// Partition name.
+    #[schemars(example = &"debug")]
+    pub name: NodeName,
+
+    /// Nodes of the partition: node names or hostlist expressions (`cn[1-4]`), or `ALL`.
+    #[schemars(example = &serde_json::json!(["cn[1-2]"]))]
+    pub nodes: Vec<String>,
+
+    /// The default partition for jobs that name none. Default: false (true when it is the only one).
+    #[serde(default)]
+    #[schemars(example = true)]
+    pub default: bool,
+
+    /// Longest run time of a job. Default: UNLIMITED.
+    #[serde(default)]
+    #[schemars(example = &"1-00:00:00")]
+    pub max_time: Option<TimeLimit>,
+}
+
+/// Job accounting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Accounting {
+    /// Run slurmdbd with MariaDB. Default: false.
+    #[serde(default)]
+    #[schemars(example = true)]
+    pub enabled: bool,
+
+    /// Node that runs slurmdbd and MariaDB. Default: the first controller.
+    #[serde(default)]
+    #[schemars(example = &"ctl")]
+    pub host: Option<NodeName>,
+}
+
+/// Generic resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Gres {
+    /// Let slurmd detect GPUs (`AutoDetect` in gres.conf). Default: `off`.
+    #[serde(default)]
+    #[schemars(example = &"nvml")]
+    pub autodetect: GresAutodetect,
+
+    /// GPUs per node, for nodes whose GPUs are not detected.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"nodes": ["gpu[1-2]"], "type": "a100", "count": 1}]))]
+    pub gpus: Vec<GpuGres>,
+}
+
+/// gres.conf `AutoDetect` mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GresAutodetect {
+    /// No auto-detection.
+    #[default]
+    Off,
+    /// NVIDIA NVML.
+    Nvml,
+    /// NVIDIA /proc based detection.
+    Nvidia,
+    /// AMD ROCm SMI.
+    Rsmi,
+}
+
+/// GPUs on some nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GpuGres {
+    /// The nodes: names or hostlist expressions.
+    #[schemars(example = &serde_json::json!(["gpu[1-2]"]))]
+    pub nodes: Vec<String>,
+
+    /// GPU type name, e.g. `a100` (optional).
+    #[serde(default, rename = "type")]
+    #[schemars(example = &"a100")]
+    pub gpu_type: Option<String>,
+
+    /// GPUs per node.
+    #[schemars(example = 1, range(min = 1, max = 64))]
+    pub count: u32,
+}
+
+/// cgroup.conf constraints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Cgroup {
+    /// Confine jobs to their allocated cores. Default: true.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub constrain_cores: bool,
+
+    /// Limit jobs to their allocated memory. Default: true.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub constrain_ram_space: bool,
+
+    /// Limit jobs to their allocated devices (GPUs). Default: true.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub constrain_devices: bool,
+}
+
+impl Default for Cgroup {
+    fn default() -> Self {
+        Self {
+            constrain_cores: true,
+            constrain_ram_space: true,
+            constrain_devices: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// BeeGFS on the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BeegfsSettings {
+    /// Deploy BeeGFS. Default: true when the section is present.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub enabled: bool,
+
+    /// BeeGFS release: 7.4.x or 8.x (quoted).
+    #[schemars(example = &"7.4.6")]
+    pub version: BeegfsVersion,
+
+    /// Node running the management service. Default: the first controller.
+    #[serde(default)]
+    #[schemars(example = &"ctl")]
+    pub management: Option<NodeName>,
+
+    /// Nodes running metadata services (names or hostlists). Default: the first controller.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["ctl"]))]
+    pub metadata: Option<Vec<String>>,
+
+    /// Nodes running storage services (names or hostlists). Default: every compute node.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["cn[1-2]"]))]
+    pub storage: Option<Vec<String>>,
+
+    /// Nodes that mount BeeGFS (names or hostlists). Default: every node.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["ALL"]))]
+    pub clients: Option<Vec<String>>,
+
+    /// Management data directory. Default: `/data/beegfs/mgmtd`.
+    #[serde(default)]
+    #[schemars(example = &"/data/beegfs/mgmtd")]
+    pub management_dir: Option<String>,
+
+    /// Metadata directory. Default: `/data/beegfs/meta`.
+    #[serde(default)]
+    #[schemars(example = &"/data/beegfs/meta")]
+    pub metadata_dir: Option<String>,
+
+    /// Storage target directory. Default: `/data/beegfs/storage`.
+    #[serde(default)]
+    #[schemars(example = &"/data/beegfs/storage")]
+    pub storage_dir: Option<String>,
+
+    /// Client mount.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"mount-point": "/mnt/beegfs"}))]
+    pub client: BeegfsClient,
+
+    /// Shared-secret authentication between services and clients. Default: true.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub auth: bool,
+
+    /// TLS for the 8.x management API. Default: false (fine for a lab).
+    #[serde(default)]
+    #[schemars(example = false)]
+    pub tls: bool,
+}
+
+/// The BeeGFS client mount.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BeegfsClient {
+    /// Where clients mount BeeGFS. Default: `/mnt/beegfs`.
+    #[serde(default)]
+    #[schemars(example = &"/mnt/beegfs")]
+    pub mount_point: Option<String>,
+
+    /// Extra mount options (comma-separated).
+    #[serde(default)]
+    #[schemars(example = &"noatime")]
+    pub options: Option<String>,
+}

@@ -1,0 +1,258 @@
+//! The validated cluster: every default applied, every node expanded, every address and MAC
+//! decided. Planners take a [`Cluster`] and never look at the file again.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Serialize, Serializer};
+
+use crate::file::{DomainType, GresAutodetect, NetworkMode, PciDevice};
+use crate::types::{
+    BeegfsVersion, BridgeName, ByteSize, ConnectUri, DnsDomain, FileMode, NodeName, TimeLimit,
+    VirtiofsTag,
+};
+
+/// A cluster whose file passed every check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cluster {
+    /// The cluster's name.
+    pub name: NodeName,
+    /// The cluster network.
+    pub network: Network,
+    /// The guest image.
+    pub image: Image,
+    /// The state directory (absolute).
+    pub state_dir: PathBuf,
+    /// SSH access.
+    pub ssh: Ssh,
+    /// Every node: controllers first, then compute nodes, in file order.
+    pub nodes: Vec<Node>,
+    /// SLURM, when configured.
+    pub slurm: Option<Slurm>,
+    /// BeeGFS, when configured and enabled.
+    pub beegfs: Option<Beegfs>,
+}
+
+impl Cluster {
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name.as_str() == name)
+    }
+    /// The controllers.
+    pub fn controllers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Controller)
+    }
+    /// The compute nodes.
+    pub fn computes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Compute)
+    }
+}
+
+/// The cluster network, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Network {
+    /// The IPv4 network.
+    #[serde(serialize_with = "display")]
+    pub cidr: Ipv4Net,
+    /// Host bridge name.
+    pub bridge: BridgeName,
+    /// Isolated or NAT.
+    pub mode: NetworkMode,
+    /// DNS domain.
+    pub domain: DnsDomain,
+    /// The host's address on the bridge.
+    pub gateway: Ipv4Addr,
+}
+
+/// The guest image, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Image {
+    /// Base qcow2 image.
+    pub base: PathBuf,
+    /// Direct kernel boot, when configured.
+    pub kernel: Option<PathBuf>,
+    /// Initrd for direct kernel boot.
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel command line.
+    pub cmdline: Option<String>,
+}
+
+/// SSH access, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Ssh {
+    /// Login user.
+    pub user: String,
+    /// Private key; `None` means the cluster's own generated key in the state directory.
+    pub key: Option<PathBuf>,
+    /// Port.
+    pub port: u16,
+}
+
+/// What a node is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// A controller.
+    Controller,
+    /// A compute node.
+    Compute,
+}
+
+/// One VM of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Node {
+    /// Host name.
+    pub name: NodeName,
+    /// Role.
+    pub role: Role,
+    /// Address on the cluster network.
+    pub ip: Ipv4Addr,
+    /// MAC address, derived from the cluster and node names.
+    pub mac: MacAddr,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory.
+    pub memory: ByteSize,
+    /// Disk size.
+    pub disk: ByteSize,
+    /// libvirt connection the node lives on.
+    pub uri: ConnectUri,
+    /// libvirt domain type.
+    pub domain_type: DomainType,
+    /// virtio-fs shares: the cluster's, then the group's, then the node's.
+    pub virtiofs: Vec<Mount>,
+    /// Passed-through PCIe devices.
+    pub pci_devices: Vec<PciDevice>,
+}
+
+/// A virtio-fs share of one node, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Mount {
+    /// Tag.
+    pub tag: VirtiofsTag,
+    /// Absolute host directory, variables expanded.
+    pub host_path: PathBuf,
+    /// Absolute guest mount point.
+    pub mount_point: String,
+    /// Read-only share.
+    pub readonly: bool,
+    /// Owner of the mount point.
+    pub owner: Option<String>,
+    /// Group of the mount point.
+    pub group: Option<String>,
+    /// Mode of the mount point.
+    pub mode: Option<FileMode>,
+    /// Mount options.
+    pub options: Option<String>,
+}
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// SLURM, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Slurm {
+    /// `ClusterName`.
+    pub cluster_name: NodeName,
+    /// Partitions, with their node lists expanded.
+    pub partitions: Vec<SlurmPartition>,
+    /// The node running slurmdbd + MariaDB, when accounting is on.
+    pub accounting_host: Option<NodeName>,
+    /// gres.conf `AutoDetect`.
+    pub gres_autodetect: GresAutodetect,
+    /// Configured GPUs per node.
+    pub gpus: Vec<NodeGpus>,
+    /// `ConstrainCores`.
+    pub constrain_cores: bool,
+    /// `ConstrainRAMSpace`.
+    pub constrain_ram_space: bool,
+    /// `ConstrainDevices`.
+    pub constrain_devices: bool,
+}
+
+/// A SLURM partition, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SlurmPartition {
+    /// Name.
+    pub name: NodeName,
+    /// Member nodes.
+    pub nodes: Vec<NodeName>,
+    /// The default partition.
+    pub default: bool,
+    /// `MaxTime`.
+    pub max_time: TimeLimit,
+}
+
+/// GPUs configured on one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodeGpus {
+    /// The node.
+    pub node: NodeName,
+    /// GPU type, when named.
+    pub gpu_type: Option<String>,
+    /// Count.
+    pub count: u32,
+}
+
+/// BeeGFS, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Beegfs {
+    /// Release.
+    pub version: BeegfsVersion,
+    /// Management node.
+    pub management: NodeName,
+    /// Metadata nodes.
+    pub metadata: Vec<NodeName>,
+    /// Storage nodes.
+    pub storage: Vec<NodeName>,
+    /// Client nodes.
+    pub clients: Vec<NodeName>,
+    /// Management data directory.
+    pub management_dir: String,
+    /// Metadata directory.
+    pub metadata_dir: String,
+    /// Storage target directory.
+    pub storage_dir: String,
+    /// Client mount point.
+    pub mount_point: String,
+    /// Extra client mount options.
+    pub mount_options: Option<String>,
+    /// Shared-secret authentication.
+    pub auth: bool,
+    /// TLS for the management API (8.x).
+    pub tls: bool,
+}
+
+fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}

@@ -1,0 +1,1036 @@
+//! Single-field newtypes that validate themselves while the file is parsed.
+//!
+//! Each type implements `FromStr` with a typed error and a `Deserialize` that maps that error
+//! through `de::Error::custom`, plus a hand-written JSON Schema that says the same thing in a
+//! way editors understand (patterns, ranges), so that the schema check reports the problem
+//! with its position before serde ever sees it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Why a single value in the file is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
+
+impl ValueError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Implements `Display`, `Serialize` and string `Deserialize` in terms of `FromStr`/`Display`.
+macro_rules! string_newtype_serde {
+    ($ty:ty, $expecting:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ByteSize
+
+/// An amount of memory or disk, in bytes.
+///
+/// Written like libvirt writes sizes: an integer with a unit. `K`, `M`, `G`, `T` and their
+/// `KiB`… spellings are powers of 1024; `KB`, `MB`, `GB`, `TB` are powers of 1000; `B` or a
+/// bare integer is bytes. (Hand-written rather than taken from a size crate because those
+/// read `G` as 10⁹, and an admin who writes `memory: 4G` for a VM means what libvirt means.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    /// One kibibyte.
+    pub const KIB: u64 = 1 << 10;
+    /// One mebibyte.
+    pub const MIB: u64 = 1 << 20;
+    /// One gibibyte.
+    pub const GIB: u64 = 1 << 30;
+
+    /// A size of `bytes` bytes.
+    pub const fn from_bytes(bytes: u64) -> Self {
+        Self(bytes)
+    }
+    /// A size of `mib` mebibytes.
+    pub const fn from_mib(mib: u64) -> Self {
+        Self(mib * Self::MIB)
+    }
+    /// A size of `gib` gibibytes.
+    pub const fn from_gib(gib: u64) -> Self {
+        Self(gib * Self::GIB)
+    }
+    /// The size in bytes.
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+    /// The size in whole KiB, rounded up (libvirt's default unit for memory).
+    pub const fn kib_ceil(self) -> u64 {
+        self.0.div_ceil(Self::KIB)
+    }
+    /// The size in whole MiB, rounded down.
+    pub const fn mib(self) -> u64 {
+        self.0 / Self::MIB
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        if num.is_empty() {
+            return Err(ValueError::new(format!(
+                "`{s}` is not a size: write an integer with a unit, like `2GiB` or `512MiB`"
+            )));
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| ValueError::new(format!("`{s}` is too large")))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" | "b" => 1,
+            "K" | "k" | "KiB" => 1 << 10,
+            "M" | "m" | "MiB" => 1 << 20,
+            "G" | "g" | "GiB" => 1 << 30,
+            "T" | "t" | "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => {
+                return Err(ValueError::new(format!(
+                    "unknown size unit `{other}` in `{s}`: use B, KiB, MiB, GiB, TiB (or K, M, G, T), or KB, MB, GB, TB"
+                )));
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| ValueError::new(format!("`{s}` is too large")))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        for (size, name) in UNITS {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{name}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as `4GiB`, or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The pattern every textual size must match (kept in step with [`ByteSize::from_str`]).
+pub(crate) const BYTE_SIZE_PATTERN: &str =
+    r"^\s*[0-9]+\s*(B|b|K|k|M|m|G|g|T|t|KiB|MiB|GiB|TiB|KB|kB|MB|GB|TB)?\s*$";
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A size: an integer with a unit as libvirt reads it. K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB powers of 1000; a bare integer is bytes.",
+            "oneOf": [
+                { "type": "string", "pattern": BYTE_SIZE_PATTERN },
+                { "type": "integer", "minimum": 0 }
+            ],
+            "examples": ["2GiB", "512MiB", "20G"]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/// A node's host name: one DNS label (RFC 1123), lower case, at most 63 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(String);
+
+impl NodeName {
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(crate) const LABEL_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+
+pub(crate) fn check_label(s: &str, what: &str) -> Result<(), ValueError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ValueError::new(format!(
+            "`{s}` is not a valid {what}: use 1 to 63 lower-case letters, digits and `-`, not starting or ending with `-`"
+        )))
+    }
+}
+
+impl FromStr for NodeName {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_label(s, "host name")?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_newtype_serde!(NodeName, "a host name");
+
+impl JsonSchema for NodeName {
+    fn schema_name() -> Cow<'static, str> {
+        "NodeName".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A host name: one DNS label of lower-case letters, digits and `-`.",
+            "pattern": LABEL_PATTERN,
+            "examples": ["ctl", "cn1"]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+/// An IPv4 network in CIDR notation whose host bits are zero, e.g. `10.77.0.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr(Ipv4Net);
+
+impl Cidr {
+    /// The network.
+    pub fn net(&self) -> Ipv4Net {
+        self.0
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let net: Ipv4Net = s.parse().map_err(|_| {
+            ValueError::new(format!(
+                "`{s}` is not an IPv4 network in CIDR notation, like `10.77.0.0/24`"
+            ))
+        })?;
+        if net.addr() != net.network() {
+            return Err(ValueError::new(format!(
+                "`{s}` has host bits set: the network is `{}`",
+                net.trunc()
+            )));
+        }
+        if net.prefix_len() > 30 {
+            return Err(ValueError::new(format!(
+                "`{s}` is too small for a cluster: use a prefix of /30 or shorter"
+            )));
+        }
+        Ok(Self(net))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+string_newtype_serde!(Cidr, "an IPv4 network like `10.77.0.0/24`");
+
+pub(crate) const CIDR_PATTERN: &str = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|30)$";
+
+impl JsonSchema for Cidr {
+    fn schema_name() -> Cow<'static, str> {
+        "Cidr".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "An IPv4 network in CIDR notation with the host bits zero.",
+            "pattern": CIDR_PATTERN,
+            "examples": ["10.77.0.0/24"]
+        })
+    }
+}
+
+/// A bridge device name: at most 15 bytes (the kernel's IFNAMSIZ), no `/`, no white space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BridgeName(String);
+
+impl BridgeName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for BridgeName {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = !s.is_empty()
+            && s.len() <= 15
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValueError::new(format!(
+                "`{s}` is not a valid bridge name: 1 to 15 letters, digits, `-`, `_` or `.`"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for BridgeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_newtype_serde!(BridgeName, "a bridge name");
+
+impl JsonSchema for BridgeName {
+    fn schema_name() -> Cow<'static, str> {
+        "BridgeName".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A Linux bridge device name (at most 15 bytes).",
+            "pattern": "^[A-Za-z0-9_.-]{1,15}$",
+            "examples": ["hpcbr0"]
+        })
+    }
+}
+
+/// A DNS domain, e.g. `hpc.test`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsDomain(String);
+
+impl DnsDomain {
+    /// The domain.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DnsDomain {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > 253 || s.is_empty() {
+            return Err(ValueError::new(format!("`{s}` is not a valid DNS domain")));
+        }
+        for label in s.split('.') {
+            check_label(label, "DNS domain label")?;
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for DnsDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_newtype_serde!(DnsDomain, "a DNS domain");
+
+impl JsonSchema for DnsDomain {
+    fn schema_name() -> Cow<'static, str> {
+        "DnsDomain".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A DNS domain made of lower-case labels.",
+            "pattern": r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+            "examples": ["hpc.test"]
+        })
+    }
+}
+
+/// A libvirt connection URI, e.g. `qemu:///system` or `qemu+ssh://host2/system`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectUri(String);
+
+impl ConnectUri {
+    /// The URI text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The host part of a remote URI (`qemu+ssh://host2/system` → `host2`); `None` when local.
+    pub fn remote_host(&self) -> Option<&str> {
+        let rest = self.0.split_once("://")?.1;
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        let host = host.split(':').next().unwrap_or("");
+        (!host.is_empty()).then_some(host)
+    }
+}
+
+impl FromStr for ConnectUri {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let scheme_ok = s.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+        });
+        if scheme_ok && !s.contains(char::is_whitespace) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValueError::new(format!(
+                "`{s}` is not a libvirt URI: write e.g. `qemu:///system` or `qemu+ssh://host/system`"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for ConnectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_newtype_serde!(ConnectUri, "a libvirt URI");
+
+impl JsonSchema for ConnectUri {
+    fn schema_name() -> Cow<'static, str> {
+        "ConnectUri".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A libvirt connection URI.",
+            "pattern": r"^[a-z][a-z0-9+.-]*://\S*$",
+            "examples": ["qemu:///system", "qemu+ssh://root@host2/system", "test:///default"]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// virtio-fs
+
+/// A virtio-fs tag: what the guest names in `mount -t virtiofs TAG …`. At most 36 bytes (the
+/// virtio-fs device's tag field).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VirtiofsTag(String);
+
+/// The longest tag the virtio-fs device can carry, in bytes.
+pub const VIRTIOFS_TAG_MAX: usize = 36;
+
+impl VirtiofsTag {
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for VirtiofsTag {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > VIRTIOFS_TAG_MAX {
+            return Err(ValueError::new(format!(
+                "virtio-fs tag `{s}` is {} bytes long; the device allows at most {VIRTIOFS_TAG_MAX}",
+                s.len()
+            )));
+        }
+        let ok = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValueError::new(format!(
+                "`{s}` is not a valid virtio-fs tag: use letters, digits, `-`, `_` and `.`"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for VirtiofsTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_newtype_serde!(VirtiofsTag, "a virtio-fs tag");
+
+impl JsonSchema for VirtiofsTag {
+    fn schema_name() -> Cow<'static, str> {
+        "VirtiofsTag".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "The virtio-fs tag the guest mounts by (at most 36 bytes).",
+            "pattern": "^[A-Za-z0-9_.-]{1,36}$",
+            "examples": ["datasets", "shared"]
+        })
+    }
+}
+
+/// A file mode in octal, written as a string (`"0755"`): YAML reads an unquoted `0755` as
+/// the decimal number 755.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileMode(u32);
+
+impl FileMode {
+    /// The mode bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+    /// A mode from its bits.
+    pub const fn from_bits(bits: u32) -> Self {
+        Self(bits & 0o7777)
+    }
+}
+
+impl FromStr for FileMode {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.strip_prefix("0o").unwrap_or(s);
+        if (3..=4).contains(&digits.len()) {
+            if let Ok(bits) = u32::from_str_radix(digits, 8) {
+                return Ok(Self(bits));
+            }
+        }
+        Err(ValueError::new(format!(
+            "`{s}` is not an octal file mode like \"0755\""
+        )))
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileMode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an octal mode as a quoted string, like \"0755\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {
+                Err(E::custom(format!(
+                    "write the mode as a quoted string (\"0{v}\"): YAML reads an unquoted number as decimal"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
+                self.visit_u64(v.unsigned_abs())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for FileMode {
+    fn schema_name() -> Cow<'static, str> {
+        "FileMode".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "An octal file mode, quoted so that YAML does not read it as a decimal number.",
+            "pattern": "^(0o)?[0-7]{3,4}$",
+            "examples": ["0755", "2775"]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCI
+
+/// A PCI address `DDDD:BB:SS.F` (the domain may be left out: `01:00.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddress {
+    /// PCI domain (segment).
+    pub domain: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Slot (device) number, at most 0x1f.
+    pub slot: u8,
+    /// Function number, at most 7.
+    pub function: u8,
+}
+
+impl FromStr for PciAddress {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ValueError::new(format!(
+                "`{s}` is not a PCI address like `0000:01:00.0` (domain:bus:slot.function, hex)"
+            ))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let (domain, bus, rest) = match parts.as_slice() {
+            [d, b, r] if d.len() == 4 => (*d, *b, *r),
+            [b, r] => ("0000", *b, *r),
+            _ => return Err(bad()),
+        };
+        let (slot, function) = rest.split_once('.').ok_or_else(bad)?;
+        let hex = |t: &str, len: usize| {
+            if t.len() == len && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                u32::from_str_radix(t, 16).map_err(|_| bad())
+            } else {
+                Err(bad())
+            }
+        };
+        let domain = hex(domain, 4)?;
+        let bus = hex(bus, 2)?;
+        let slot = hex(slot, 2)?;
+        let function = hex(function, 1)?;
+        if slot > 0x1f || function > 7 {
+            return Err(ValueError::new(format!(
+                "`{s}`: the slot must be at most 1f and the function at most 7"
+            )));
+        }
+        Ok(Self {
+            domain: domain as u16,
+            bus: bus as u8,
+            slot: slot as u8,
+            function: function as u8,
+        })
+    }
+}
+
+impl fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.slot, self.function
+        )
+    }
+}
+
+string_newtype_serde!(PciAddress, "a PCI address");
+
+impl JsonSchema for PciAddress {
+    fn schema_name() -> Cow<'static, str> {
+        "PciAddress".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A PCI address, domain:bus:slot.function in hex (the domain may be left out).",
+            "pattern": "^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[01][0-9a-fA-F]\\.[0-7]$",
+            "examples": ["0000:01:00.0", "3b:00.0"]
+        })
+    }
+}
+
+/// A 16-bit PCI vendor or device id, four hex digits (`10de`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciId(pub u16);
+
+impl FromStr for PciId {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.strip_prefix("0x").unwrap_or(s);
+        if t.len() == 4 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u16::from_str_radix(t, 16)
+                .map(PciId)
+                .map_err(|_| ValueError::new(format!("`{s}` is not a PCI id")))
+        } else {
+            Err(ValueError::new(format!(
+                "`{s}` is not a PCI id: write four hex digits, like `10de`"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for PciId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}", self.0)
+    }
+}
+
+string_newtype_serde!(PciId, "a PCI vendor or device id");
+
+impl JsonSchema for PciId {
+    fn schema_name() -> Cow<'static, str> {
+        "PciId".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A PCI vendor or device id: four hex digits.",
+            "pattern": "^(0x)?[0-9a-fA-F]{4}$",
+            "examples": ["10de", "20b0"]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SLURM time limits
+
+/// A SLURM time limit: `UNLIMITED`, minutes, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
+/// `D-HH:MM:SS`. Kept in minutes (`None` = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeLimit(Option<u64>);
+
+impl TimeLimit {
+    /// No limit.
+    pub const UNLIMITED: Self = Self(None);
+    /// The limit in minutes, `None` for unlimited.
+    pub fn minutes(self) -> Option<u64> {
+        self.0
+    }
+}
+
+impl FromStr for TimeLimit {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ValueError::new(format!(
+                "`{s}` is not a SLURM time limit: use UNLIMITED, minutes, HH:MM:SS or D-HH:MM:SS"
+            ))
+        };
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
+            return Ok(Self(None));
+        }
+        let num = |x: &str| -> Result<u64, ValueError> {
+            if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            x.parse().map_err(|_| bad())
+        };
+        let (days, clock) = match t.split_once('-') {
+            Some((d, c)) => (num(d)?, Some(c)),
+            None => (0, None),
+        };
+        let secs = match clock {
+            // D-HH, D-HH:MM, D-HH:MM:SS
+            Some(c) => {
+                let p: Vec<&str> = c.split(':').collect();
+                match p.as_slice() {
+                    [h] => num(h)? * 3600,
+                    [h, m] => num(h)? * 3600 + num(m)? * 60,
+                    [h, m, sec] => num(h)? * 3600 + num(m)? * 60 + num(sec)?,
+                    _ => return Err(bad()),
+                }
+            }
+            // MM, MM:SS, HH:MM:SS
+            None => {
+                let p: Vec<&str> = t.split(':').collect();
+                match p.as_slice() {
+                    [m] => num(m)? * 60,
+                    [m, sec] => num(m)? * 60 + num(sec)?,
+                    [h, m, sec] => num(h)? * 3600 + num(m)? * 60 + num(sec)?,
+                    _ => return Err(bad()),
+                }
+            }
+        };
+        Ok(Self(Some((days * 86_400 + secs).div_ceil(60))))
+    }
+}
+
+impl fmt::Display for TimeLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("UNLIMITED"),
+            Some(m) => {
+                let (d, h, mm) = (m / 1440, (m % 1440) / 60, m % 60);
+                if d > 0 {
+                    write!(f, "{d}-{h:02}:{mm:02}:00")
+                } else {
+                    write!(f, "{h:02}:{mm:02}:00")
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for TimeLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TimeLimit;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SLURM time limit")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimeLimit, E> {
+                Ok(TimeLimit(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TimeLimit, E> {
+                u64::try_from(v)
+                    .map(|m| TimeLimit(Some(m)))
+                    .map_err(|_| E::custom("a time limit cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TimeLimit, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for TimeLimit {
+    fn schema_name() -> Cow<'static, str> {
+        "TimeLimit".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A SLURM time limit: UNLIMITED, minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^([Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Ii][Nn][Ff][Ii][Nn][Ii][Tt][Ee]|[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2})$" }
+            ],
+            "examples": ["UNLIMITED", "1-00:00:00", 60]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BeeGFS version
+
+/// A BeeGFS release: 7.4.x or 8.x. Other majors (and 7.0–7.3) are not supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BeegfsVersion {
+    /// Major version (7 or 8).
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+    /// Patch level, when given.
+    pub patch: Option<u8>,
+}
+
+impl FromStr for BeegfsVersion {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ValueError::new(format!(
+                "`{s}` is not a BeeGFS version: write 7.4, 7.4.6, 8.1 or 8.1.0"
+            ))
+        };
+        let parts: Vec<&str> = s.trim().split('.').collect();
+        let n = |x: &str| x.parse::<u8>().map_err(|_| bad());
+        let (major, minor, patch) = match parts.as_slice() {
+            [a] => (n(a)?, 0, None),
+            [a, b] => (n(a)?, n(b)?, None),
+            [a, b, c] => (n(a)?, n(b)?, Some(n(c)?)),
+            _ => return Err(bad()),
+        };
+        if !(major == 7 && minor == 4 || major == 8) {
+            return Err(ValueError::new(format!(
+                "BeeGFS {s} is not supported: hpc-up deploys 7.4.x and 8.x"
+            )));
+        }
+        Ok(Self {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+impl fmt::Display for BeegfsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(p) = self.patch {
+            write!(f, ".{p}")?;
+        }
+        Ok(())
+    }
+}
+
+string_newtype_serde!(BeegfsVersion, "a BeeGFS version");
+
+impl JsonSchema for BeegfsVersion {
+    fn schema_name() -> Cow<'static, str> {
+        "BeegfsVersion".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "The BeeGFS release to deploy: 7.4.x or 8.x. Quote it so YAML keeps it a string.",
+            "pattern": r"^(7\.4(\.[0-9]+)?|8(\.[0-9]+){0,2})$",
+            "examples": ["7.4.6", "8.1.0"]
+        })
+    }
+}
+
+/// `Ipv4Addr` helpers used by validation.
+pub(crate) fn is_special(net: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
+    if ip == net.network() {
+        Some("the network address")
+    } else if ip == net.broadcast() {
+        Some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_follow_libvirt_units() {
+        assert_eq!("4G".parse::<ByteSize>().unwrap(), ByteSize::from_gib(4));
+        assert_eq!("4GiB".parse::<ByteSize>().unwrap(), ByteSize::from_gib(4));
+        assert_eq!("1GB".parse::<ByteSize>().unwrap().bytes(), 1_000_000_000);
+        assert_eq!(
+            "1536MiB".parse::<ByteSize>().unwrap().to_string(),
+            "1536MiB"
+        );
+        assert_eq!("2048 MiB".parse::<ByteSize>().unwrap().to_string(), "2GiB");
+        assert!("4 gigs".parse::<ByteSize>().is_err());
+        assert!("GiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn cidr_rejects_host_bits() {
+        let e = "10.77.0.5/24".parse::<Cidr>().unwrap_err();
+        assert!(e.to_string().contains("10.77.0.0/24"), "{e}");
+        assert!("10.77.0.0/31".parse::<Cidr>().is_err());
+        assert!("10.77.0.0/24".parse::<Cidr>().is_ok());
+    }
+
+    #[test]
+    fn pci_addresses() {
+        let a: PciAddress = "3b:00.0".parse().unwrap();
+        assert_eq!(a.to_string(), "0000:3b:00.0");
+        assert!("0000:01:20.0".parse::<PciAddress>().is_err());
+        assert!("0000:01:00.8".parse::<PciAddress>().is_err());
+        assert!("01:00".parse::<PciAddress>().is_err());
+    }
+
+    #[test]
+    fn time_limits() {
+        assert_eq!("60".parse::<TimeLimit>().unwrap().minutes(), Some(60));
+        assert_eq!(
+            "1-00:00:00".parse::<TimeLimit>().unwrap().minutes(),
+            Some(1440)
+        );
+        assert_eq!(
+            "02:30:00".parse::<TimeLimit>().unwrap().to_string(),
+            "02:30:00"
+        );
+        assert_eq!(
+            "UNLIMITED".parse::<TimeLimit>().unwrap(),
+            TimeLimit::UNLIMITED
+        );
+        assert!("1:2:3:4".parse::<TimeLimit>().is_err());
+    }
+
+    #[test]
+    fn beegfs_versions() {
+        assert!("7.4.6".parse::<BeegfsVersion>().is_ok());
+        assert!("8".parse::<BeegfsVersion>().is_ok());
+        assert!("7.3.2".parse::<BeegfsVersion>().is_err());
+        assert!("9.0".parse::<BeegfsVersion>().is_err());
+    }
+
+    #[test]
+    fn tags_and_modes() {
+        assert!("a".repeat(36).parse::<VirtiofsTag>().is_ok());
+        assert!("a".repeat(37).parse::<VirtiofsTag>().is_err());
+        assert_eq!("0755".parse::<FileMode>().unwrap().bits(), 0o755);
+        assert!("0855".parse::<FileMode>().is_err());
+    }
+
+    #[test]
+    fn remote_hosts_from_uris() {
+        let u: ConnectUri = "qemu+ssh://root@host2:22/system".parse().unwrap();
+        assert_eq!(u.remote_host(), Some("host2"));
+        let u: ConnectUri = "qemu:///system".parse().unwrap();
+        assert_eq!(u.remote_host(), None);
+    }
+}

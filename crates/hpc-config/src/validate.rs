@@ -1,0 +1,1234 @@
+//! Cross-field rules and resolution: [`ClusterFile`] → [`Cluster`], collecting every problem.
+//!
+//! Every rule reports a [`ValidationError`] that names the JSON pointer of the offending value,
+//! so the loader can turn it into `file:line:column`; the rules themselves know nothing of
+//! text positions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use sha2::{Digest, Sha256};
+
+use crate::file::{
+    self, ClusterFile, DomainType, LibvirtSettings, NodeGroup, PciDevice, VirtiofsMount,
+};
+use crate::model::{
+    Beegfs, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
+    Ssh,
+};
+use crate::types::{ByteSize, ConnectUri, NodeName, TimeLimit, is_special};
+
+/// Looks up an environment variable (injected so that tests and other tools control it).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// One broken rule, at one place of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// JSON pointer of the offending value, e.g. `/compute/0/nodes/1/ip`.
+    pub at: String,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+/// The rules of a cluster file beyond its schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Two nodes have one name.
+    #[error("node name `{name}` is used twice")]
+    DuplicateNode {
+        /// The name.
+        name: String,
+    },
+    /// A node group is neither a list nor a count with a pattern.
+    #[error("{0}")]
+    GroupShape(String),
+    /// A name pattern has no usable `{index}`.
+    #[error("name pattern `{pattern}` {reason}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why it is bad.
+        reason: String,
+    },
+    /// An address outside the cluster network.
+    #[error("{ip} is outside the cluster network {cidr}")]
+    IpOutsideNetwork {
+        /// The address.
+        ip: Ipv4Addr,
+        /// The network.
+        cidr: String,
+    },
+    /// An address that no node may have.
+    #[error("{ip} is {what} of {cidr} and cannot be a node's address")]
+    IpReserved {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Network, broadcast or gateway.
+        what: &'static str,
+        /// The network.
+        cidr: String,
+    },
+    /// Two nodes have one address.
+    #[error("{ip} is already the address of node `{other}`")]
+    DuplicateIp {
+        /// The address.
+        ip: Ipv4Addr,
+        /// The node that has it.
+        other: String,
+    },
+    /// Not enough free addresses.
+    #[error("the network {cidr} has no free address left for node `{node}`")]
+    NetworkFull {
+        /// The network.
+        cidr: String,
+        /// The node that got none.
+        node: String,
+    },
+    /// A gateway outside the network, or on a reserved address.
+    #[error("gateway {ip} is not a host address of {cidr}")]
+    BadGateway {
+        /// The gateway.
+        ip: Ipv4Addr,
+        /// The network.
+        cidr: String,
+    },
+    /// One tag twice on a node.
+    #[error("virtio-fs tag `{tag}` is used twice on node `{node}`")]
+    DuplicateTag {
+        /// The tag.
+        tag: String,
+        /// The node.
+        node: String,
+    },
+    /// One guest mount point twice on a node.
+    #[error("mount point `{path}` is used twice on node `{node}`")]
+    DuplicateMountPoint {
+        /// The mount point.
+        path: String,
+        /// The node.
+        node: String,
+    },
+    /// A path that must be absolute is not.
+    #[error("{what} `{path}` must be an absolute path")]
+    RelativePath {
+        /// What the path is.
+        what: &'static str,
+        /// The path as written (after expansion).
+        path: String,
+    },
+    /// `${VAR}` names an unset variable.
+    #[error("environment variable `{var}` is not set")]
+    UnsetVariable {
+        /// The variable.
+        var: String,
+    },
+    /// `${` without `}`.
+    #[error("unterminated `${{` in `{text}`")]
+    BadVariable {
+        /// The text.
+        text: String,
+    },
+    /// A number out of its sane range.
+    #[error("{what} {value} is out of range: {range}")]
+    OutOfRange {
+        /// What it is.
+        what: &'static str,
+        /// The value as written.
+        value: String,
+        /// The accepted range.
+        range: String,
+    },
+    /// A reference to a node that does not exist.
+    #[error("no node is called `{name}`")]
+    UnknownNode {
+        /// The name.
+        name: String,
+        /// The closest existing name.
+        suggestion: Option<String>,
+    },
+    /// A hostlist expression that does not parse.
+    #[error("`{expr}` is not a hostlist expression like `cn[1-4,7]`")]
+    BadHostlist {
+        /// The expression.
+        expr: String,
+    },
+    /// One PCI device given to two nodes (or twice to one).
+    #[error("PCI device {address} is already given to node `{other}`")]
+    DuplicatePci {
+        /// The address.
+        address: String,
+        /// The node that has it.
+        other: String,
+    },
+    /// Initrd or cmdline without a kernel.
+    #[error("`{field}` needs `kernel` (direct kernel boot)")]
+    NeedsKernel {
+        /// `initrd` or `cmdline`.
+        field: &'static str,
+    },
+    /// More than one default partition.
+    #[error("partition `{name}` is a second default partition (`{first}` is one already)")]
+    TwoDefaultPartitions {
+        /// This partition.
+        name: String,
+        /// The first default.
+        first: String,
+    },
+    /// One partition name twice.
+    #[error("partition `{name}` is defined twice")]
+    DuplicatePartition {
+        /// The name.
+        name: String,
+    },
+    /// A partition or list with no nodes.
+    #[error("{what} lists no nodes")]
+    NoNodes {
+        /// What it is.
+        what: &'static str,
+    },
+    /// Two nodes' derived MACs collide (astronomically rare; rename one).
+    #[error("the MAC derived for `{node}` collides with `{other}`'s; rename one of them")]
+    MacCollision {
+        /// This node.
+        node: String,
+        /// The other node.
+        other: String,
+    },
+    /// A guest path that is not absolute or has odd characters.
+    #[error("{what} `{value}` is not valid: {reason}")]
+    BadValue {
+        /// What it is.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ErrorKind {
+    /// A hint for fixing the problem, when there is one.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Self::UnknownNode {
+                suggestion: Some(s),
+                ..
+            } => Some(format!("did you mean `{s}`?")),
+            Self::UnknownNode { .. } => {
+                Some("name a node of `controller` or `compute`, a hostlist, or `ALL`".into())
+            }
+            Self::GroupShape(_) => Some(
+                "write either `nodes: [{name: ctl}]` or `name: cn{index}` with `count: 2`".into(),
+            ),
+            Self::NetworkFull { .. } => Some("use a larger network (a shorter prefix)".into()),
+            Self::DuplicatePci { .. } => Some(
+                "a device can be passed through to one VM only; a counted group of more than one node cannot carry PCI devices"
+                    .into(),
+            ),
+            Self::UnsetVariable { var } => Some(format!("set it (`export {var}=…`) or write the path out")),
+            _ => None,
+        }
+    }
+}
+
+/// Limits for node sizes.
+const VCPUS_MAX: u32 = 1024;
+const MEMORY_MIN: ByteSize = ByteSize::from_mib(128);
+const MEMORY_MAX: ByteSize = ByteSize::from_gib(16 * 1024);
+const DISK_MIN: ByteSize = ByteSize::from_gib(1);
+const DISK_MAX: ByteSize = ByteSize::from_gib(64 * 1024);
+
+struct Ctx<'a> {
+    env: EnvLookup<'a>,
+    errors: Vec<ValidationError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, at: impl Into<String>, kind: ErrorKind) {
+        self.errors.push(ValidationError {
+            at: at.into(),
+            kind,
+        });
+    }
+
+    /// Expand `${VAR}` and require an absolute result.
+    fn path(&mut self, at: &str, what: &'static str, raw: &str) -> Option<PathBuf> {
+        let expanded = self.expand(at, raw)?;
+        if !expanded.starts_with('/') {
+            self.err(
+                at,
+                ErrorKind::RelativePath {
+                    what,
+                    path: expanded,
+                },
+            );
+            return None;
+        }
+        Some(PathBuf::from(expanded))
+    }
+
+    fn expand(&mut self, at: &str, raw: &str) -> Option<String> {
+        match expand_vars(raw, self.env) {
+            Ok(s) => Some(s),
+            Err(kind) => {
+                self.err(at, kind);
+                None
+            }
+        }
+    }
+}
+
+/// Expand `${NAME}` references; `$$` is a literal `$`.
+pub fn expand_vars(raw: &str, env: EnvLookup<'_>) -> Result<String, ErrorKind> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let Some(end) = tail.find('}') else {
+                return Err(ErrorKind::BadVariable {
+                    text: raw.to_owned(),
+                });
+            };
+            let var = &tail[..end];
+            match env(var) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(ErrorKind::UnsetVariable {
+                        var: var.to_owned(),
+                    });
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The MAC of a node: locally administered, in QEMU's 52:54:00 range, the rest from a hash
+/// of cluster and node name (stable across runs, different across clusters).
+pub fn derive_mac(cluster: &str, node: &str) -> MacAddr {
+    let digest = Sha256::digest(format!("{cluster}/{node}").as_bytes());
+    MacAddr([0x52, 0x54, 0x00, digest[0], digest[1], digest[2]])
+}
+
+/// One node before addresses are assigned.
+struct Draft {
+    name: NodeName,
+    at: String,
+    role: Role,
+    ip: Option<(Ipv4Addr, String)>,
+    vcpus: u32,
+    memory: ByteSize,
+    disk: ByteSize,
+    uri: ConnectUri,
+    domain_type: DomainType,
+    virtiofs: Vec<(String, VirtiofsMount)>,
+    pci: Vec<(String, PciDevice)>,
+}
+
+/// Check `file` and resolve it into a [`Cluster`]; on failure, every problem found.
+pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<ValidationError>> {
+    let mut cx = Ctx {
+        env,
+        errors: Vec::new(),
+    };
+
+    // Network.
+    let cidr = file.network.cidr.net();
+    let cidr_s = cidr.to_string();
+    let first_host = hosts(cidr).next().unwrap_or(cidr.network());
+    let gateway = file.network.gateway.unwrap_or(first_host);
+    if !cidr.contains(&gateway) || is_special(cidr, gateway).is_some() {
+        cx.err(
+            "/network/gateway",
+            ErrorKind::BadGateway {
+                ip: gateway,
+                cidr: cidr_s.clone(),
+            },
+        );
+    }
+    let domain = match &file.network.domain {
+        Some(d) => d.clone(),
+        None => format!("{}.test", file.name)
+            .parse()
+            .unwrap_or_else(|_| file.network.domain.clone().unwrap_or_else(fallback_domain)),
+    };
+
+    // Image and state.
+    let base = cx.path("/image/base", "base image", &file.image.base);
+    let kernel = file
+        .image
+        .kernel
+        .as_deref()
+        .and_then(|k| cx.path("/image/kernel", "kernel", k));
+    let initrd = file
+        .image
+        .initrd
+        .as_deref()
+        .and_then(|k| cx.path("/image/initrd", "initrd", k));
+    if file.image.kernel.is_none() {
+        if file.image.initrd.is_some() {
+            cx.err("/image/initrd", ErrorKind::NeedsKernel { field: "initrd" });
+        }
+        if file.image.cmdline.is_some() {
+            cx.err(
+                "/image/cmdline",
+                ErrorKind::NeedsKernel { field: "cmdline" },
+            );
+        }
+    }
+    let state_dir = match &file.state_dir {
+        Some(s) => cx.path("/state-dir", "state directory", s),
+        None => default_state_dir(file.name.as_str(), env),
+    };
+    let ssh_key = file
+        .ssh
+        .key
+        .as_deref()
+        .and_then(|k| cx.path("/ssh/key", "SSH key", k));
+
+    // Nodes.
+    let mut drafts = Vec::new();
+    expand_group(
+        &mut cx,
+        file,
+        &file.controller,
+        "/controller",
+        Role::Controller,
+        &mut drafts,
+    );
+    for (i, g) in file.compute.iter().enumerate() {
+        expand_group(
+            &mut cx,
+            file,
+            g,
+            &format!("/compute/{i}"),
+            Role::Compute,
+            &mut drafts,
+        );
+    }
+    check_unique_names(&mut cx, &drafts);
+    let ips = assign_ips(&mut cx, cidr, gateway, &drafts);
+    check_pci(&mut cx, &drafts);
+
+    let mut nodes = Vec::with_capacity(drafts.len());
+    let mut macs: HashMap<MacAddr, String> = HashMap::new();
+    for (d, ip) in drafts.into_iter().zip(ips) {
+        let mac = derive_mac(file.name.as_str(), d.name.as_str());
+        if let Some(other) = macs
+            .insert(mac, d.name.to_string())
+            .filter(|o| *o != d.name.as_str())
+        {
+            cx.err(
+                &d.at,
+                ErrorKind::MacCollision {
+                    node: d.name.to_string(),
+                    other,
+                },
+            );
+        }
+        let virtiofs = resolve_mounts(&mut cx, &d);
+        nodes.push(Node {
+            name: d.name,
+            role: d.role,
+            ip,
+            mac,
+            vcpus: d.vcpus,
+            memory: d.memory,
+            disk: d.disk,
+            uri: d.uri,
+            domain_type: d.domain_type,
+            virtiofs,
+            pci_devices: d.pci.into_iter().map(|(_, p)| p).collect(),
+        });
+    }
+
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let slurm = file
+        .slurm
+        .as_ref()
+        .map(|s| resolve_slurm(&mut cx, file, s, &nodes, &names));
+    let beegfs = file
+        .beegfs
+        .as_ref()
+        .filter(|b| b.enabled)
+        .map(|b| resolve_beegfs(&mut cx, b, &nodes, &names));
+
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    let (Some(base), Some(state_dir)) = (base, state_dir) else {
+        // Both only fail with an error recorded above.
+        return Err(cx.errors);
+    };
+    Ok(Cluster {
+        name: file.name.clone(),
+        network: Network {
+            cidr,
+            bridge: file.network.bridge.clone(),
+            mode: file.network.mode,
+            domain,
+            gateway,
+        },
+        image: Image {
+            base,
+            kernel,
+            initrd,
+            cmdline: file.image.cmdline.clone(),
+        },
+        state_dir,
+        ssh: Ssh {
+            user: file
+                .ssh
+                .user
+                .clone()
+                .unwrap_or_else(|| file::DEFAULT_SSH_USER.to_owned()),
+            key: ssh_key,
+            port: file.ssh.port.unwrap_or(file::DEFAULT_SSH_PORT),
+        },
+        nodes,
+        slurm,
+        beegfs,
+    })
+}
+
+fn fallback_domain() -> crate::types::DnsDomain {
+    // "hpc.test" always parses; reached only for cluster names that make no valid domain.
+    "hpc.test"
+        .parse()
+        .unwrap_or_else(|_| unreachable!("constant domain parses"))
+}
+
+fn default_state_dir(name: &str, env: EnvLookup<'_>) -> Option<PathBuf> {
+    let base = env("XDG_STATE_HOME")
+        .filter(|s| s.starts_with('/'))
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    Some(base.join("hpc-up").join(name))
+}
+
+/// Usable host addresses of a network (no network, no broadcast address).
+fn hosts(net: Ipv4Net) -> impl Iterator<Item = Ipv4Addr> {
+    net.hosts()
+}
+
+fn merged_libvirt<'a>(levels: &[&'a LibvirtSettings]) -> (ConnectUri, DomainType) {
+    let uri = levels
+        .iter()
+        .find_map(|l| l.uri.clone())
+        .unwrap_or_else(|| {
+            file::DEFAULT_URI
+                .parse()
+                .unwrap_or_else(|_| unreachable!("default URI parses"))
+        });
+    let dt = levels
+        .iter()
+        .find_map(|l| l.domain_type)
+        .unwrap_or_default();
+    (uri, dt)
+}
+
+fn expand_group(
+    cx: &mut Ctx<'_>,
+    file: &ClusterFile,
+    g: &NodeGroup,
+    at: &str,
+    role: Role,
+    out: &mut Vec<Draft>,
+) {
+    let vcpus = g.vcpus.unwrap_or(file::DEFAULT_VCPUS);
+    if vcpus == 0 || vcpus > VCPUS_MAX {
+        cx.err(
+            format!("{at}/vcpus"),
+            ErrorKind::OutOfRange {
+                what: "vcpus",
+                value: vcpus.to_string(),
+                range: format!("1 to {VCPUS_MAX}"),
+            },
+        );
+    }
+    let memory = g.memory.unwrap_or(file::DEFAULT_MEMORY);
+    if memory < MEMORY_MIN || memory > MEMORY_MAX {
+        cx.err(
+            format!("{at}/memory"),
+            ErrorKind::OutOfRange {
+                what: "memory",
+                value: memory.to_string(),
+                range: format!("{MEMORY_MIN} to {MEMORY_MAX} (a bare number is bytes: write a unit, like `2GiB`)"),
+            },
+        );
+    }
+    let disk = g.disk.unwrap_or(file::DEFAULT_DISK);
+    if disk < DISK_MIN || disk > DISK_MAX {
+        cx.err(
+            format!("{at}/disk"),
+            ErrorKind::OutOfRange {
+                what: "disk",
+                value: disk.to_string(),
+                range: format!("{DISK_MIN} to {DISK_MAX}"),
+            },
+        );
+    }
+    let shared: Vec<(String, VirtiofsMount)> = file
+        .virtiofs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("/virtiofs/{i}"), m.clone()))
+        .chain(
+            g.virtiofs
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("{at}/virtiofs/{i}"), m.clone())),
+        )
+        .collect();
+    let group_pci: Vec<(String, PciDevice)> = g
+        .pci_devices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{at}/pci-devices/{i}"), p.clone()))
+        .collect();
+
+    let base = |name: NodeName, node_at: String, ip: Option<(Ipv4Addr, String)>, uri, dt| Draft {
+        name,
+        at: node_at,
+        role,
+        ip,
+        vcpus,
+        memory,
+        disk,
+        uri,
+        domain_type: dt,
+        virtiofs: shared.clone(),
+        pci: group_pci.clone(),
+    };
+
+    match (&g.nodes, &g.name, g.count) {
+        (Some(list), None, None) => {
+            if list.is_empty() {
+                cx.err(
+                    format!("{at}/nodes"),
+                    ErrorKind::NoNodes {
+                        what: "this node group",
+                    },
+                );
+            }
+            for (i, n) in list.iter().enumerate() {
+                let node_at = format!("{at}/nodes/{i}");
+                let (uri, dt) = merged_libvirt(&[&n.libvirt, &g.libvirt, &file.libvirt]);
+                let mut d = base(
+                    n.name.clone(),
+                    format!("{node_at}/name"),
+                    n.ip.map(|ip| (ip, format!("{node_at}/ip"))),
+                    uri,
+                    dt,
+                );
+                d.virtiofs.extend(
+                    n.virtiofs
+                        .iter()
+                        .enumerate()
+                        .map(|(j, m)| (format!("{node_at}/virtiofs/{j}"), m.clone())),
+                );
+                d.pci.extend(
+                    n.pci_devices
+                        .iter()
+                        .enumerate()
+                        .map(|(j, p)| (format!("{node_at}/pci-devices/{j}"), p.clone())),
+                );
+                out.push(d);
+            }
+        }
+        (None, Some(pattern), Some(count)) => {
+            if count == 0 {
+                cx.err(
+                    format!("{at}/count"),
+                    ErrorKind::OutOfRange {
+                        what: "count",
+                        value: "0".into(),
+                        range: "1 to 4096".into(),
+                    },
+                );
+                return;
+            }
+            let Some(template) = NamePattern::parse(pattern) else {
+                cx.err(
+                    format!("{at}/name"),
+                    ErrorKind::BadPattern {
+                        pattern: pattern.clone(),
+                        reason: "needs exactly one `{index}` or `{index:0N}`".into(),
+                    },
+                );
+                return;
+            };
+            let first = g.first_index.unwrap_or(file::DEFAULT_FIRST_INDEX);
+            let (uri, dt) = merged_libvirt(&[&g.libvirt, &file.libvirt]);
+            for k in 0..count {
+                let raw = template.render(first + k);
+                let name = match raw.parse::<NodeName>() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        cx.err(
+                            format!("{at}/name"),
+                            ErrorKind::BadPattern {
+                                pattern: pattern.clone(),
+                                reason: format!("makes an invalid name: {e}"),
+                            },
+                        );
+                        return;
+                    }
+                };
+                let ip = g.first_ip.map(|ip| {
+                    (
+                        Ipv4Addr::from(u32::from(ip).saturating_add(k)),
+                        format!("{at}/first-ip"),
+                    )
+                });
+                out.push(base(name, format!("{at}/name"), ip, uri.clone(), dt));
+            }
+        }
+        (Some(_), _, _) => cx.err(
+            format!("{at}/nodes"),
+            ErrorKind::GroupShape(
+                "a node group has either `nodes` or `name` with `count`, not both".into(),
+            ),
+        ),
+        (None, Some(_), None) => cx.err(
+            format!("{at}/name"),
+            ErrorKind::GroupShape("a counted node group needs `count`".into()),
+        ),
+        (None, None, Some(_)) => cx.err(
+            format!("{at}/count"),
+            ErrorKind::GroupShape("a counted node group needs a `name` pattern".into()),
+        ),
+        (None, None, None) => cx.err(
+            at,
+            ErrorKind::GroupShape("this node group has no nodes".into()),
+        ),
+    }
+    if g.first_ip.is_some() && g.nodes.is_some() {
+        cx.err(
+            format!("{at}/first-ip"),
+            ErrorKind::GroupShape(
+                "`first-ip` is for counted groups; give each listed node its `ip`".into(),
+            ),
+        );
+    }
+}
+
+/// A node name pattern: text around one `{index}` or `{index:0N}`.
+struct NamePattern<'a> {
+    prefix: &'a str,
+    suffix: &'a str,
+    width: usize,
+}
+
+impl<'a> NamePattern<'a> {
+    fn parse(p: &'a str) -> Option<Self> {
+        let start = p.find("{index")?;
+        let end = start + p[start..].find('}')?;
+        let spec = &p[start + "{index".len()..end];
+        let width = match spec {
+            "" => 0,
+            s => s.strip_prefix(":0")?.parse().ok()?,
+        };
+        let (prefix, suffix) = (&p[..start], &p[end + 1..]);
+        if suffix.contains('{') || prefix.contains('{') {
+            return None;
+        }
+        Some(Self {
+            prefix,
+            suffix,
+            width,
+        })
+    }
+    fn render(&self, i: u32) -> String {
+        format!("{}{:0w$}{}", self.prefix, i, self.suffix, w = self.width)
+    }
+}
+
+fn check_unique_names(cx: &mut Ctx<'_>, drafts: &[Draft]) {
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for d in drafts {
+        if seen.insert(d.name.as_str(), ()).is_some() {
+            cx.err(
+                &d.at,
+                ErrorKind::DuplicateNode {
+                    name: d.name.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Explicit addresses are checked first; nodes without one then take the lowest free host
+/// addresses after the gateway, in file order (deterministic).
+fn assign_ips(
+    cx: &mut Ctx<'_>,
+    cidr: Ipv4Net,
+    gateway: Ipv4Addr,
+    drafts: &[Draft],
+) -> Vec<Ipv4Addr> {
+    let cidr_s = cidr.to_string();
+    let mut taken: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    let mut out = vec![Ipv4Addr::UNSPECIFIED; drafts.len()];
+    for (i, d) in drafts.iter().enumerate() {
+        let Some((ip, at)) = &d.ip else { continue };
+        if !cidr.contains(ip) {
+            cx.err(
+                at,
+                ErrorKind::IpOutsideNetwork {
+                    ip: *ip,
+                    cidr: cidr_s.clone(),
+                },
+            );
+        } else if let Some(what) = is_special(cidr, *ip) {
+            cx.err(
+                at,
+                ErrorKind::IpReserved {
+                    ip: *ip,
+                    what,
+                    cidr: cidr_s.clone(),
+                },
+            );
+        } else if *ip == gateway {
+            cx.err(
+                at,
+                ErrorKind::IpReserved {
+                    ip: *ip,
+                    what: "the gateway",
+                    cidr: cidr_s.clone(),
+                },
+            );
+        } else if let Some(other) = taken.get(ip) {
+            cx.err(
+                at,
+                ErrorKind::DuplicateIp {
+                    ip: *ip,
+                    other: other.clone(),
+                },
+            );
+        } else {
+            taken.insert(*ip, d.name.to_string());
+        }
+        out[i] = *ip;
+    }
+    let mut free = hosts(cidr).filter(|ip| *ip > gateway || gateway < cidr.network());
+    for (i, d) in drafts.iter().enumerate() {
+        if d.ip.is_some() {
+            continue;
+        }
+        let next = free
+            .by_ref()
+            .find(|ip| *ip != gateway && !taken.contains_key(ip));
+        match next {
+            Some(ip) => {
+                taken.insert(ip, d.name.to_string());
+                out[i] = ip;
+            }
+            None => cx.err(
+                &d.at,
+                ErrorKind::NetworkFull {
+                    cidr: cidr_s.clone(),
+                    node: d.name.to_string(),
+                },
+            ),
+        }
+    }
+    out
+}
+
+fn check_pci(cx: &mut Ctx<'_>, drafts: &[Draft]) {
+    let mut owner: HashMap<String, String> = HashMap::new();
+    // A device listed at group level is shared by every node of the group: report it once
+    // per extra node, at the device.
+    for d in drafts {
+        for (at, p) in &d.pci {
+            let key = p.address.to_string();
+            if let Some(other) = owner.get(&key) {
+                cx.err(
+                    at,
+                    ErrorKind::DuplicatePci {
+                        address: key,
+                        other: other.clone(),
+                    },
+                );
+            } else {
+                owner.insert(key, d.name.to_string());
+            }
+        }
+    }
+}
+
+fn check_guest_path(cx: &mut Ctx<'_>, at: String, what: &'static str, path: &str) {
+    if !path.starts_with('/') {
+        cx.err(
+            at,
+            ErrorKind::RelativePath {
+                what,
+                path: path.to_owned(),
+            },
+        );
+    } else if path.contains(char::is_whitespace) || path.contains(',') {
+        cx.err(
+            at,
+            ErrorKind::BadValue {
+                what,
+                value: path.to_owned(),
+                reason: "white space and `,` cannot stand in an fstab path".into(),
+            },
+        );
+    }
+}
+
+fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
+    let mut out = Vec::new();
+    let mut tags = BTreeSet::new();
+    let mut points = BTreeSet::new();
+    for (at, m) in &d.virtiofs {
+        if !tags.insert(m.tag.as_str()) {
+            cx.err(
+                format!("{at}/tag"),
+                ErrorKind::DuplicateTag {
+                    tag: m.tag.to_string(),
+                    node: d.name.to_string(),
+                },
+            );
+        }
+        let host = cx.path(&format!("{at}/host-path"), "host path", &m.host_path);
+        check_guest_path(
+            cx,
+            format!("{at}/mount-point"),
+            "mount point",
+            &m.mount_point,
+        );
+        if !points.insert(m.mount_point.as_str()) {
+            cx.err(
+                format!("{at}/mount-point"),
+                ErrorKind::DuplicateMountPoint {
+                    path: m.mount_point.clone(),
+                    node: d.name.to_string(),
+                },
+            );
+        }
+        if let Some(opts) = &m.options {
+            if opts.is_empty() || opts.contains(char::is_whitespace) {
+                cx.err(
+                    format!("{at}/options"),
+                    ErrorKind::BadValue {
+                        what: "mount options",
+                        value: opts.clone(),
+                        reason: "write comma-separated options without spaces".into(),
+                    },
+                );
+            }
+        }
+        if let Some(host_path) = host {
+            out.push(Mount {
+                tag: m.tag.clone(),
+                host_path,
+                mount_point: m.mount_point.clone(),
+                readonly: m.readonly,
+                owner: m.owner.clone(),
+                group: m.group.clone(),
+                mode: m.mode,
+                options: m.options.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Resolve node references (names, hostlists, `ALL`) to node names, in cluster order.
+fn node_refs(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    what: &'static str,
+    refs: &[String],
+    names: &[&str],
+) -> Vec<NodeName> {
+    if refs.is_empty() {
+        cx.err(at, ErrorKind::NoNodes { what });
+        return Vec::new();
+    }
+    let mut wanted = BTreeSet::new();
+    for (i, r) in refs.iter().enumerate() {
+        let item_at = format!("{at}/{i}");
+        if r == "ALL" {
+            wanted.extend(names.iter().map(|s| (*s).to_owned()));
+            continue;
+        }
+        let expanded = match hostlist_parser::parse(r) {
+            Ok(v) => v,
+            Err(_) => {
+                cx.err(item_at, ErrorKind::BadHostlist { expr: r.clone() });
+                continue;
+            }
+        };
+        for name in expanded {
+            if names.contains(&name.as_str()) {
+                wanted.insert(name);
+            } else {
+                let suggestion = closest(&name, names);
+                cx.err(item_at.clone(), ErrorKind::UnknownNode { name, suggestion });
+            }
+        }
+    }
+    names
+        .iter()
+        .filter(|n| wanted.contains(**n))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn one_node(cx: &mut Ctx<'_>, at: &str, name: &NodeName, names: &[&str]) {
+    if !names.contains(&name.as_str()) {
+        cx.err(
+            at,
+            ErrorKind::UnknownNode {
+                name: name.to_string(),
+                suggestion: closest(name.as_str(), names),
+            },
+        );
+    }
+}
+
+/// The existing name closest to `name`, when it is close enough to be a typo.
+pub(crate) fn closest(name: &str, candidates: &[&str]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_owned())
+}
+
+fn resolve_slurm(
+    cx: &mut Ctx<'_>,
+    file: &ClusterFile,
+    s: &file::SlurmSettings,
+    nodes: &[Node],
+    names: &[&str],
+) -> Slurm {
+    let mut partitions = Vec::new();
+    let mut first_default: Option<String> = None;
+    let mut seen = BTreeSet::new();
+    for (i, p) in s.partitions.iter().enumerate() {
+        let at = format!("/slurm/partitions/{i}");
+        if !seen.insert(p.name.as_str()) {
+            cx.err(
+                format!("{at}/name"),
+                ErrorKind::DuplicatePartition {
+                    name: p.name.to_string(),
+                },
+            );
+        }
+        if p.default {
+            match &first_default {
+                Some(first) => cx.err(
+                    format!("{at}/default"),
+                    ErrorKind::TwoDefaultPartitions {
+                        name: p.name.to_string(),
+                        first: first.clone(),
+                    },
+                ),
+                None => first_default = Some(p.name.to_string()),
+            }
+        }
+        let members = node_refs(cx, &format!("{at}/nodes"), "a partition", &p.nodes, names);
+        partitions.push(SlurmPartition {
+            name: p.name.clone(),
+            nodes: members,
+            default: p.default || s.partitions.len() == 1,
+            max_time: p.max_time.unwrap_or(TimeLimit::UNLIMITED),
+        });
+    }
+    if partitions.is_empty() {
+        let computes: Vec<NodeName> = nodes
+            .iter()
+            .filter(|n| n.role == Role::Compute)
+            .map(|n| n.name.clone())
+            .collect();
+        if !computes.is_empty() {
+            partitions.push(SlurmPartition {
+                name: file::DEFAULT_PARTITION
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("constant name parses")),
+                nodes: computes,
+                default: true,
+                max_time: TimeLimit::UNLIMITED,
+            });
+        }
+    }
+    let first_controller = nodes
+        .iter()
+        .find(|n| n.role == Role::Controller)
+        .map(|n| n.name.clone());
+    let accounting_host = if s.accounting.enabled {
+        match &s.accounting.host {
+            Some(h) => {
+                one_node(cx, "/slurm/accounting/host", h, names);
+                Some(h.clone())
+            }
+            None => first_controller,
+        }
+    } else {
+        None
+    };
+    let mut gpus = Vec::new();
+    for (i, g) in s.gres.gpus.iter().enumerate() {
+        let at = format!("/slurm/gres/gpus/{i}");
+        if g.count == 0 {
+            cx.err(
+                format!("{at}/count"),
+                ErrorKind::OutOfRange {
+                    what: "GPU count",
+                    value: "0".into(),
+                    range: "1 to 64".into(),
+                },
+            );
+        }
+        for node in node_refs(cx, &format!("{at}/nodes"), "a GPU entry", &g.nodes, names) {
+            gpus.push(NodeGpus {
+                node,
+                gpu_type: g.gpu_type.clone(),
+                count: g.count,
+            });
+        }
+    }
+    Slurm {
+        cluster_name: s.cluster_name.clone().unwrap_or_else(|| file.name.clone()),
+        partitions,
+        accounting_host,
+        gres_autodetect: s.gres.autodetect,
+        gpus,
+        constrain_cores: s.cgroup.constrain_cores,
+        constrain_ram_space: s.cgroup.constrain_ram_space,
+        constrain_devices: s.cgroup.constrain_devices,
+    }
+}
+
+fn resolve_beegfs(
+    cx: &mut Ctx<'_>,
+    b: &file::BeegfsSettings,
+    nodes: &[Node],
+    names: &[&str],
+) -> Beegfs {
+    let first_controller = nodes
+        .iter()
+        .find(|n| n.role == Role::Controller)
+        .map(|n| n.name.clone());
+    let management = match &b.management {
+        Some(m) => {
+            one_node(cx, "/beegfs/management", m, names);
+            m.clone()
+        }
+        None => first_controller
+            .clone()
+            .unwrap_or_else(|| nodes_first(nodes)),
+    };
+    let list =
+        |cx: &mut Ctx<'_>, field: &str, what, v: &Option<Vec<String>>, default: Vec<NodeName>| {
+            match v {
+                Some(refs) => node_refs(cx, &format!("/beegfs/{field}"), what, refs, names),
+                None => default,
+            }
+        };
+    let metadata = list(
+        cx,
+        "metadata",
+        "the metadata list",
+        &b.metadata,
+        first_controller.into_iter().collect(),
+    );
+    let storage = list(
+        cx,
+        "storage",
+        "the storage list",
+        &b.storage,
+        nodes
+            .iter()
+            .filter(|n| n.role == Role::Compute)
+            .map(|n| n.name.clone())
+            .collect(),
+    );
+    if b.storage.is_none() && storage.is_empty() {
+        cx.err(
+            "/beegfs",
+            ErrorKind::NoNodes {
+                what: "BeeGFS storage (no compute nodes)",
+            },
+        );
+    }
+    let clients = list(
+        cx,
+        "clients",
+        "the client list",
+        &b.clients,
+        nodes.iter().map(|n| n.name.clone()).collect(),
+    );
+    let mut dir = |field: &str, v: &Option<String>, default: &str| {
+        let d = v.clone().unwrap_or_else(|| default.to_owned());
+        check_guest_path(cx, format!("/beegfs/{field}"), "BeeGFS directory", &d);
+        d
+    };
+    let management_dir = dir(
+        "management-dir",
+        &b.management_dir,
+        file::DEFAULT_BEEGFS_MGMTD_DIR,
+    );
+    let metadata_dir = dir(
+        "metadata-dir",
+        &b.metadata_dir,
+        file::DEFAULT_BEEGFS_META_DIR,
+    );
+    let storage_dir = dir(
+        "storage-dir",
+        &b.storage_dir,
+        file::DEFAULT_BEEGFS_STORAGE_DIR,
+    );
+    let mount_point = b
+        .client
+        .mount_point
+        .clone()
+        .unwrap_or_else(|| file::DEFAULT_BEEGFS_MOUNT.to_owned());
+    check_guest_path(
+        cx,
+        "/beegfs/client/mount-point".into(),
+        "BeeGFS mount point",
+        &mount_point,
+    );
+    Beegfs {
+        version: b.version,
+        management,
+        metadata,
+        storage,
+        clients,
+        management_dir,
+        metadata_dir,
+        storage_dir,
+        mount_point,
+        mount_options: b.client.options.clone(),
+        auth: b.auth,
+        tls: b.tls,
+    }
+}
+
+fn nodes_first(nodes: &[Node]) -> NodeName {
+    nodes.first().map(|n| n.name.clone()).unwrap_or_else(|| {
+        "ctl"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("constant name parses"))
+    })
+}

@@ -1,0 +1,449 @@
+//! YAML → JSON value, keeping the position of every node.
+//!
+//! saphyr's event parser gives each event a span; this module builds a JSON value from the
+//! events and records, for every JSON pointer, where its value (and its key) stand in the
+//! text. Schema errors, serde errors and semantic errors all name a JSON pointer, and this
+//! index turns it into a `file:line:column`.
+//!
+//! YAML 1.2 core scalars; anchors and aliases; `<<` merge keys; duplicate keys are an error
+//! (YAML forbids them, and the usual parsers silently keep the last one).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use saphyr::Scalar;
+use saphyr_parser::{Event, Parser, Span};
+use serde_json::{Map, Value};
+
+/// Byte range of a value and of its key in the source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub(crate) value: Range<usize>,
+    pub(crate) key: Option<Range<usize>>,
+}
+
+/// Positions of every node, by JSON pointer (`""` is the document).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanIndex {
+    places: HashMap<String, Place>,
+}
+
+impl SpanIndex {
+    /// The place of `pointer`, or of its nearest ancestor that has one.
+    pub(crate) fn find(&self, pointer: &str) -> Place {
+        let mut p = pointer;
+        loop {
+            if let Some(place) = self.places.get(p) {
+                return place.clone();
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return Place::default(),
+            }
+        }
+    }
+
+    /// The range to underline for an error about `pointer`'s value.
+    pub(crate) fn value(&self, pointer: &str) -> Range<usize> {
+        self.find(pointer).value
+    }
+
+    /// The range to underline for an error about `pointer` as a key (its key if it has one).
+    pub(crate) fn key_or_value(&self, pointer: &str) -> Range<usize> {
+        let place = self.find(pointer);
+        place.key.unwrap_or(place.value)
+    }
+}
+
+/// A problem found while reading the YAML itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxProblem {
+    pub(crate) message: String,
+    pub(crate) span: Range<usize>,
+    pub(crate) help: Option<String>,
+}
+
+/// Escape one reference token of a JSON pointer.
+pub(crate) fn escape_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    kind: Kind,
+    span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Scalar(Value),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Range<usize>, Node)>),
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        start: usize,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(String, Range<usize>, Node)>,
+        key: Option<(String, Range<usize>)>,
+        start: usize,
+        anchor: usize,
+    },
+}
+
+/// Maps saphyr's character positions to byte offsets.
+struct Offsets {
+    bytes: Option<Vec<usize>>,
+    len: usize,
+}
+
+impl Offsets {
+    fn new(text: &str) -> Self {
+        let bytes = (!text.is_ascii()).then(|| {
+            let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+            v.push(text.len());
+            v
+        });
+        Self {
+            bytes,
+            len: text.len(),
+        }
+    }
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.bytes {
+            None => char_index.min(self.len),
+            Some(v) => v.get(char_index).copied().unwrap_or(self.len),
+        }
+    }
+    fn range(&self, span: &Span) -> Range<usize> {
+        self.byte(span.start.index())..self.byte(span.end.index())
+    }
+}
+
+/// Parse `text` into a JSON value and the positions of its nodes. Problems in the YAML
+/// itself (syntax, duplicate keys, complex keys) are returned; a syntax error stops the
+/// parse, the others do not.
+pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>) {
+    let offsets = Offsets::new(text);
+    let mut problems = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0usize;
+
+    for item in Parser::new_from_str(text) {
+        let (event, span) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                let at = offsets.byte(e.marker().index());
+                problems.push(SyntaxProblem {
+                    message: format!("invalid YAML: {}", e.info()),
+                    span: at..at,
+                    help: None,
+                });
+                return (None, SpanIndex::default(), problems);
+            }
+        };
+        let range = offsets.range(&span);
+        let node = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    problems.push(SyntaxProblem {
+                        message: "a cluster file holds one YAML document; this is a second one"
+                            .into(),
+                        span: range,
+                        help: Some("remove the `---` and what follows, or split the file".into()),
+                    });
+                }
+                continue;
+            }
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    start: range.start,
+                    anchor,
+                });
+                continue;
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    start: range.start,
+                    anchor,
+                });
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq {
+                    items,
+                    start,
+                    anchor,
+                }) => {
+                    let end = items.last().map_or(range.end, |n| n.span.end.max(start));
+                    remember(
+                        &mut anchors,
+                        anchor,
+                        Node {
+                            kind: Kind::Seq(items),
+                            span: start..end,
+                        },
+                    )
+                }
+                _ => continue,
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map {
+                    entries,
+                    start,
+                    anchor,
+                    ..
+                }) => {
+                    let entries = merge_keys(entries, &mut problems);
+                    let end = entries
+                        .last()
+                        .map_or(range.end, |(_, _, n)| n.span.end.max(start));
+                    remember(
+                        &mut anchors,
+                        anchor,
+                        Node {
+                            kind: Kind::Map(entries),
+                            span: start..end,
+                        },
+                    )
+                }
+                _ => continue,
+            },
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = match Scalar::parse_from_cow_and_metadata(text, style, tag.as_ref()) {
+                    Some(Scalar::Null) | None => Value::Null,
+                    Some(Scalar::Boolean(b)) => Value::Bool(b),
+                    Some(Scalar::Integer(i)) => Value::from(i),
+                    Some(Scalar::FloatingPoint(f)) => serde_json::Number::from_f64(f.into_inner())
+                        .map_or(Value::Null, Value::Number),
+                    Some(Scalar::String(s)) => Value::String(s.into_owned()),
+                };
+                remember(
+                    &mut anchors,
+                    anchor,
+                    Node {
+                        kind: Kind::Scalar(value),
+                        span: range,
+                    },
+                )
+            }
+            Event::Alias(id) => match anchors.get(&id) {
+                Some(n) => Node {
+                    kind: n.kind.clone(),
+                    span: range,
+                },
+                None => {
+                    problems.push(SyntaxProblem {
+                        message: "unknown alias".into(),
+                        span: range.clone(),
+                        help: None,
+                    });
+                    Node {
+                        kind: Kind::Scalar(Value::Null),
+                        span: range,
+                    }
+                }
+            },
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {
+                continue;
+            }
+        };
+        match stack.last_mut() {
+            None => {
+                if root.is_none() {
+                    root = Some(node);
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                None => match node.kind {
+                    Kind::Scalar(v) => {
+                        let name = match v {
+                            Value::String(s) => s,
+                            Value::Null => "null".into(),
+                            other => other.to_string(),
+                        };
+                        *key = Some((name, node.span));
+                    }
+                    _ => {
+                        problems.push(SyntaxProblem {
+                            message: "a key must be a plain name, not a list or mapping".into(),
+                            span: node.span.clone(),
+                            help: None,
+                        });
+                        *key = Some((String::new(), node.span));
+                    }
+                },
+                Some((name, key_span)) => {
+                    if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == name) {
+                        problems.push(SyntaxProblem {
+                            message: format!("duplicate key `{name}`"),
+                            span: key_span.clone(),
+                            help: Some(format!(
+                                "`{name}` is already set at byte {}; YAML allows a key once per mapping",
+                                first.start
+                            )),
+                        });
+                    } else {
+                        entries.push((name, key_span, node));
+                    }
+                }
+            },
+        }
+    }
+
+    let Some(root) = root else {
+        return (Some(Value::Null), SpanIndex::default(), problems);
+    };
+    let mut index = SpanIndex::default();
+    let value = to_json(&root, String::new(), None, &mut index);
+    (Some(value), index, problems)
+}
+
+fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> Node {
+    if anchor != 0 {
+        anchors.insert(anchor, node.clone());
+    }
+    node
+}
+
+/// Apply `<<` merge keys: entries of the merged mapping(s) that the mapping does not set itself.
+fn merge_keys(
+    entries: Vec<(String, Range<usize>, Node)>,
+    problems: &mut Vec<SyntaxProblem>,
+) -> Vec<(String, Range<usize>, Node)> {
+    if !entries.iter().any(|(k, _, _)| k == "<<") {
+        return entries;
+    }
+    let mut own = Vec::new();
+    let mut merged = Vec::new();
+    for (k, ks, v) in entries {
+        if k != "<<" {
+            own.push((k, ks, v));
+            continue;
+        }
+        let sources = match v.kind {
+            Kind::Map(m) => vec![m],
+            Kind::Seq(items) => items
+                .into_iter()
+                .filter_map(|n| match n.kind {
+                    Kind::Map(m) => Some(m),
+                    _ => None,
+                })
+                .collect(),
+            Kind::Scalar(_) => {
+                problems.push(SyntaxProblem {
+                    message: "`<<` merges a mapping (or a list of mappings) into this one".into(),
+                    span: v.span,
+                    help: None,
+                });
+                Vec::new()
+            }
+        };
+        for m in sources {
+            merged.extend(m);
+        }
+    }
+    for entry in merged {
+        if !own.iter().any(|(k, _, _)| *k == entry.0) {
+            own.push(entry);
+        }
+    }
+    own
+}
+
+fn to_json(
+    node: &Node,
+    pointer: String,
+    key: Option<Range<usize>>,
+    index: &mut SpanIndex,
+) -> Value {
+    let value = match &node.kind {
+        Kind::Scalar(v) => v.clone(),
+        Kind::Seq(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| to_json(n, format!("{pointer}/{i}"), None, index))
+                .collect(),
+        ),
+        Kind::Map(entries) => {
+            let mut map = Map::new();
+            for (k, ks, n) in entries {
+                let child = format!("{pointer}/{}", escape_token(k));
+                map.insert(k.clone(), to_json(n, child, Some(ks.clone()), index));
+            }
+            Value::Object(map)
+        }
+    };
+    index.places.insert(
+        pointer,
+        Place {
+            value: node.span.clone(),
+            key,
+        },
+    );
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_places() {
+        let text = "a: 1\nb:\n  - x\n  - 'y'\nc: {d: true}\n";
+        let (v, idx, problems) = parse(text);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            v.unwrap(),
+            serde_json::json!({"a": 1, "b": ["x", "y"], "c": {"d": true}})
+        );
+        assert_eq!(&text[idx.value("/a")], "1");
+        assert_eq!(&text[idx.key_or_value("/b")], "b");
+        assert_eq!(&text[idx.value("/b/0")], "x");
+        assert_eq!(&text[idx.key_or_value("/c/d")], "d");
+        // unknown pointers fall back to their nearest ancestor
+        assert_eq!(&text[idx.value("/b/0/zz")], "x");
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported() {
+        let (_, _, problems) = parse("a: 1\nb: 2\na: 3\n");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].message, "duplicate key `a`");
+        assert_eq!(problems[0].span, 10..11);
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let (v, _, problems) = parse("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(v.unwrap()["use"], serde_json::json!({"y": 3, "x": 1}));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_place() {
+        let (v, _, problems) = parse("a: [1, 2\nb: 3\n");
+        assert!(v.is_none());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.starts_with("invalid YAML"));
+    }
+
+    #[test]
+    fn non_ascii_offsets_are_bytes() {
+        let text = "é: ü\nk: v\n";
+        let (_, idx, _) = parse(text);
+        assert_eq!(&text[idx.value("/k")], "v");
+    }
+}
