@@ -66,79 +66,114 @@ pub(crate) fn check(doc: &Value) -> Vec<SchemaProblem> {
     let schema = json_schema();
     let mut out: Vec<SchemaProblem> = Vec::new();
     for e in v.iter_errors(doc) {
-        let pointer = e.instance_path().as_str().to_owned();
-        let walk = walk(&schema, &pointer);
-        match e.kind() {
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let allowed = walk.properties();
-                for key in unexpected {
-                    let candidates: Vec<&str> = allowed.iter().map(String::as_str).collect();
-                    let help = match closest(key, &candidates) {
-                        Some(s) => Some(format!("did you mean `{s}`?")),
-                        None if !allowed.is_empty() => {
-                            Some(format!("known keys here: {}", allowed.join(", ")))
-                        }
-                        None => None,
-                    };
-                    out.push(SchemaProblem {
-                        pointer: format!("{pointer}/{}", crate::yaml::escape_token(key)),
-                        at_key: true,
-                        message: format!("unknown key `{key}`"),
-                        label: "unknown key",
-                        help,
-                        removable: true,
-                    });
-                }
+        report(&schema, &e, &mut out);
+    }
+    out
+}
+
+/// The errors of the one branch of an `anyOf`/`oneOf` that fits the value's type (for
+/// `Option<T>`: the `T` branch), so that a mistake deep inside an optional section is
+/// reported where it is, not as "matches none of the alternatives" at the section.
+fn fitting_branch<'e>(
+    pointer: &str,
+    context: &'e [Vec<jsonschema::ValidationError<'static>>],
+) -> Option<&'e [jsonschema::ValidationError<'static>]> {
+    let fits: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
+        .iter()
+        .filter(|branch| {
+            !branch.iter().all(|e| {
+                matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    && e.instance_path().as_str() == pointer
+            })
+        })
+        .collect();
+    match fits.as_slice() {
+        [one] if one.iter().any(|e| e.instance_path().as_str() != pointer) => {
+            Some(one.as_slice())
+        }
+        _ => None,
+    }
+}
+
+fn report(schema: &Value, e: &jsonschema::ValidationError<'_>, out: &mut Vec<SchemaProblem>) {
+    let pointer = e.instance_path().as_str().to_owned();
+    let walk = walk(schema, &pointer);
+    match e.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }
+            if fitting_branch(&pointer, context).is_some() =>
+        {
+            for inner in fitting_branch(&pointer, context).unwrap_or_default() {
+                report(schema, inner, out);
             }
-            ValidationErrorKind::Required { property } => {
-                let name = property
-                    .as_str()
-                    .map_or_else(|| property.to_string(), str::to_owned);
-                let example = walk
-                    .property_schema(&schema, &name)
-                    .and_then(|s| s.get("examples"))
-                    .and_then(|e| e.get(0))
-                    .map(|e| format!("for example `{name}: {}`", compact(e)));
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = walk.properties();
+            for key in unexpected {
+                let candidates: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                let help = match closest(key, &candidates) {
+                    Some(s) => Some(format!("did you mean `{s}`?")),
+                    None if !allowed.is_empty() => {
+                        Some(format!("known keys here: {}", allowed.join(", ")))
+                    }
+                    None => None,
+                };
                 out.push(SchemaProblem {
-                    pointer: pointer.clone(),
+                    pointer: format!("{pointer}/{}", crate::yaml::escape_token(key)),
                     at_key: true,
-                    message: format!("missing `{name}`"),
-                    label: "required here",
-                    help: example,
-                    removable: false,
-                });
-            }
-            kind => {
-                // One message per value: anyOf/oneOf report several errors for one mistake.
-                if out.iter().any(|p| p.pointer == pointer && !p.at_key) {
-                    continue;
-                }
-                let instance = e.instance();
-                let message = walk
-                    .type_name
-                    .as_deref()
-                    .and_then(|t| newtype_message(t, instance))
-                    .or_else(|| enum_message(&walk, instance))
-                    .unwrap_or_else(|| generic_message(kind, instance, &e.to_string()));
-                let help = enum_values(&walk).and_then(|values| {
-                    let candidates: Vec<&str> = values.iter().map(String::as_str).collect();
-                    instance
-                        .as_str()
-                        .and_then(|s| closest(s, &candidates))
-                        .map(|s| format!("did you mean `{s}`?"))
-                });
-                out.push(SchemaProblem {
-                    pointer,
-                    at_key: false,
-                    message,
-                    label: "invalid value",
+                    message: format!("unknown key `{key}`"),
+                    label: "unknown key",
                     help,
                     removable: true,
                 });
             }
         }
+        ValidationErrorKind::Required { property } => {
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_owned);
+            let example = walk
+                .property_schema(schema, &name)
+                .and_then(|s| s.get("examples"))
+                .and_then(|e| e.get(0))
+                .map(|e| format!("for example `{name}: {}`", compact(e)));
+            out.push(SchemaProblem {
+                pointer,
+                at_key: true,
+                message: format!("missing `{name}`"),
+                label: "required here",
+                help: example,
+                removable: false,
+            });
+        }
+        kind => {
+            // One message per value: anyOf/oneOf report several errors for one mistake.
+            if out.iter().any(|p| p.pointer == pointer && !p.at_key) {
+                return;
+            }
+            let instance = e.instance();
+            let message = walk
+                .type_name
+                .as_deref()
+                .and_then(|t| newtype_message(t, instance))
+                .or_else(|| enum_message(&walk, instance))
+                .unwrap_or_else(|| generic_message(kind, instance, &e.to_string()));
+            let help = enum_values(&walk).and_then(|values| {
+                let candidates: Vec<&str> = values.iter().map(String::as_str).collect();
+                instance
+                    .as_str()
+                    .and_then(|s| closest(s, &candidates))
+                    .map(|s| format!("did you mean `{s}`?"))
+            });
+            out.push(SchemaProblem {
+                pointer,
+                at_key: false,
+                message,
+                label: "invalid value",
+                help,
+                removable: true,
+            });
+        }
     }
-    out
 }
 
 fn compact(v: &Value) -> String {
