@@ -1,0 +1,128 @@
+//! The command line, run as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hpc_up(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpc-up"))
+        .args(args)
+        .current_dir(repo())
+        .env("HOME", "/home/user")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn valid_examples_exit_0() {
+    for f in ["examples/minimal.yaml", "examples/gpu.yaml", "examples/full-stack.yaml"] {
+        let o = hpc_up(&["validate", f]);
+        assert_eq!(o.status.code(), Some(0), "{f}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn five_mistakes_give_five_diagnostics_and_exit_1() {
+    let f = "tests/fixtures/five-mistakes.yaml";
+    let o = hpc_up(&["validate", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for at in ["12:3", "16:13", "18:15", "20:13", "24:15"] {
+        // the graphical report's header and the one-line summary both name file:line:column
+        assert!(err.contains(&format!("[{f}:{at}]")), "no snippet at {at}:\n{err}");
+        assert!(err.contains(&format!("{f}:{at}: ")), "no summary at {at}:\n{err}");
+    }
+    assert!(err.contains("5 problems"), "{err}");
+    assert!(err.contains("did you mean `memory`?"), "{err}");
+
+    let o = hpc_up(&["--output", "json", "validate", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 5);
+    assert_eq!(problems[0]["line"], 12);
+    assert_eq!(problems[0]["column"], 3);
+    assert_eq!(problems[0]["pointer"], "/controller/memroy");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(hpc_up(&["validate"]).status.code(), Some(2));
+    assert_eq!(hpc_up(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn unreadable_file_names_the_path() {
+    let o = hpc_up(&["validate", "no/such/file.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no/such/file.yaml"), "{}", stderr(&o));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let o = hpc_up(&["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let committed = std::fs::read_to_string(repo().join("schema/hpc-config.schema.json")).unwrap();
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), committed);
+}
+
+fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn render_is_deterministic() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for d in [&a, &b] {
+        let o = hpc_up(&[
+            "render",
+            "examples/full-stack.yaml",
+            "--out",
+            d.path().to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let (ta, tb) = (read_tree(a.path()), read_tree(b.path()));
+    assert!(!ta.is_empty());
+    assert!(ta.iter().any(|(p, _)| p == Path::new("cluster.json")));
+    assert_eq!(ta, tb);
+    // nothing half-written is left beside the artefacts
+    assert!(ta.iter().all(|(p, _)| !p.to_string_lossy().starts_with(".tmp")));
+}
+
+#[test]
+fn render_refuses_an_invalid_file_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = hpc_up(&[
+        "render",
+        "tests/fixtures/five-mistakes.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!out.exists());
+}
