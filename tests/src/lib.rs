@@ -15,7 +15,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The example cluster files, sorted by name.
 pub fn examples() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+    let mut v: Vec<PathBuf> = fs_err::read_dir(repo_root().join("examples"))
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.path())

@@ -1,4 +1,5 @@
 //! The published JSON Schema: fresh, complete, and accepted by every example.
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
 use hpc_tests::{examples, repo_root};
 use serde_json::Value;
@@ -9,9 +10,9 @@ use serde_json::Value;
 fn committed_schema_is_fresh() {
     let path = repo_root().join("schema/hpc-config.schema.json");
     let want = hpc_config::schema_text();
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    let have = fs_err::read_to_string(&path).unwrap_or_default();
     if have != want {
-        std::fs::write(&path, &want).unwrap();
+        fs_err::write(&path, &want).unwrap();
         panic!(
             "{} was stale and has been regenerated; commit it",
             path.display()
@@ -37,7 +38,7 @@ fn yaml_to_json(text: &str) -> Value {
             other => panic!("unexpected YAML node {other:?}"),
         }
     }
-    let docs = Yaml::load_from_str(text).unwrap();
+    let docs = Yaml::load_from_str(text).expect("examples are valid YAML");
     conv(&docs[0])
 }
 
@@ -46,7 +47,7 @@ fn yaml_to_json(text: &str) -> Value {
 #[test]
 fn examples_validate_against_the_committed_schema() {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("schema/hpc-config.schema.json")).unwrap(),
+        &fs_err::read_to_string(repo_root().join("schema/hpc-config.schema.json")).unwrap(),
     )
     .unwrap();
     let validator = jsonschema::options()
@@ -56,7 +57,7 @@ fn examples_validate_against_the_committed_schema() {
     let files = examples();
     assert!(files.len() >= 3, "examples missing: {files:?}");
     for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
+        let text = fs_err::read_to_string(&f).unwrap();
         let doc = yaml_to_json(&text);
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
@@ -78,7 +79,7 @@ fn schema_rejects_an_invalid_fixture() {
     let schema = hpc_config::json_schema();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let text =
-        std::fs::read_to_string(repo_root().join("tests/fixtures/five-mistakes.yaml")).unwrap();
+        fs_err::read_to_string(repo_root().join("tests/fixtures/five-mistakes.yaml")).unwrap();
     let doc = yaml_to_json(&text);
     assert!(!validator.is_valid(&doc));
 }

@@ -1,4 +1,5 @@
 //! The command line, run as a user runs it.
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,7 +24,11 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn valid_examples_exit_0() {
-    for f in ["examples/minimal.yaml", "examples/gpu.yaml", "examples/full-stack.yaml"] {
+    for f in [
+        "examples/minimal.yaml",
+        "examples/gpu.yaml",
+        "examples/full-stack.yaml",
+    ] {
         let o = hpc_up(&["validate", f]);
         assert_eq!(o.status.code(), Some(0), "{f}: {}", stderr(&o));
     }
@@ -37,8 +42,14 @@ fn five_mistakes_give_five_diagnostics_and_exit_1() {
     let err = stderr(&o);
     for at in ["12:3", "16:13", "18:15", "20:13", "24:15"] {
         // the graphical report's header and the one-line summary both name file:line:column
-        assert!(err.contains(&format!("[{f}:{at}]")), "no snippet at {at}:\n{err}");
-        assert!(err.contains(&format!("{f}:{at}: ")), "no summary at {at}:\n{err}");
+        assert!(
+            err.contains(&format!("[{f}:{at}]")),
+            "no snippet at {at}:\n{err}"
+        );
+        assert!(
+            err.contains(&format!("{f}:{at}: ")),
+            "no summary at {at}:\n{err}"
+        );
     }
     assert!(err.contains("5 problems"), "{err}");
     assert!(err.contains("did you mean `memory`?"), "{err}");
@@ -71,7 +82,7 @@ fn unreadable_file_names_the_path() {
 fn schema_command_prints_the_committed_schema() {
     let o = hpc_up(&["schema"]);
     assert_eq!(o.status.code(), Some(0));
-    let committed = std::fs::read_to_string(repo().join("schema/hpc-config.schema.json")).unwrap();
+    let committed = fs_err::read_to_string(repo().join("schema/hpc-config.schema.json")).unwrap();
     assert_eq!(String::from_utf8(o.stdout).unwrap(), committed);
 }
 
@@ -79,12 +90,15 @@ fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
+        for e in fs_err::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs_err::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -110,7 +124,10 @@ fn render_is_deterministic() {
     assert!(ta.iter().any(|(p, _)| p == Path::new("cluster.json")));
     assert_eq!(ta, tb);
     // nothing half-written is left beside the artefacts
-    assert!(ta.iter().all(|(p, _)| !p.to_string_lossy().starts_with(".tmp")));
+    assert!(
+        ta.iter()
+            .all(|(p, _)| !p.to_string_lossy().starts_with(".tmp"))
+    );
 }
 
 #[test]

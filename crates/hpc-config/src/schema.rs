@@ -88,9 +88,7 @@ fn fitting_branch<'e>(
         })
         .collect();
     match fits.as_slice() {
-        [one] if one.iter().any(|e| e.instance_path().as_str() != pointer) => {
-            Some(one.as_slice())
-        }
+        [one] if one.iter().any(|e| e.instance_path().as_str() != pointer) => Some(one.as_slice()),
         _ => None,
     }
 }

@@ -145,7 +145,7 @@ impl fmt::Display for ByteSize {
             (1 << 10, "KiB"),
         ];
         for (size, name) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{name}", self.0 / size);
             }
         }
@@ -565,10 +565,10 @@ impl FromStr for FileMode {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let digits = s.strip_prefix("0o").unwrap_or(s);
-        if (3..=4).contains(&digits.len()) {
-            if let Ok(bits) = u32::from_str_radix(digits, 8) {
-                return Ok(Self(bits));
-            }
+        if (3..=4).contains(&digits.len())
+            && let Ok(bits) = u32::from_str_radix(digits, 8)
+        {
+            return Ok(Self(bits));
         }
         Err(ValueError::new(format!(
             "`{s}` is not an octal file mode like \"0755\""

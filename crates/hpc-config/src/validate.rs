@@ -525,7 +525,7 @@ fn hosts(net: Ipv4Net) -> impl Iterator<Item = Ipv4Addr> {
     net.hosts()
 }
 
-fn merged_libvirt<'a>(levels: &[&'a LibvirtSettings]) -> (ConnectUri, DomainType) {
+fn merged_libvirt(levels: &[&LibvirtSettings]) -> (ConnectUri, DomainType) {
     let uri = levels
         .iter()
         .find_map(|l| l.uri.clone())
@@ -922,8 +922,10 @@ fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
                 },
             );
         }
-        if let Some(opts) = &m.options {
-            if opts.is_empty() || opts.contains(char::is_whitespace) {
+        if let Some(opts) = &m.options
+            && (opts.is_empty() || opts.contains(char::is_whitespace))
+        {
+            {
                 cx.err(
                     format!("{at}/options"),
                     ErrorKind::BadValue {

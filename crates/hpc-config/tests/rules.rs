@@ -1,4 +1,5 @@
 //! One test per validation rule: a small valid file, changed in one place, must fail with
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 //! exactly the expected problem at the expected position.
 
 use hpc_config::{ErrorKind, LoadError, Problem, ValidationError, load_str};
@@ -83,7 +84,10 @@ fn duplicate_node_names() {
 fn ip_outside_network() {
     let (line, col, msg) = one(&BASE.replace("ip: 10.77.0.10", "ip: 10.78.0.10"));
     assert_eq!((line, col), (10, 11));
-    assert_eq!(msg, "10.78.0.10 is outside the cluster network 10.77.0.0/24");
+    assert_eq!(
+        msg,
+        "10.78.0.10 is outside the cluster network 10.77.0.0/24"
+    );
 }
 
 #[test]
@@ -94,7 +98,10 @@ fn ip_network_broadcast_and_gateway_are_reserved() {
         ("10.77.0.1", "the gateway"),
     ] {
         let (_, _, msg) = one(&BASE.replace("10.77.0.10", ip));
-        assert_eq!(msg, format!("{ip} is {what} of 10.77.0.0/24 and cannot be a node's address"));
+        assert_eq!(
+            msg,
+            format!("{ip} is {what} of 10.77.0.0/24 and cannot be a node's address")
+        );
     }
 }
 
@@ -108,10 +115,15 @@ fn duplicate_ips() {
 
 #[test]
 fn network_too_small() {
-    let text = BASE.replace("10.77.0.0/24", "10.77.0.0/30").replace("      ip: 10.77.0.10\n", "");
+    let text = BASE
+        .replace("10.77.0.0/24", "10.77.0.0/30")
+        .replace("      ip: 10.77.0.10\n", "");
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
-    assert_eq!(p[1].message, "the network 10.77.0.0/30 has no free address left for node `cn2`");
+    assert_eq!(
+        p[1].message,
+        "the network 10.77.0.0/30 has no free address left for node `cn2`"
+    );
 }
 
 #[test]
@@ -122,7 +134,10 @@ fn virtiofs_tags_unique_per_node_and_short() {
     let p = problems(&text);
     // One report per node that gets both shares.
     assert_eq!(p.len(), 3, "{p:#?}");
-    assert!(p.iter().all(|p| p.message.starts_with("virtio-fs tag `data` is used twice on node")));
+    assert!(p.iter().all(|p| {
+        p.message
+            .starts_with("virtio-fs tag `data` is used twice on node")
+    }));
     assert_eq!(p[0].line, 16);
 
     let long = "t".repeat(37);
@@ -177,7 +192,9 @@ fn partitions_name_existing_nodes() {
     ));
     assert_eq!((line, col), (17, 26));
     assert_eq!(msg, "no node is called `cn7`");
-    let p = problems(&with("slurm:\n  partitions:\n    - name: debug\n      nodes: [cnn1]\n"));
+    let p = problems(&with(
+        "slurm:\n  partitions:\n    - name: debug\n      nodes: [cnn1]\n",
+    ));
     assert_eq!(p[0].help.as_deref(), Some("did you mean `cn1`?"));
 }
 
@@ -185,10 +202,15 @@ fn partitions_name_existing_nodes() {
 fn beegfs_placement_names_existing_nodes() {
     let (_, _, msg) = one(&with("beegfs:\n  version: \"7.4.6\"\n  management: ctrl\n"));
     assert_eq!(msg, "no node is called `ctrl`");
-    let (_, _, msg) = one(&with("beegfs:\n  version: \"8.1\"\n  storage: [\"cn[1-3]\"]\n"));
+    let (_, _, msg) = one(&with(
+        "beegfs:\n  version: \"8.1\"\n  storage: [\"cn[1-3]\"]\n",
+    ));
     assert_eq!(msg, "no node is called `cn3`");
     let (_, _, msg) = one(&with("beegfs:\n  version: \"7.3.0\"\n"));
-    assert_eq!(msg, "BeeGFS 7.3.0 is not supported: hpc-up deploys 7.4.x and 8.x");
+    assert_eq!(
+        msg,
+        "BeeGFS 7.3.0 is not supported: hpc-up deploys 7.4.x and 8.x"
+    );
 }
 
 #[test]
@@ -197,17 +219,26 @@ fn pci_addresses_well_formed_and_not_shared() {
         "    count: 2\n",
         "    count: 2\n    pci-devices: [{address: \"0000:3b:00.0\"}]\n",
     ));
-    assert_eq!(msg, "PCI device 0000:3b:00.0 is already given to node `cn1`");
+    assert_eq!(
+        msg,
+        "PCI device 0000:3b:00.0 is already given to node `cn1`"
+    );
     let (_, _, msg) = one(&BASE.replace(
         "      ip: 10.77.0.10\n",
         "      ip: 10.77.0.10\n      pci-devices: [{address: \"3b:00.9\"}]\n",
     ));
-    assert_eq!(msg, "`3b:00.9`: the slot must be at most 1f and the function at most 7");
+    assert_eq!(
+        msg,
+        "`3b:00.9`: the slot must be at most 1f and the function at most 7"
+    );
 }
 
 #[test]
 fn unknown_keys_get_a_suggestion() {
-    let p = problems(&BASE.replace("  bridge: hpcbr0\n", "  bridge: hpcbr0\n  gatway: 10.77.0.1\n"));
+    let p = problems(&BASE.replace(
+        "  bridge: hpcbr0\n",
+        "  bridge: hpcbr0\n  gatway: 10.77.0.1\n",
+    ));
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].message, "unknown key `gatway`");
     assert_eq!(p[0].help.as_deref(), Some("did you mean `gateway`?"));
@@ -235,7 +266,10 @@ fn group_shape() {
     let (_, _, msg) = one(&BASE.replace("    count: 2\n", ""));
     assert_eq!(msg, "a counted node group needs `count`");
     let (_, _, msg) = one(&BASE.replace("cn{index}", "cn"));
-    assert_eq!(msg, "name pattern `cn` needs exactly one `{index}` or `{index:0N}`");
+    assert_eq!(
+        msg,
+        "name pattern `cn` needs exactly one `{index}` or `{index:0N}`"
+    );
 }
 
 #[test]
@@ -252,7 +286,10 @@ fn file_modes_must_be_quoted() {
     let (_, _, msg) = one(&with(
         "virtiofs:\n  - {tag: d, host-path: /srv/a, mount-point: /a, mode: 0755}\n",
     ));
-    assert!(msg.starts_with("write the mode as a quoted string"), "{msg}");
+    assert!(
+        msg.starts_with("write the mode as a quoted string"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -267,14 +304,18 @@ fn yaml_duplicate_keys_and_syntax() {
 
 #[test]
 fn many_problems_are_reported_together() {
-    let text = std::fs::read_to_string(concat!(
+    let text = fs_err::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/fixtures/five-mistakes.yaml"
     ))
     .unwrap();
     let p = problems(&text);
     let at: Vec<(usize, usize)> = p.iter().map(|p| (p.line, p.column)).collect();
-    assert_eq!(at, [(12, 3), (16, 13), (18, 15), (20, 13), (24, 15)], "{p:#?}");
+    assert_eq!(
+        at,
+        [(12, 3), (16, 13), (18, 15), (20, 13), (24, 15)],
+        "{p:#?}"
+    );
 }
 
 #[test]
