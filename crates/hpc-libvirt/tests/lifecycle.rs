@@ -1,0 +1,648 @@
+//! The journaled lifecycle against libvirt's test driver.
+//!
+//! Every test opens its own `test:///<abs>/tests/fixtures/lifecycle-node.xml` connection: the
+//! test driver gives each connection to a file private state (unlike `test:///default`, which
+//! is one state per process, shared by the test threads).
+#![cfg(feature = "virt")]
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hpc_libvirt::{
+    Action, DomainState, HvResult, Hypervisor, HypervisorError, Journal, LibvirtPlan,
+    LifecycleError, LiveObject, METADATA_NS, Object, ObjectKind, Outcome, Step, VirtHypervisor,
+    diff, down, start, status, stop, up,
+};
+
+const CLUSTER: &str = "t1";
+
+fn fixture_uri() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lifecycle-node.xml");
+    format!("test://{}", path.display())
+}
+
+fn connect() -> VirtHypervisor {
+    VirtHypervisor::connect(&fixture_uri()).expect("test driver connection")
+}
+
+fn metadata(node: &str, role: &str) -> String {
+    format!(
+        "<metadata><hpc:cluster xmlns:hpc='{METADATA_NS}' name='{CLUSTER}' node='{node}' \
+         role='{role}'/></metadata>"
+    )
+}
+
+fn mac(i: usize) -> String {
+    format!("52:54:00:77:00:{:02x}", 0x10 + i)
+}
+
+fn object(kind: ObjectKind, name: String, xml: String) -> Object {
+    Object {
+        kind,
+        name,
+        uri: fixture_uri().parse().expect("uri"),
+        xml,
+    }
+}
+
+fn domain_xml(node: &str, i: usize, vcpus: u32) -> String {
+    let role = if i == 0 { "controller" } else { "compute" };
+    format!(
+        "<domain type='test'>
+  <name>{CLUSTER}-{node}</name>
+  {meta}
+  <memory unit='MiB'>1024</memory>
+  <vcpu>{vcpus}</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/var/lib/hpc-up/{CLUSTER}/pool/{CLUSTER}-{node}.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <mac address='{mac}'/>
+      <source network='{CLUSTER}-net'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>
+",
+        meta = metadata(node, role),
+        mac = mac(i),
+    )
+}
+
+/// A hand-written plan: network, pool, one volume and one domain per node.
+fn test_plan(nodes: &[&str]) -> LibvirtPlan {
+    let hosts: String = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "<host mac='{}' name='{n}' ip='10.77.0.{}'/>",
+                mac(i),
+                10 + i
+            )
+        })
+        .collect();
+    let mut objects = vec![
+        object(
+            ObjectKind::Network,
+            format!("{CLUSTER}-net"),
+            format!(
+                "<network>
+  <name>{CLUSTER}-net</name>
+  {meta}
+  <bridge name='hpcbr-t1' stp='off' delay='0'/>
+  <ip address='10.77.0.1' netmask='255.255.255.0'>
+    <dhcp>{hosts}</dhcp>
+  </ip>
+</network>
+",
+                meta = metadata("", "network")
+            ),
+        ),
+        object(
+            ObjectKind::Pool,
+            format!("{CLUSTER}-pool"),
+            format!(
+                "<pool type='dir'><name>{CLUSTER}-pool</name>\
+                 <target><path>/var/lib/hpc-up/{CLUSTER}/pool</path></target></pool>"
+            ),
+        ),
+    ];
+    for n in nodes {
+        objects.push(object(
+            ObjectKind::Volume,
+            format!("{CLUSTER}-{n}.qcow2"),
+            format!(
+                "<volume><name>{CLUSTER}-{n}.qcow2</name><capacity unit='GiB'>8</capacity>\
+                 <target><format type='qcow2'/></target></volume>"
+            ),
+        ));
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        objects.push(object(
+            ObjectKind::Domain,
+            format!("{CLUSTER}-{n}"),
+            domain_xml(n, i, 1),
+        ));
+    }
+    LibvirtPlan { objects }
+}
+
+fn journal(dir: &Path) -> Journal {
+    Journal::open(dir, CLUSTER).expect("journal")
+}
+
+/// Every object on the connection, as `kind name`.
+fn everything<H: Hypervisor>(hv: &H) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in [
+        ObjectKind::Network,
+        ObjectKind::Pool,
+        ObjectKind::Volume,
+        ObjectKind::Domain,
+    ] {
+        for o in hv.list(kind).expect("list") {
+            out.push(format!("{kind:?} {}", o.name));
+        }
+    }
+    out
+}
+
+fn no_go() -> AtomicBool {
+    AtomicBool::new(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// fault injection
+
+/// Passes every call through to `inner`, counting the calls that change something; the
+/// `fail_at`-th such call (1-based) fails without reaching libvirt. With `panic` it panics
+/// instead, which is what a `kill -9` looks like to the journal: nothing after that point
+/// runs, no unwind.
+struct FailingHypervisor<H> {
+    inner: H,
+    calls: Cell<usize>,
+    fail_at: Option<usize>,
+    /// Also fail this many calls after `fail_at` (the first steps of the unwind).
+    fail_after: usize,
+    panic: bool,
+    /// Raise this flag at call `fail_at` instead of failing.
+    cancel: Option<(usize, &'static AtomicBool)>,
+}
+
+impl<H: Hypervisor> FailingHypervisor<H> {
+    fn new(inner: H) -> Self {
+        Self {
+            inner,
+            calls: Cell::new(0),
+            fail_at: None,
+            fail_after: 0,
+            panic: false,
+            cancel: None,
+        }
+    }
+    fn failing_at(inner: H, k: usize) -> Self {
+        Self {
+            fail_at: Some(k),
+            ..Self::new(inner)
+        }
+    }
+
+    fn step(&self, kind: ObjectKind, name: &str, step: Step) -> HvResult<()> {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        if let Some((at, flag)) = self.cancel
+            && n == at
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+        if let Some(at) = self.fail_at
+            && (at..=at + self.fail_after).contains(&n)
+        {
+            if self.panic {
+                panic!("simulated kill -9 at call {n}");
+            }
+            return Err(HypervisorError::object(
+                kind,
+                name,
+                step,
+                format!("injected failure at call {n}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
+    fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
+        self.inner.list(kind)
+    }
+    fn lookup(
+        &self,
+        kind: ObjectKind,
+        pool: Option<&str>,
+        name: &str,
+    ) -> HvResult<Option<LiveObject>> {
+        self.inner.lookup(kind, pool, name)
+    }
+    fn define_network(&self, name: &str, xml: &str) -> HvResult<()> {
+        self.step(ObjectKind::Network, name, Step::Define)?;
+        self.inner.define_network(name, xml)
+    }
+    fn start_network(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Network, name, Step::Start)?;
+        self.inner.start_network(name)
+    }
+    fn destroy_network(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Network, name, Step::Destroy)?;
+        self.inner.destroy_network(name)
+    }
+    fn undefine_network(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Network, name, Step::Undefine)?;
+        self.inner.undefine_network(name)
+    }
+    fn define_pool(&self, name: &str, xml: &str) -> HvResult<()> {
+        self.step(ObjectKind::Pool, name, Step::Define)?;
+        self.inner.define_pool(name, xml)
+    }
+    fn build_pool(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Pool, name, Step::Build)?;
+        self.inner.build_pool(name)
+    }
+    fn start_pool(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Pool, name, Step::Start)?;
+        self.inner.start_pool(name)
+    }
+    fn destroy_pool(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Pool, name, Step::Destroy)?;
+        self.inner.destroy_pool(name)
+    }
+    fn undefine_pool(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Pool, name, Step::Undefine)?;
+        self.inner.undefine_pool(name)
+    }
+    fn create_volume(&self, pool: &str, name: &str, xml: &str) -> HvResult<()> {
+        self.step(ObjectKind::Volume, name, Step::Create)?;
+        self.inner.create_volume(pool, name, xml)
+    }
+    fn delete_volume(&self, pool: &str, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Volume, name, Step::Delete)?;
+        self.inner.delete_volume(pool, name)
+    }
+    fn define_domain(&self, name: &str, xml: &str) -> HvResult<()> {
+        self.step(ObjectKind::Domain, name, Step::Define)?;
+        self.inner.define_domain(name, xml)
+    }
+    fn start_domain(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Domain, name, Step::Start)?;
+        self.inner.start_domain(name)
+    }
+    fn shutdown_domain(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Domain, name, Step::Shutdown)?;
+        self.inner.shutdown_domain(name)
+    }
+    fn destroy_domain(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Domain, name, Step::Destroy)?;
+        self.inner.destroy_domain(name)
+    }
+    fn undefine_domain(&self, name: &str) -> HvResult<()> {
+        self.step(ObjectKind::Domain, name, Step::Undefine)?;
+        self.inner.undefine_domain(name)
+    }
+    fn domain_state(&self, name: &str) -> HvResult<DomainState> {
+        self.inner.domain_state(name)
+    }
+}
+
+/// How many changing calls a clean `up` of `plan` makes.
+fn calls_of_clean_up(plan: &LibvirtPlan) -> usize {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let hv = FailingHypervisor::new(connect());
+    up(plan, &hv, &mut journal(dir.path()), &no_go()).expect("clean up");
+    hv.calls.get()
+}
+
+fn source_text(e: &LifecycleError) -> String {
+    match e {
+        LifecycleError::Unwound { source, .. } => {
+            let mut s = source.to_string();
+            let mut next = std::error::Error::source(&**source);
+            while let Some(c) = next {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                next = c.source();
+            }
+            s
+        }
+        other => panic!("expected an unwound error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tests
+
+#[test]
+fn up_twice_changes_nothing_the_second_time_and_down_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let plan = test_plan(&["ctl", "cn1", "cn2"]);
+    let mut j = journal(dir.path());
+
+    let first = up(&plan, &hv, &mut j, &no_go()).unwrap();
+    assert_eq!(first.changes(), plan.objects.len());
+    assert!(first.objects.iter().all(|a| a.outcome == Outcome::Created));
+    assert_eq!(everything(&hv).len(), plan.objects.len());
+    assert_eq!(journal(dir.path()).entries().len(), plan.objects.len());
+
+    let changes = diff(&plan, &hv).unwrap();
+    assert!(
+        changes.iter().all(|c| c.action == Action::Unchanged),
+        "{changes:#?}"
+    );
+    let second = up(&plan, &hv, &mut j, &no_go()).unwrap();
+    assert_eq!(second.changes(), 0, "{second:#?}");
+    assert!(second.stale.is_empty());
+
+    let report = down(CLUSTER, &hv, &mut j).unwrap();
+    assert_eq!(report.removed.len(), plan.objects.len());
+    assert_eq!(everything(&hv), Vec::<String>::new());
+    assert!(j.is_empty());
+    assert!(!dir.path().join("journal.json").exists());
+    // Nothing left: a second down is a no-op.
+    assert!(down(CLUSTER, &hv, &mut j).unwrap().removed.is_empty());
+}
+
+#[test]
+fn failure_at_every_step_of_up_unwinds_everything() {
+    let plan = test_plan(&["ctl", "cn1"]);
+    let total = calls_of_clean_up(&plan);
+    assert!(total >= plan.objects.len() + 4, "only {total} calls");
+    for k in 1..=total {
+        let dir = tempfile::tempdir().unwrap();
+        let hv = FailingHypervisor::failing_at(connect(), k);
+        let mut j = journal(dir.path());
+        let err = up(&plan, &hv, &mut j, &no_go()).expect_err("injected failure");
+        let text = source_text(&err);
+        assert!(
+            text.contains(&format!("injected failure at call {k}")),
+            "k={k}: {text}"
+        );
+        match &err {
+            LifecycleError::Unwound { unwind_errors, .. } => {
+                assert!(unwind_errors.is_empty(), "k={k}: {unwind_errors:?}")
+            }
+            other => panic!("k={k}: {other:?}"),
+        }
+        assert_eq!(everything(&hv), Vec::<String>::new(), "k={k}");
+        assert!(j.is_empty(), "k={k}: {:?}", j.entries());
+        assert!(journal(dir.path()).is_empty(), "k={k}");
+    }
+}
+
+#[test]
+fn failed_unwind_steps_are_reported_and_down_removes_the_rest() {
+    let plan = test_plan(&["ctl", "cn1"]);
+    let total = calls_of_clean_up(&plan);
+    let dir = tempfile::tempdir().unwrap();
+    // Fail the last step of `up` (start of the last domain) and the first two undo steps.
+    let mut hv = FailingHypervisor::failing_at(connect(), total);
+    hv.fail_after = 2;
+    let mut j = journal(dir.path());
+    let err = up(&plan, &hv, &mut j, &no_go()).expect_err("injected failure");
+    match &err {
+        LifecycleError::Unwound {
+            unwind_errors,
+            undone,
+            ..
+        } => {
+            assert_eq!(unwind_errors.len(), 2, "{err}");
+            assert!(*undone > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("2 undo step(s) failed"), "{err}");
+    assert!(!everything(&hv).is_empty());
+    down(CLUSTER, &hv, &mut journal(dir.path())).unwrap();
+    assert_eq!(everything(&hv), Vec::<String>::new());
+}
+
+#[test]
+fn cancel_between_steps_unwinds() {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    let plan = test_plan(&["ctl", "cn1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut hv = FailingHypervisor::new(connect());
+    hv.cancel = Some((5, &FLAG));
+    let err = up(&plan, &hv, &mut journal(dir.path()), &FLAG).expect_err("cancelled");
+    assert!(
+        matches!(&err, LifecycleError::Unwound { source, .. } if matches!(**source, LifecycleError::Cancelled)),
+        "{err:?}"
+    );
+    assert_eq!(everything(&hv), Vec::<String>::new());
+    assert!(journal(dir.path()).is_empty());
+}
+
+#[test]
+fn down_after_kill_at_every_step_removes_everything() {
+    let plan = test_plan(&["ctl", "cn1"]);
+    let total = calls_of_clean_up(&plan);
+    for k in 1..=total {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hv = FailingHypervisor::failing_at(connect(), k);
+        hv.panic = true;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut j = journal(dir.path());
+            up(&plan, &hv, &mut j, &no_go())
+        }));
+        assert!(result.is_err(), "k={k}: up survived the kill");
+        // A new process: only the journal on disk and libvirt's state remain.
+        hv.fail_at = None;
+        let mut j = journal(dir.path());
+        down(CLUSTER, &hv, &mut j).unwrap();
+        assert_eq!(everything(&hv), Vec::<String>::new(), "k={k}");
+        assert!(journal(dir.path()).is_empty(), "k={k}");
+    }
+}
+
+#[test]
+fn down_without_journal_finds_objects_by_metadata_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let plan = test_plan(&["ctl", "cn1"]);
+    up(&plan, &hv, &mut journal(dir.path()), &no_go()).unwrap();
+    // Another cluster's domain and a foreign pool must survive.
+    hv.define_domain(
+        "other-ctl",
+        &domain_xml("ctl", 0, 1)
+            .replace(&format!("{CLUSTER}-ctl"), "other-ctl")
+            .replace(&format!("name='{CLUSTER}'"), "name='other'"),
+    )
+    .unwrap();
+    hv.define_pool(
+        "images",
+        "<pool type='dir'><name>images</name><target><path>/srv/images</path></target></pool>",
+    )
+    .unwrap();
+    fs_err::remove_file(dir.path().join("journal.json")).unwrap();
+
+    let report = down(CLUSTER, &hv, &mut journal(dir.path())).unwrap();
+    assert_eq!(report.removed.len(), plan.objects.len(), "{report:#?}");
+    assert_eq!(
+        everything(&hv),
+        vec!["Pool images".to_owned(), "Domain other-ctl".to_owned()]
+    );
+}
+
+#[test]
+fn down_with_only_intents_and_a_stopped_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let plan = test_plan(&["ctl"]);
+    up(&plan, &hv, &mut journal(dir.path()), &no_go()).unwrap();
+    // The journal lost its "created" marks (killed right after each define) and the pool
+    // is stopped, hiding its volumes from a listing.
+    fs_err::remove_file(dir.path().join("journal.json")).unwrap();
+    let mut j = journal(dir.path());
+    for o in &plan.objects {
+        let pool = (o.kind == ObjectKind::Volume).then_some("t1-pool");
+        j.record_intent(o.kind, pool, &o.name).unwrap();
+    }
+    hv.destroy_domain("t1-ctl").unwrap();
+    hv.destroy_pool("t1-pool").unwrap();
+    let report = down(CLUSTER, &hv, &mut j).unwrap();
+    assert_eq!(report.removed.len(), plan.objects.len(), "{report:#?}");
+    assert_eq!(everything(&hv), Vec::<String>::new());
+}
+
+#[test]
+fn diff_reports_update_recreate_and_delete_and_up_applies_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let mut j = journal(dir.path());
+    up(&test_plan(&["ctl", "cn1"]), &hv, &mut j, &no_go()).unwrap();
+
+    // cn1 removed, ctl gets 2 vCPUs.
+    let mut plan = test_plan(&["ctl"]);
+    let ctl = plan
+        .objects
+        .iter_mut()
+        .find(|o| o.name == "t1-ctl")
+        .unwrap();
+    ctl.xml = domain_xml("ctl", 0, 2);
+    let changes = diff(&plan, &hv).unwrap();
+    let action = |name: &str| {
+        changes
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.action)
+            .unwrap_or_else(|| panic!("{name} not in {changes:#?}"))
+    };
+    assert_eq!(action("t1-ctl"), Action::Update);
+    // The network's DHCP hosts lost cn1.
+    assert_eq!(action("t1-net"), Action::Update);
+    assert_eq!(action("t1-pool"), Action::Unchanged);
+    assert_eq!(action("t1-ctl.qcow2"), Action::Unchanged);
+    assert_eq!(action("t1-cn1"), Action::Delete);
+    assert_eq!(action("t1-cn1.qcow2"), Action::Delete);
+
+    let report = up(&plan, &hv, &mut j, &no_go()).unwrap();
+    let ctl = report.objects.iter().find(|a| a.name == "t1-ctl").unwrap();
+    assert_eq!(ctl.outcome, Outcome::Updated);
+    assert_eq!(report.stale.len(), 2, "{report:#?}");
+    let after = diff(&plan, &hv).unwrap();
+    assert!(
+        after
+            .iter()
+            .all(|c| matches!(c.action, Action::Unchanged | Action::Delete)
+            // The test driver dumps only the live definition of a running network, and a
+            // redefinition takes effect at its next start.
+            || c.name == "t1-net"),
+        "{after:#?}"
+    );
+
+    // A bigger disk would need a new volume: up refuses.
+    let mut bigger = plan.clone();
+    let vol = bigger
+        .objects
+        .iter_mut()
+        .find(|o| o.kind == ObjectKind::Volume)
+        .unwrap();
+    vol.xml = vol.xml.replace(">8<", ">16<");
+    assert_eq!(
+        diff(&bigger, &hv).unwrap()[2].action,
+        Action::Recreate,
+        "volume is the third object"
+    );
+    let err = up(&bigger, &hv, &mut j, &no_go()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LifecycleError::NeedsRecreate {
+                kind: ObjectKind::Volume,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    down(CLUSTER, &hv, &mut j).unwrap();
+    assert_eq!(everything(&hv), Vec::<String>::new());
+}
+
+#[test]
+fn status_stop_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let plan = test_plan(&["ctl", "cn1"]);
+    let before = status(&plan, &hv).unwrap();
+    assert!(before.iter().all(|s| s.state.is_none()));
+
+    let mut j = journal(dir.path());
+    up(&plan, &hv, &mut j, &no_go()).unwrap();
+    let now = status(&plan, &hv).unwrap();
+    assert_eq!(now.len(), 2);
+    assert_eq!(now[0].node, "ctl");
+    assert_eq!(now[0].domain, "t1-ctl");
+    assert_eq!(now[0].state, Some(DomainState::Running));
+    assert_eq!(now[0].mac.as_deref(), Some("52:54:00:77:00:10"));
+    assert_eq!(now[0].ip.as_deref(), Some("10.77.0.10"));
+    assert_eq!(now[1].ip.as_deref(), Some("10.77.0.11"));
+    assert_eq!(now[0].vcpus, Some(1));
+    assert_eq!(now[0].memory_kib, Some(1024 * 1024));
+
+    let stopped = stop(&plan, &hv, Duration::from_secs(5)).unwrap();
+    assert_eq!(stopped.shut_down.len() + stopped.destroyed.len(), 2);
+    assert!(
+        status(&plan, &hv)
+            .unwrap()
+            .iter()
+            .all(|s| s.state == Some(DomainState::ShutOff))
+    );
+    // Stopped domains are started again by `up` (a change) or `start`.
+    assert_eq!(start(&plan, &hv).unwrap(), vec!["t1-ctl", "t1-cn1"]);
+    assert_eq!(up(&plan, &hv, &mut j, &no_go()).unwrap().changes(), 0);
+    stop(&plan, &hv, Duration::ZERO).unwrap();
+    let again = up(&plan, &hv, &mut j, &no_go()).unwrap();
+    assert_eq!(again.changes(), 2);
+    assert!(
+        again
+            .objects
+            .iter()
+            .filter(|a| a.kind == ObjectKind::Domain)
+            .all(|a| a.outcome == Outcome::Started)
+    );
+    down(CLUSTER, &hv, &mut j).unwrap();
+}
+
+#[test]
+fn start_needs_defined_objects() {
+    let hv = connect();
+    let err = start(&test_plan(&["ctl"]), &hv).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LifecycleError::NotDefined {
+                kind: ObjectKind::Network,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn errors_name_kind_object_and_step() {
+    let hv = connect();
+    let err = hv.start_domain("nope").unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot start domain `nope`"),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+    let bad = VirtHypervisor::connect("test:///nonexistent/node.xml").unwrap_err();
+    assert!(bad.to_string().contains("test:///nonexistent"), "{bad}");
+}
