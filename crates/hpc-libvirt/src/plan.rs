@@ -1,10 +1,32 @@
 //! The libvirt objects of a cluster (interface shared by the renderer and the lifecycle).
+//!
+//! [`plan()`] is pure: no I/O, no clock, no environment, and the same [`Cluster`] always gives
+//! byte-identical XML.
 
-use hpc_config::Cluster;
+use std::path::{Path, PathBuf};
+
+use hpc_config::file::{DomainType, NetworkMode};
 use hpc_config::types::ConnectUri;
+use hpc_config::{Cluster, Node, Role};
+use quick_xml::NsReader;
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+
+use crate::virtiofs::virtiofs_devices;
+use crate::xml::{
+    BackingStore, Boot, Bridge, CharLog, CharTarget, Clock, Console, Cpu, Dhcp, DhcpHost, Disk,
+    DiskDriver, DiskSource, DiskTarget, Dns, DnsHost, Domain, DomainDevices, Features, Forward,
+    Hostdev, HostdevSource, Interface, InterfaceSource, LifecycleAction, MacAddress, Memballoon,
+    Metadata, Network, NetworkDomain, NetworkIp, Os, OsType, Pool, PoolTarget, Quantity, Rng,
+    RngBackend, Serial, Typed, Volume, VolumeTarget,
+};
 
 /// XML namespace of hpc-up's `<metadata>` element.
 pub const METADATA_NS: &str = "https://hpc-up.invalid/xmlns/libvirt/1";
+
+/// `role` in the metadata of the cluster network (domains carry their node's role).
+pub const NETWORK_ROLE: &str = "network";
 
 /// Which kind of libvirt object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,10 +61,504 @@ pub struct LibvirtPlan {
     pub objects: Vec<Object>,
 }
 
+impl LibvirtPlan {
+    /// The objects of one kind, in creation order.
+    pub fn of_kind(&self, kind: ObjectKind) -> impl Iterator<Item = &Object> {
+        self.objects.iter().filter(move |o| o.kind == kind)
+    }
+
+    /// The distinct connections, in the order their first object appears.
+    pub fn uris(&self) -> Vec<&ConnectUri> {
+        let mut out: Vec<&ConnectUri> = Vec::new();
+        for o in &self.objects {
+            if !out.contains(&&o.uri) {
+                out.push(&o.uri);
+            }
+        }
+        out
+    }
+}
+
+/// The cluster a libvirt object belongs to, read back from its `<metadata>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The node's name; `None` for objects of the whole cluster (the network).
+    pub node: Option<String>,
+}
+
+/// Name of the cluster network: `<cluster>-net`.
+pub fn network_name(cluster: &str) -> String {
+    format!("{cluster}-net")
+}
+
+/// Name of the cluster's storage pool: `<cluster>-pool`.
+pub fn pool_name(cluster: &str) -> String {
+    format!("{cluster}-pool")
+}
+
+/// Name of a node's disk volume: `<cluster>-<node>.qcow2`.
+pub fn volume_name(cluster: &str, node: &str) -> String {
+    format!("{cluster}-{node}.qcow2")
+}
+
+/// Name of a node's domain: `<cluster>-<node>`.
+pub fn domain_name(cluster: &str, node: &str) -> String {
+    format!("{cluster}-{node}")
+}
+
+/// The storage pool's directory: `<state_dir>/pool`.
+pub fn pool_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("pool")
+}
+
+/// Where a node's disk volume lives: `<state_dir>/pool/<cluster>-<node>.qcow2`.
+pub fn volume_path(state_dir: &Path, cluster: &str, node: &str) -> PathBuf {
+    pool_path(state_dir).join(volume_name(cluster, node))
+}
+
+/// The directory of the serial console logs: `<state_dir>/console`.
+pub fn console_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("console")
+}
+
+/// A node's serial console log: `<state_dir>/console/<node>.log`.
+pub fn console_log_path(state_dir: &Path, node: &str) -> PathBuf {
+    console_dir(state_dir).join(format!("{node}.log"))
+}
+
 /// Plan the libvirt objects of `cluster`.
+///
+/// Each distinct node connection gets its own network and pool (same names on every
+/// connection); then come one volume and one domain per node, in cluster order.
 pub fn plan(cluster: &Cluster) -> LibvirtPlan {
-    let _ = cluster;
-    LibvirtPlan {
-        objects: Vec::new(),
+    let mut uris: Vec<&ConnectUri> = Vec::new();
+    for node in &cluster.nodes {
+        if !uris.contains(&&node.uri) {
+            uris.push(&node.uri);
+        }
+    }
+    let name = cluster.name.as_str();
+    let mut objects = Vec::with_capacity(2 * uris.len() + 2 * cluster.nodes.len());
+    for uri in &uris {
+        objects.push(Object {
+            kind: ObjectKind::Network,
+            name: network_name(name),
+            uri: (*uri).clone(),
+            xml: network_xml(cluster, uri).to_xml(),
+        });
+    }
+    for uri in &uris {
+        objects.push(Object {
+            kind: ObjectKind::Pool,
+            name: pool_name(name),
+            uri: (*uri).clone(),
+            xml: pool_xml(cluster).to_xml(),
+        });
+    }
+    for node in &cluster.nodes {
+        objects.push(Object {
+            kind: ObjectKind::Volume,
+            name: volume_name(name, node.name.as_str()),
+            uri: node.uri.clone(),
+            xml: volume_xml(cluster, node).to_xml(),
+        });
+    }
+    for node in &cluster.nodes {
+        objects.push(Object {
+            kind: ObjectKind::Domain,
+            name: domain_name(name, node.name.as_str()),
+            uri: node.uri.clone(),
+            xml: domain_xml(cluster, node).to_xml(),
+        });
+    }
+    LibvirtPlan { objects }
+}
+
+/// The cluster network on connection `uri`.
+///
+/// DNS names every node of the cluster, wherever it runs; DHCP hands out the static leases of
+/// the nodes on this connection only (each host's network has its own DHCP server). There is
+/// no dynamic range: addresses are decided at plan time.
+pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
+    let net = &cluster.network;
+    Network {
+        name: network_name(cluster.name.as_str()),
+        metadata: Metadata::new(cluster.name.as_str(), "", NETWORK_ROLE),
+        forward: match net.mode {
+            NetworkMode::Nat => Some(Forward {
+                mode: "nat".to_owned(),
+            }),
+            NetworkMode::Isolated => None,
+        },
+        bridge: Bridge {
+            name: net.bridge.as_str().to_owned(),
+            stp: "off".to_owned(),
+            delay: 0,
+        },
+        domain: NetworkDomain {
+            name: net.domain.as_str().to_owned(),
+            local_only: "yes".to_owned(),
+        },
+        dns: Dns {
+            host: cluster
+                .nodes
+                .iter()
+                .map(|n| DnsHost {
+                    ip: n.ip.to_string(),
+                    hostname: vec![n.name.as_str().to_owned()],
+                })
+                .collect(),
+        },
+        ip: NetworkIp {
+            address: net.gateway.to_string(),
+            netmask: net.cidr.netmask().to_string(),
+            dhcp: Some(Dhcp {
+                host: cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| &n.uri == uri)
+                    .map(|n| DhcpHost {
+                        mac: n.mac.to_string(),
+                        name: n.name.as_str().to_owned(),
+                        ip: n.ip.to_string(),
+                    })
+                    .collect(),
+            }),
+        },
+    }
+}
+
+/// The cluster's directory storage pool, at `<state_dir>/pool`.
+pub fn pool_xml(cluster: &Cluster) -> Pool {
+    Pool {
+        kind: "dir".to_owned(),
+        name: pool_name(cluster.name.as_str()),
+        target: PoolTarget {
+            path: path_text(&pool_path(&cluster.state_dir)),
+        },
+    }
+}
+
+/// A node's disk: a qcow2 overlay (compat 1.1) backed by the cluster's base image.
+///
+/// The backing store belongs here and never in the domain: libvirt reads the chain from the
+/// qcow2 header, and a `<backingStore>` in a domain overrides it.
+pub fn volume_xml(cluster: &Cluster, node: &Node) -> Volume {
+    Volume {
+        name: volume_name(cluster.name.as_str(), node.name.as_str()),
+        capacity: Quantity {
+            unit: "bytes",
+            value: node.disk.bytes(),
+        },
+        target: VolumeTarget {
+            format: qcow2(),
+            compat: Some("1.1".to_owned()),
+        },
+        backing_store: Some(BackingStore {
+            path: path_text(&cluster.image.base),
+            format: qcow2(),
+        }),
+    }
+}
+
+/// A node's domain.
+pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
+    let cname = cluster.name.as_str();
+    let nname = node.name.as_str();
+    let image = &cluster.image;
+    let fs = virtiofs_devices(node);
+    let (kind, cpu) = match node.domain_type {
+        DomainType::Qemu => (
+            "qemu",
+            Cpu {
+                mode: "maximum".to_owned(),
+                check: Some("none".to_owned()),
+            },
+        ),
+        DomainType::Kvm => (
+            "kvm",
+            Cpu {
+                mode: "host-passthrough".to_owned(),
+                check: None,
+            },
+        ),
+    };
+    let os = match &image.kernel {
+        Some(kernel) => {
+            let hostname = format!("systemd.hostname={nname}");
+            let cmdline = match image.cmdline.as_deref().map(str::trim) {
+                Some(c) if !c.is_empty() => format!("{c} {hostname}"),
+                _ => hostname,
+            };
+            Os {
+                os_type: hvm(),
+                kernel: Some(path_text(kernel)),
+                initrd: image.initrd.as_deref().map(path_text),
+                cmdline: Some(cmdline),
+                boot: None,
+            }
+        }
+        None => Os {
+            os_type: hvm(),
+            kernel: None,
+            initrd: None,
+            cmdline: None,
+            boot: Some(Boot {
+                dev: "hd".to_owned(),
+            }),
+        },
+    };
+    Domain {
+        kind: kind.to_owned(),
+        name: domain_name(cname, nname),
+        metadata: Metadata::new(cname, nname, role_name(node.role)),
+        memory: Quantity {
+            unit: "KiB",
+            value: node.memory.kib_ceil(),
+        },
+        vcpu: node.vcpus,
+        memory_backing: fs.memory_backing,
+        os,
+        features: Features { acpi: (), apic: () },
+        cpu,
+        clock: Clock {
+            offset: "utc".to_owned(),
+        },
+        on_poweroff: LifecycleAction::Destroy,
+        on_reboot: LifecycleAction::Restart,
+        on_crash: LifecycleAction::Destroy,
+        devices: DomainDevices {
+            disk: vec![Disk {
+                kind: "file".to_owned(),
+                device: "disk".to_owned(),
+                driver: DiskDriver {
+                    name: "qemu".to_owned(),
+                    format: "qcow2".to_owned(),
+                },
+                source: DiskSource {
+                    file: path_text(&volume_path(&cluster.state_dir, cname, nname)),
+                },
+                target: DiskTarget {
+                    dev: "vda".to_owned(),
+                    bus: "virtio".to_owned(),
+                },
+            }],
+            filesystem: fs.filesystems,
+            interface: vec![Interface {
+                kind: "network".to_owned(),
+                mac: MacAddress {
+                    address: node.mac.to_string(),
+                },
+                source: InterfaceSource {
+                    network: network_name(cname),
+                },
+                model: Typed {
+                    kind: "virtio".to_owned(),
+                },
+            }],
+            serial: vec![Serial {
+                kind: "pty".to_owned(),
+                log: Some(CharLog {
+                    file: path_text(&console_log_path(&cluster.state_dir, nname)),
+                    append: "off".to_owned(),
+                }),
+                target: CharTarget {
+                    kind: None,
+                    port: 0,
+                },
+            }],
+            console: vec![Console {
+                kind: "pty".to_owned(),
+                target: CharTarget {
+                    kind: Some("serial".to_owned()),
+                    port: 0,
+                },
+            }],
+            hostdev: node
+                .pci_devices
+                .iter()
+                .map(|d| Hostdev {
+                    mode: "subsystem".to_owned(),
+                    kind: "pci".to_owned(),
+                    managed: "yes".to_owned(),
+                    source: HostdevSource {
+                        address: d.address.into(),
+                    },
+                })
+                .collect(),
+            rng: vec![Rng {
+                model: "virtio".to_owned(),
+                backend: RngBackend {
+                    model: "random".to_owned(),
+                    source: "/dev/urandom".to_owned(),
+                },
+            }],
+            memballoon: Memballoon {
+                model: "none".to_owned(),
+            },
+        },
+    }
+}
+
+/// The owner recorded in a network's or domain's XML (as written by [`plan()`] or as libvirt
+/// dumps it back), or `None` when the XML carries no hpc-up metadata or is not well-formed.
+///
+/// The element is found by namespace, so whatever prefix it carries works.
+pub fn owner_from_xml(xml: &str) -> Option<Owner> {
+    let mut reader = NsReader::from_str(xml);
+    let ns = Namespace(METADATA_NS);
+    loop {
+        match reader.read_resolved_event().ok()? {
+            (ResolveResult::Bound(bound), Event::Start(e) | Event::Empty(e))
+                if bound == ns && e.local_name().as_ref() == "cluster" =>
+            {
+                return owner_from_tag(&e);
+            }
+            (_, Event::Eof) => return None,
+            _ => {}
+        }
+    }
+}
+
+fn owner_from_tag(e: &BytesStart<'_>) -> Option<Owner> {
+    let mut cluster = None;
+    let mut node = None;
+    for attr in e.attributes() {
+        let attr = attr.ok()?;
+        let value = attr.normalized_value(XmlVersion::Implicit1_0).ok()?;
+        match attr.key.as_ref() {
+            "name" => cluster = Some(value.into_owned()),
+            "node" => node = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let cluster = cluster.filter(|c| !c.is_empty())?;
+    Some(Owner {
+        cluster,
+        node: node.filter(|n| !n.is_empty()),
+    })
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Controller => "controller",
+        Role::Compute => "compute",
+    }
+}
+
+fn hvm() -> OsType {
+    OsType {
+        arch: "x86_64".to_owned(),
+        machine: "q35".to_owned(),
+        value: "hvm".to_owned(),
+    }
+}
+
+fn qcow2() -> Typed {
+    Typed {
+        kind: "qcow2".to_owned(),
+    }
+}
+
+fn path_text(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(cluster: &str, node: Option<&str>) -> Option<Owner> {
+        Some(Owner {
+            cluster: cluster.to_owned(),
+            node: node.map(str::to_owned),
+        })
+    }
+
+    fn minimal() -> Cluster {
+        let env = |_: &str| None;
+        hpc_config::load_str(
+            "minimal.yaml",
+            include_str!("../../../examples/minimal.yaml"),
+            &env,
+        )
+        .expect("the minimal example loads")
+    }
+
+    #[test]
+    fn owner_round_trips_through_rendered_metadata() {
+        let cluster = minimal();
+        let net = network_xml(&cluster, &cluster.nodes[0].uri).to_xml();
+        assert_eq!(owner_from_xml(&net), owner("minimal", None));
+        for node in &cluster.nodes {
+            let dom = domain_xml(&cluster, node).to_xml();
+            assert_eq!(
+                owner_from_xml(&dom),
+                owner("minimal", Some(node.name.as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn owner_is_found_by_namespace_not_prefix() {
+        // libvirt may write the element back with another prefix or layout.
+        let xml = format!(
+            "<domain><metadata>\n  <x:cluster xmlns:x=\"{METADATA_NS}\" role=\"compute\" \
+             node=\"cn&#50;\" name=\"lab\"></x:cluster>\n</metadata></domain>"
+        );
+        assert_eq!(owner_from_xml(&xml), owner("lab", Some("cn2")));
+    }
+
+    #[test]
+    fn foreign_or_missing_metadata_has_no_owner() {
+        let other = "<domain><metadata><hpc:cluster xmlns:hpc='https://example.invalid/other' \
+                     name='lab' node='cn1'/></metadata></domain>";
+        assert_eq!(owner_from_xml(other), None);
+        // Right local name and prefix, but no namespace declaration.
+        assert_eq!(
+            owner_from_xml("<domain><metadata><cluster name='lab'/></metadata></domain>"),
+            None
+        );
+        assert_eq!(owner_from_xml("<domain><name>vm</name></domain>"), None);
+        let empty_name = format!(
+            "<domain><metadata><hpc:cluster xmlns:hpc='{METADATA_NS}' name=''/></metadata></domain>"
+        );
+        assert_eq!(owner_from_xml(&empty_name), None);
+        assert_eq!(owner_from_xml("<domain><metadata><hpc:cluster"), None);
+        assert_eq!(owner_from_xml(""), None);
+    }
+
+    #[test]
+    fn names_are_cluster_prefixed() {
+        assert_eq!(network_name("lab"), "lab-net");
+        assert_eq!(pool_name("lab"), "lab-pool");
+        assert_eq!(volume_name("lab", "cn1"), "lab-cn1.qcow2");
+        assert_eq!(domain_name("lab", "cn1"), "lab-cn1");
+        let state = Path::new("/var/lib/hpc-up/lab");
+        assert_eq!(
+            volume_path(state, "lab", "cn1"),
+            Path::new("/var/lib/hpc-up/lab/pool/lab-cn1.qcow2")
+        );
+        assert_eq!(
+            console_log_path(state, "cn1"),
+            Path::new("/var/lib/hpc-up/lab/console/cn1.log")
+        );
+    }
+
+    #[test]
+    fn pci_addresses_are_written_in_libvirt_hex() {
+        let a: hpc_config::types::PciAddress = "0000:af:1f.7".parse().expect("address");
+        let x = crate::xml::PciAddress::from(a);
+        assert_eq!(
+            (
+                x.domain.as_str(),
+                x.bus.as_str(),
+                x.slot.as_str(),
+                x.function.as_str()
+            ),
+            ("0x0000", "0xaf", "0x1f", "0x7")
+        );
     }
 }
