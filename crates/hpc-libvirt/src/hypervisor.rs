@@ -184,6 +184,8 @@ pub type HvResult<T> = Result<T, HypervisorError>;
 /// interior mutability). Names are libvirt object names; volumes are addressed by pool and
 /// volume name.
 pub trait Hypervisor {
+    /// The connection URI, as the plan's objects name it ([`crate::Object::uri`]).
+    fn uri(&self) -> &str;
     /// Every object of `kind` with its XML (volumes: of every active pool).
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>>;
     /// The object of `kind` called `name` (for volumes, in `pool`), or `None` if there is
@@ -235,6 +237,9 @@ pub trait Hypervisor {
 }
 
 impl<H: Hypervisor + ?Sized> Hypervisor for &H {
+    fn uri(&self) -> &str {
+        (**self).uri()
+    }
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
         (**self).list(kind)
     }

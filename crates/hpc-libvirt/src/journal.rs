@@ -10,7 +10,8 @@
 //!
 //! ```json
 //! { "version": 1, "cluster": "minimal",
-//!   "entries": [ { "kind": "network", "name": "minimal-net", "state": "created" } ] }
+//!   "entries": [ { "uri": "qemu:///system", "kind": "network", "name": "minimal-net",
+//!                  "state": "created" } ] }
 //! ```
 
 use std::io::Write as _;
@@ -37,6 +38,8 @@ pub enum EntryState {
 /// One object in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
+    /// The libvirt connection it lives on.
+    pub uri: String,
     /// Kind.
     pub kind: ObjectKind,
     /// libvirt name.
@@ -86,6 +89,7 @@ struct JournalWire {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct EntryWire {
+    uri: String,
     kind: KindWire,
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +165,7 @@ impl Journal {
                 wire.entries
                     .into_iter()
                     .map(|e| JournalEntry {
+                        uri: e.uri,
                         kind: e.kind.into(),
                         name: e.name,
                         pool: e.pool,
@@ -202,24 +207,32 @@ impl Journal {
     }
 
     /// The entry for an object, if any.
-    pub fn get(&self, kind: ObjectKind, pool: Option<&str>, name: &str) -> Option<&JournalEntry> {
+    pub fn get(
+        &self,
+        uri: &str,
+        kind: ObjectKind,
+        pool: Option<&str>,
+        name: &str,
+    ) -> Option<&JournalEntry> {
         self.entries
             .iter()
-            .find(|e| e.kind == kind && e.name == name && e.pool.as_deref() == pool)
+            .find(|e| e.uri == uri && e.kind == kind && e.name == name && e.pool.as_deref() == pool)
     }
 
     /// Record that an object is about to be created, and persist it. An existing entry for
     /// the same object is kept as it is.
     pub fn record_intent(
         &mut self,
+        uri: &str,
         kind: ObjectKind,
         pool: Option<&str>,
         name: &str,
     ) -> Result<(), JournalError> {
-        if self.get(kind, pool, name).is_some() {
+        if self.get(uri, kind, pool, name).is_some() {
             return Ok(());
         }
         self.entries.push(JournalEntry {
+            uri: uri.to_owned(),
             kind,
             name: name.to_owned(),
             pool: pool.map(str::to_owned),
@@ -231,6 +244,7 @@ impl Journal {
     /// Mark an object as created, and persist it.
     pub fn mark_created(
         &mut self,
+        uri: &str,
         kind: ObjectKind,
         pool: Option<&str>,
         name: &str,
@@ -238,10 +252,11 @@ impl Journal {
         match self
             .entries
             .iter_mut()
-            .find(|e| e.kind == kind && e.name == name && e.pool.as_deref() == pool)
+            .find(|e| e.uri == uri && e.kind == kind && e.name == name && e.pool.as_deref() == pool)
         {
             Some(e) => e.state = EntryState::Created,
             None => self.entries.push(JournalEntry {
+                uri: uri.to_owned(),
                 kind,
                 name: name.to_owned(),
                 pool: pool.map(str::to_owned),
@@ -254,17 +269,30 @@ impl Journal {
     /// Forget an object (it was removed), and persist it.
     pub fn remove(
         &mut self,
+        uri: &str,
         kind: ObjectKind,
         pool: Option<&str>,
         name: &str,
     ) -> Result<(), JournalError> {
         let before = self.entries.len();
-        self.entries
-            .retain(|e| !(e.kind == kind && e.name == name && e.pool.as_deref() == pool));
+        self.entries.retain(|e| {
+            !(e.uri == uri && e.kind == kind && e.name == name && e.pool.as_deref() == pool)
+        });
         if self.entries.len() == before {
             return Ok(());
         }
         self.save()
+    }
+
+    /// Forget every entry of connection `uri` (and persist), deleting the file once the
+    /// journal is empty.
+    pub fn clear_uri(&mut self, uri: &str) -> Result<(), JournalError> {
+        self.entries.retain(|e| e.uri != uri);
+        if self.entries.is_empty() {
+            self.clear()
+        } else {
+            self.save()
+        }
     }
 
     /// Forget everything and delete the file.
@@ -286,6 +314,7 @@ impl Journal {
                 .entries
                 .iter()
                 .map(|e| EntryWire {
+                    uri: e.uri.clone(),
                     kind: e.kind.into(),
                     name: e.name.clone(),
                     pool: e.pool.clone(),
@@ -320,17 +349,20 @@ impl Journal {
 mod tests {
     use super::*;
 
+    const U: &str = "test:///default";
+
     #[test]
     fn missing_journal_is_empty_and_changes_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), "c1").unwrap();
         assert!(j.is_empty());
         assert!(!j.path().exists());
-        j.record_intent(ObjectKind::Network, None, "c1-net")
+        j.record_intent(U, ObjectKind::Network, None, "c1-net")
             .unwrap();
-        j.record_intent(ObjectKind::Volume, Some("c1"), "c1-ctl.qcow2")
+        j.record_intent(U, ObjectKind::Volume, Some("c1"), "c1-ctl.qcow2")
             .unwrap();
-        j.mark_created(ObjectKind::Network, None, "c1-net").unwrap();
+        j.mark_created(U, ObjectKind::Network, None, "c1-net")
+            .unwrap();
 
         let again = Journal::open(dir.path(), "c1").unwrap();
         assert_eq!(again.entries(), j.entries());
@@ -339,7 +371,7 @@ mod tests {
         assert_eq!(again.entries()[1].pool.as_deref(), Some("c1"));
         assert!(!dir.path().join("journal.json.tmp").exists());
 
-        j.remove(ObjectKind::Network, None, "c1-net").unwrap();
+        j.remove(U, ObjectKind::Network, None, "c1-net").unwrap();
         assert_eq!(Journal::open(dir.path(), "c1").unwrap().entries().len(), 1);
         j.clear().unwrap();
         assert!(!j.path().exists());
@@ -350,7 +382,8 @@ mod tests {
     fn journal_of_another_cluster_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), "c1").unwrap();
-        j.record_intent(ObjectKind::Domain, None, "c1-ctl").unwrap();
+        j.record_intent(U, ObjectKind::Domain, None, "c1-ctl")
+            .unwrap();
         assert!(matches!(
             Journal::open(dir.path(), "c2"),
             Err(JournalError::WrongCluster { .. })

@@ -57,7 +57,8 @@ pub use hypervisor::{
 pub use journal::{EntryState, JOURNAL_FILE, Journal, JournalEntry, JournalError};
 pub use lifecycle::{
     Action, Applied, Change, DownReport, LifecycleError, NodeStatus, Outcome, Removed,
-    STOP_POLL_INTERVAL, StopReport, UpReport, diff, down, plan_cluster, start, status, stop, up,
+    STOP_POLL_INTERVAL, StopReport, UpReport, diff, down, on_connection, plan_cluster, start,
+    status, stop, up,
 };
 #[cfg(feature = "virt")]
 pub use virt;

@@ -147,11 +147,6 @@ impl VirtHypervisor {
         })
     }
 
-    /// The URI this connection was opened with.
-    pub fn uri(&self) -> &str {
-        &self.uri
-    }
-
     /// The underlying `virt` connection, for what the trait does not cover.
     pub fn connection(&self) -> &Connect {
         &self.conn
@@ -184,6 +179,10 @@ impl VirtHypervisor {
 }
 
 impl Hypervisor for VirtHypervisor {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
         let e = list_err(kind);
         match kind {

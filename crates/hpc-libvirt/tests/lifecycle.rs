@@ -219,6 +219,9 @@ impl<H: Hypervisor> FailingHypervisor<H> {
 }
 
 impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
         self.inner.list(kind)
     }
@@ -490,7 +493,7 @@ fn down_with_only_intents_and_a_stopped_pool() {
     let mut j = journal(dir.path());
     for o in &plan.objects {
         let pool = (o.kind == ObjectKind::Volume).then_some("t1-pool");
-        j.record_intent(o.kind, pool, &o.name).unwrap();
+        j.record_intent(hv.uri(), o.kind, pool, &o.name).unwrap();
     }
     hv.destroy_domain("t1-ctl").unwrap();
     hv.destroy_pool("t1-pool").unwrap();
@@ -645,4 +648,42 @@ fn errors_name_kind_object_and_step() {
     assert!(std::error::Error::source(&err).is_some());
     let bad = VirtHypervisor::connect("test:///nonexistent/node.xml").unwrap_err();
     assert!(bad.to_string().contains("test:///nonexistent"), "{bad}");
+}
+
+#[test]
+fn example_minimal_cluster_goes_up_and_down_on_the_test_driver() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/minimal.yaml");
+    let text = fs_err::read_to_string(&path)
+        .unwrap()
+        .replace("uri: qemu:///system", &format!("uri: {}", fixture_uri()));
+    let no_env = |_: &str| None;
+    let cluster = hpc_config::load_str("minimal.yaml", &text, &no_env).unwrap();
+    let plan = hpc_libvirt::plan(&cluster);
+    // network, pool, and a volume and a domain for each of ctl, cn1, cn2
+    assert_eq!(plan.objects.len(), 8, "{plan:#?}");
+    assert_eq!(hpc_libvirt::plan_cluster(&plan).as_deref(), Some("minimal"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let hv = connect();
+    let mut j = Journal::open(dir.path(), "minimal").unwrap();
+    let first = up(&plan, &hv, &mut j, &no_go()).unwrap();
+    assert_eq!(first.changes(), 8);
+    let changes = diff(&plan, &hv).unwrap();
+    assert!(
+        changes.iter().all(|c| c.action == Action::Unchanged),
+        "{changes:#?}"
+    );
+    assert_eq!(up(&plan, &hv, &mut j, &no_go()).unwrap().changes(), 0);
+
+    let nodes = status(&plan, &hv).unwrap();
+    let ips: Vec<_> = nodes.iter().map(|n| n.ip.as_deref()).collect();
+    assert_eq!(
+        ips,
+        [Some("10.77.0.10"), Some("10.77.0.11"), Some("10.77.0.12")]
+    );
+    assert!(nodes.iter().all(|n| n.state == Some(DomainState::Running)));
+
+    let removed = down("minimal", &hv, &mut j).unwrap();
+    assert_eq!(removed.removed.len(), 8);
+    assert_eq!(everything(&hv), Vec::<String>::new());
 }
