@@ -4,6 +4,8 @@
 //! Tests that need a component which CI installs fail, rather than skip, when `CI` is set and
 //! the component is missing: see [`require`].
 
+pub mod libvirt_bed;
+
 use std::path::{Path, PathBuf};
 
 /// The repository root.

@@ -20,10 +20,28 @@ pub(crate) struct Artefact {
 pub(crate) fn artefacts(cluster: &Cluster) -> Result<Vec<Artefact>> {
     let mut inventory = serde_json::to_string_pretty(cluster).into_diagnostic()?;
     inventory.push('\n');
-    Ok(vec![Artefact {
+    let mut out = vec![Artefact {
         path: "cluster.json".into(),
         contents: inventory,
-    }])
+    }];
+    for o in hpc_libvirt::plan(cluster).objects {
+        let dir = match o.kind {
+            hpc_libvirt::ObjectKind::Network => "network",
+            hpc_libvirt::ObjectKind::Pool => "pool",
+            hpc_libvirt::ObjectKind::Volume => "volume",
+            hpc_libvirt::ObjectKind::Domain => "domain",
+        };
+        // A node on another host gets its own objects: keep hosts apart in the tree.
+        let host = o.uri.remote_host().unwrap_or("local");
+        out.push(Artefact {
+            path: PathBuf::from("libvirt")
+                .join(host)
+                .join(dir)
+                .join(format!("{}.xml", o.name)),
+            contents: o.xml,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn schema(out: &Output, file: Option<&Path>) -> Result<ExitCode> {

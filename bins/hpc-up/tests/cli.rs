@@ -122,6 +122,12 @@ fn render_is_deterministic() {
     let (ta, tb) = (read_tree(a.path()), read_tree(b.path()));
     assert!(!ta.is_empty());
     assert!(ta.iter().any(|(p, _)| p == Path::new("cluster.json")));
+    assert!(
+        ta.iter()
+            .any(|(p, _)| p == Path::new("libvirt/local/domain/full-ctl.xml")),
+        "{:?}",
+        ta.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
     assert_eq!(ta, tb);
     // nothing half-written is left beside the artefacts
     assert!(

@@ -26,6 +26,9 @@ pub struct VirtiofsDevices {
 }
 
 /// The virtio-fs fragments of `node`'s domain.
+///
+/// Read-only shares carry no `<readonly/>`: the libvirt and virtiofsd of Debian 12 reject it;
+/// the guest mounts them `ro`.
 pub fn virtiofs_devices(node: &Node) -> VirtiofsDevices {
     let filesystems: Vec<Filesystem> = node
         .virtiofs
@@ -43,7 +46,10 @@ pub fn virtiofs_devices(node: &Node) -> VirtiofsDevices {
             target: FilesystemDir {
                 dir: m.tag.as_str().to_owned(),
             },
-            readonly: m.readonly.then_some(()),
+            // libvirt 9 with the C virtiofsd (Debian 12) refuses `<readonly/>` for virtiofs
+            // at define time ("virtiofs does not yet support read-only mode"), so a
+            // read-only share is enforced by the guest's `ro` mount instead (hpc-virtiofs).
+            readonly: None,
         })
         .collect();
     let memory_backing = (!filesystems.is_empty()).then(|| MemoryBacking {

@@ -1,0 +1,181 @@
+//! A real libvirtd (QEMU driver) for tests, started inside a network namespace the test
+//! creates, so that every bridge, dnsmasq and VM it makes lives there and nothing touches the
+//! host's network.
+//!
+//! libvirtd's socket and pid files are global (`/run/libvirt`), so one bed runs at a time:
+//! [`LibvirtBed::start`] takes an exclusive lock on a file, refuses to start when a libvirtd it
+//! did not start is running, and [`Drop`] stops exactly the daemons it started (by PID) and
+//! deletes the namespace.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::require;
+
+const LOCK: &str = "/run/hpc-up-test-libvirtd.lock";
+const LIBVIRTD_PID: &str = "/run/hpc-up-test-libvirtd.pid";
+const VIRTLOGD_PID: &str = "/run/hpc-up-test-virtlogd.pid";
+const SOCKET: &str = "/run/libvirt/libvirt-sock";
+
+/// A running libvirtd in a private network namespace.
+#[derive(Debug)]
+pub struct LibvirtBed {
+    netns: String,
+    pids: Vec<i32>,
+    _lock: File,
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    run(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
+}
+
+fn have(bin: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(bin).exists())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && fs_err::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn read_pid(path: &str) -> Option<i32> {
+    fs_err::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+impl LibvirtBed {
+    /// Start the bed. `Ok(None)` means "skip": not root or libvirt missing outside CI (in CI
+    /// that panics instead).
+    pub fn start(name: &str) -> Result<Option<Self>, String> {
+        let ok = is_root() && have("libvirtd") && have("virtlogd") && have("ip");
+        if require(
+            ok,
+            "libvirtd + virtlogd + root",
+            "the real QEMU driver test bed",
+        ) {
+            return Ok(None);
+        }
+        let lock = File::create(LOCK).map_err(|e| format!("{LOCK}: {e}"))?;
+        lock.lock().map_err(|e| format!("lock {LOCK}: {e}"))?;
+        // Someone else's libvirtd owns the global socket: do not fight it.
+        for pidfile in ["/run/libvirtd.pid", LIBVIRTD_PID] {
+            if let Some(pid) = read_pid(pidfile).filter(|p| pid_alive(*p)) {
+                return Err(format!(
+                    "a libvirtd (pid {pid}, {pidfile}) is already running; stop it first"
+                ));
+            }
+        }
+        let netns = format!("hpcup-{name}-{}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &netns]))?;
+        let mut bed = Self {
+            netns,
+            pids: Vec::new(),
+            _lock: lock,
+        };
+        bed.netns_exec(&["ip", "link", "set", "lo", "up"])?;
+        for d in ["/var/log/libvirt", "/run/libvirt"] {
+            fs_err::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        let _ = fs_err::remove_file(SOCKET);
+        bed.netns_exec(&["virtlogd", "-d", "-p", VIRTLOGD_PID])?;
+        bed.pids.extend(wait_pid(VIRTLOGD_PID));
+        bed.netns_exec(&["libvirtd", "-d", "-p", LIBVIRTD_PID])?;
+        bed.pids.extend(wait_pid(LIBVIRTD_PID));
+        if bed.pids.len() != 2 {
+            return Err("libvirtd or virtlogd did not write its pid file".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if run(Command::new("virsh").args(["-c", "qemu:///system", "version"])).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("libvirtd did not answer within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(Some(bed))
+    }
+
+    /// The network namespace's name.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// The URI of the bed's daemon.
+    pub fn uri(&self) -> &'static str {
+        "qemu:///system"
+    }
+
+    /// Run a command inside the namespace.
+    pub fn netns_exec(&self, argv: &[&str]) -> Result<String, String> {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .args(argv))
+    }
+
+    /// `virsh` against the bed.
+    pub fn virsh(&self, args: &[&str]) -> Result<String, String> {
+        run(Command::new("virsh")
+            .args(["-c", "qemu:///system"])
+            .args(args))
+    }
+
+    /// A fresh directory for a test's state under `/var/lib/hpc-up-tests` (traversable by
+    /// the `libvirt-qemu` user, unlike `/tmp` private dirs).
+    pub fn scratch_dir(&self, name: &str) -> PathBuf {
+        let d = PathBuf::from("/var/lib/hpc-up-tests").join(format!("{}-{name}", self.netns));
+        let _ = fs_err::remove_dir_all(&d);
+        let _ = fs_err::create_dir_all(&d);
+        d
+    }
+}
+
+fn wait_pid(path: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(p) = read_pid(path) {
+            return Some(p);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+impl Drop for LibvirtBed {
+    fn drop(&mut self) {
+        for pid in self.pids.iter().rev() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while pid_alive(*pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if pid_alive(*pid) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        for f in [LIBVIRTD_PID, VIRTLOGD_PID] {
+            let _ = fs_err::remove_file(f);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
