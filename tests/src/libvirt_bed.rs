@@ -72,7 +72,9 @@ impl LibvirtBed {
         ) {
             return Ok(None);
         }
-        let lock = File::create(LOCK).map_err(|e| format!("{LOCK}: {e}"))?;
+        let lock = fs_err::File::create(LOCK)
+            .map_err(|e| e.to_string())?
+            .into_file();
         lock.lock().map_err(|e| format!("lock {LOCK}: {e}"))?;
         // Someone else's libvirtd owns the global socket: do not fight it.
         for pidfile in ["/run/libvirtd.pid", LIBVIRTD_PID] {
