@@ -18,6 +18,9 @@ const LOCK: &str = "/run/hpc-up-test-libvirtd.lock";
 const LIBVIRTD_PID: &str = "/run/hpc-up-test-libvirtd.pid";
 const VIRTLOGD_PID: &str = "/run/hpc-up-test-virtlogd.pid";
 const SOCKET: &str = "/run/libvirt/libvirt-sock";
+/// Directories the bed's libvirtd gets private (tmpfs) copies of.
+const PRIVATE_DIRS: &str = "/etc/libvirt/qemu /etc/libvirt/storage \
+     /run/libvirt/qemu /run/libvirt/network /run/libvirt/storage /var/lib/libvirt/dnsmasq";
 
 /// A running libvirtd in a private network namespace.
 #[derive(Debug)]
@@ -98,7 +101,24 @@ impl LibvirtBed {
         let _ = fs_err::remove_file(SOCKET);
         bed.netns_exec(&["virtlogd", "-d", "-p", VIRTLOGD_PID])?;
         bed.pids.extend(wait_pid(VIRTLOGD_PID));
-        bed.netns_exec(&["libvirtd", "-d", "-p", LIBVIRTD_PID])?;
+        // libvirtd keeps persistent definitions in /etc/libvirt and runtime state in
+        // /run/libvirt: give it private, empty copies (a mount namespace with tmpfs over
+        // them) so that the bed neither sees the host's objects nor leaves its own behind.
+        // The socket directory itself stays shared, so the tests can connect.
+        let script = format!(
+            "set -e; for d in {PRIVATE_DIRS}; do mkdir -p $d; mount -t tmpfs -o mode=0755 tmpfs $d; done; \
+             mkdir -p /etc/libvirt/qemu/networks/autostart /etc/libvirt/storage/autostart; \
+             exec libvirtd -d -p {LIBVIRTD_PID}"
+        );
+        bed.netns_exec(&[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])?;
         bed.pids.extend(wait_pid(LIBVIRTD_PID));
         if bed.pids.len() != 2 {
             return Err("libvirtd or virtlogd did not write its pid file".into());
@@ -161,8 +181,39 @@ fn wait_pid(path: &str) -> Option<i32> {
     None
 }
 
+impl LibvirtBed {
+    /// Destroy and remove every domain, network and pool of the bed's libvirtd (they are all
+    /// the tests' own: the daemon's configuration directories are private), so that no
+    /// QEMU or dnsmasq outlives the bed.
+    fn remove_all_objects(&self) {
+        let list = |args: &[&str]| -> Vec<String> {
+            self.virsh(args)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect()
+        };
+        for d in list(&["list", "--all", "--name"]) {
+            let _ = self.virsh(&["destroy", &d]);
+            let _ = self.virsh(&["undefine", &d, "--nvram"]);
+        }
+        for n in list(&["net-list", "--all", "--name"]) {
+            let _ = self.virsh(&["net-destroy", &n]);
+            let _ = self.virsh(&["net-undefine", &n]);
+        }
+        for p in list(&["pool-list", "--all", "--name"]) {
+            let _ = self.virsh(&["pool-destroy", &p]);
+            let _ = self.virsh(&["pool-undefine", &p]);
+        }
+    }
+}
+
 impl Drop for LibvirtBed {
     fn drop(&mut self) {
+        if self.pids.len() == 2 {
+            self.remove_all_objects();
+        }
         for pid in self.pids.iter().rev() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(15);

@@ -2,6 +2,7 @@
 //! function per subcommand and renders the result; the work happens in the library crates.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the binary is where output belongs
 
+mod apply;
 mod output;
 mod render;
 
@@ -27,6 +28,14 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// libvirt connection for every node, overriding the file (e.g. `test:///default`).
+    #[arg(long, global = true, value_name = "URI")]
+    connect: Option<String>,
+
+    /// State directory (journal, overlays, console logs), overriding the file.
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -59,6 +68,42 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show what `up` would change: per libvirt object, create / unchanged / update /
+    /// recreate / delete.
+    Plan {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Create and start the cluster's network, pool, volumes and VMs. Journaled: a failure or
+    /// Ctrl-C undoes what this run created. On an unchanged cluster it changes nothing.
+    Up {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Destroy and remove everything the cluster owns (found from the journal and from
+    /// libvirt metadata, so it also works after a crash).
+    Down {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Per node: state, IP, MAC, vCPUs, memory.
+    Status {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Start the cluster's VMs (and its network and pool).
+    Start {
+        /// The cluster file.
+        file: PathBuf,
+    },
+    /// Shut the VMs down; power off those still running after the timeout.
+    Stop {
+        /// The cluster file.
+        file: PathBuf,
+        /// Seconds to wait for a graceful shutdown.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +114,18 @@ fn main() -> ExitCode {
         Command::Schema { out: file } => render::schema(&out, file.as_deref()),
         Command::Validate { file } => render::validate(&out, &file),
         Command::Render { file, out: dir } => render::render(&out, &file, &dir),
+        Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Up { file } => apply::up(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Down { file } => apply::down(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Status { file } => {
+            apply::status(&out, &target(&cli.connect, &cli.state_dir, &file))
+        }
+        Command::Start { file } => apply::start(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Stop { file, timeout } => apply::stop(
+            &out,
+            &target(&cli.connect, &cli.state_dir, &file),
+            std::time::Duration::from_secs(timeout),
+        ),
     };
     match result {
         Ok(code) => code,
@@ -76,6 +133,18 @@ fn main() -> ExitCode {
             out.error(&report);
             ExitCode::from(1)
         }
+    }
+}
+
+fn target<'a>(
+    connect: &'a Option<String>,
+    state_dir: &'a Option<PathBuf>,
+    file: &'a std::path::Path,
+) -> apply::Target<'a> {
+    apply::Target {
+        file,
+        connect: connect.as_deref(),
+        state_dir: state_dir.as_deref(),
     }
 }
 
@@ -92,6 +161,10 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_target(false)
         .without_time()
         .init();

@@ -56,7 +56,7 @@ fn element_contained(d: Node<'_, '_>, l: Node<'_, '_>) -> bool {
             Some(ns) => l.attribute((ns, a.name())),
             None => l.attribute(a.name()),
         };
-        if live != Some(a.value()) {
+        if live != Some(a.value()) && !machine_alias(d, a.name(), a.value(), live) {
             return false;
         }
     }
@@ -103,6 +103,18 @@ fn element_contained(d: Node<'_, '_>, l: Node<'_, '_>) -> bool {
 }
 
 /// The element's own text (not its children's), trimmed.
+/// libvirt expands a machine type alias to the versioned type it stands for (`q35` →
+/// `pc-q35-7.2`), so the live value is the alias's versioned form.
+fn machine_alias(d: Node<'_, '_>, attr: &str, want: &str, live: Option<&str>) -> bool {
+    d.tag_name().name() == "type"
+        && attr == "machine"
+        && live.is_some_and(|l| {
+            l.strip_prefix("pc-")
+                .and_then(|rest| rest.strip_prefix(want))
+                .is_some_and(|v| v.starts_with('-'))
+        })
+}
+
 fn own_text(n: Node<'_, '_>) -> String {
     n.children()
         .filter(Node::is_text)
@@ -241,6 +253,16 @@ pub(crate) fn dhcp_hosts(xml: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_aliases_match_their_versioned_type() {
+        let want = "<domain><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>";
+        let live = "<domain><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os></domain>";
+        assert!(xml_matches(want, live));
+        let other =
+            "<domain><os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os></domain>";
+        assert!(!xml_matches(want, other));
+    }
 
     #[test]
     fn libvirt_additions_and_rescaling_still_match() {

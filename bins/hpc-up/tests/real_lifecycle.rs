@@ -1,0 +1,176 @@
+//! `up`, `up` again, `plan`, `status`, `down` and `kill -9` of `up` against the real QEMU
+//! driver, in a network namespace this test creates (libvirtd started by the test bed).
+//!
+//! The cluster is `examples/minimal.yaml` with its state directory moved to a scratch
+//! directory and its image replaced by an empty qcow2 disk booted by SeaBIOS: the guest image
+//! build is a later step, and what is tested here is libvirt's side (every VM defined and
+//! running under TCG).
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime};
+
+use hpc_tests::libvirt_bed::LibvirtBed;
+
+fn hpc_up(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpc-up"))
+        .args(args)
+        .arg(cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "hpc-up failed: {err}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+/// The minimal example, pointed at `dir`, booting an empty disk.
+fn config(dir: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = fs_err::read_to_string(repo.join("examples/minimal.yaml")).unwrap();
+    let base = dir.join("base.qcow2");
+    let status = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&base)
+        .arg("1G")
+        .status()
+        .unwrap();
+    assert!(status.success(), "qemu-img create failed");
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("kernel:") || t.starts_with("initrd:") || t.starts_with("cmdline:") {
+            continue;
+        }
+        if t.starts_with("base:") {
+            out.push_str(&format!("  base: {}\n", base.display()));
+        } else if t.starts_with("state-dir:") {
+            out.push_str(&format!("state-dir: {}\n", dir.join("state").display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let cfg = dir.join("minimal.yaml");
+    fs_err::write(&cfg, out).unwrap();
+    cfg
+}
+
+fn names(bed: &LibvirtBed, args: &[&str]) -> Vec<String> {
+    bed.virsh(args)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Nothing of the cluster is left: no domain, network, pool, volume or overlay file.
+fn assert_gone(bed: &LibvirtBed, dir: &Path, when: &str) {
+    assert_eq!(
+        names(bed, &["list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: domains"
+    );
+    assert_eq!(
+        names(bed, &["net-list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: networks"
+    );
+    assert_eq!(
+        names(bed, &["pool-list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: pools"
+    );
+    let mut overlays = Vec::new();
+    let mut stack = vec![dir.join("state")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs_err::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "qcow2") {
+                overlays.push(p);
+            }
+        }
+    }
+    assert!(
+        overlays.is_empty(),
+        "{when}: overlay files left: {overlays:?}"
+    );
+}
+
+#[test]
+fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
+    let Some(bed) = LibvirtBed::start("lifecycle").unwrap() else {
+        return;
+    };
+    let dir = bed.scratch_dir("lifecycle");
+    let cfg = config(&dir);
+
+    // up: every VM defined and running
+    let t0 = Instant::now();
+    let up = json(&hpc_up(&cfg, &["--output", "json", "up"]));
+    let up_time = t0.elapsed();
+    assert_eq!(up["ok"], true);
+    assert!(up["changes"].as_u64().unwrap() >= 8, "{up}");
+    let mut running = names(&bed, &["list", "--name"]);
+    running.sort();
+    assert_eq!(running, ["minimal-cn1", "minimal-cn2", "minimal-ctl"]);
+
+    // up again: zero changes, and plan agrees
+    let again = json(&hpc_up(&cfg, &["--output", "json", "up"]));
+    assert_eq!(again["changes"], 0, "{again}");
+    let plan = ok(&hpc_up(&cfg, &["plan"]));
+    assert!(plan.ends_with("no changes\n"), "{plan}");
+
+    // status from libvirt, addresses from the plan
+    let status = json(&hpc_up(&cfg, &["--output", "json", "status"]));
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(nodes.iter().all(|n| n["state"] == "running"), "{status}");
+    assert_eq!(nodes[0]["ip"], "10.77.0.10");
+
+    // down: nothing left
+    let down = json(&hpc_up(&cfg, &["--output", "json", "down"]));
+    assert!(down["removed"].as_array().unwrap().len() >= 8, "{down}");
+    assert_gone(&bed, &dir, "after down");
+
+    // kill -9 of `up` at points spread over its run, then down (once without the journal)
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let span = up_time.as_millis().max(200) as u64;
+    for (i, fraction) in [10u64, 45, 80].into_iter().enumerate() {
+        let jitter = (seed >> (i * 8)) % (span / 10 + 1);
+        let delay = Duration::from_millis(span * fraction / 100 + jitter);
+        eprintln!("kill -9 of up after {delay:?} (up took {up_time:?})");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hpc-up"))
+            .arg("-q")
+            .arg("up")
+            .arg(&cfg)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if i == 1 {
+            let _ = fs_err::remove_file(dir.join("state/journal.json"));
+        }
+        ok(&hpc_up(&cfg, &["down"]));
+        assert_gone(&bed, &dir, &format!("after kill -9 at {delay:?} and down"));
+    }
+    let _ = fs_err::remove_dir_all(&dir);
+}
