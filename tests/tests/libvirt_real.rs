@@ -3,7 +3,7 @@
 //! which the test driver does not make.
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
-use hpc_libvirt::ObjectKind;
+use hpc_libvirt::{Hypervisor, ObjectKind};
 use hpc_tests::{examples, libvirt_bed::LibvirtBed};
 
 #[test]
@@ -37,5 +37,78 @@ fn every_example_domain_defines_on_the_real_qemu_driver() {
     assert!(defined >= 10, "only {defined} domains defined");
     let left = bed.virsh(&["list", "--all", "--name"]).unwrap();
     assert!(left.trim().is_empty(), "domains left behind: {left}");
+    let _ = fs_err::remove_dir_all(&dir);
+}
+
+#[test]
+fn preflight_passes_on_the_real_qemu_driver_and_names_a_missing_share() {
+    let Some(bed) = LibvirtBed::start("preflight").unwrap() else {
+        return;
+    };
+    let dir = bed.scratch_dir("preflight");
+    let d = dir.display();
+    fs_err::write(dir.join("base.qcow2"), b"not really qcow2").unwrap();
+    fs_err::create_dir_all(dir.join("shared")).unwrap();
+    fs_err::create_dir_all(dir.join("scratch")).unwrap();
+    // Shares on both nodes make preflight ask the driver for virtio-fs support.
+    let yaml = format!(
+        "name: pft
+libvirt:
+  uri: {uri}
+  domain-type: qemu
+network:
+  cidr: 10.231.0.0/24
+  bridge: hpcbr-pft
+image:
+  base: {d}/base.qcow2
+state-dir: {d}/state
+virtiofs:
+  - tag: shared
+    host-path: {d}/shared
+    mount-point: /shared
+controller:
+  nodes:
+    - name: ctl
+  vcpus: 1
+  memory: 512MiB
+  disk: 2GiB
+compute:
+  - nodes:
+      - name: cn1
+        virtiofs:
+          - tag: scratch
+            host-path: {d}/scratch
+            mount-point: /scratch
+    vcpus: 1
+    memory: 512MiB
+    disk: 2GiB
+",
+        uri = bed.uri()
+    );
+    let env = |_: &str| None;
+    let cluster = hpc_config::load_str("pft.yaml", &yaml, &env).unwrap();
+    let plan = hpc_libvirt::plan(&cluster);
+    let hv = hpc_libvirt::VirtHypervisor::connect(bed.uri()).unwrap();
+
+    // The real driver answers the domain capabilities (the test driver cannot).
+    let caps = hv.domain_capabilities("qemu").unwrap();
+    assert!(
+        caps.as_deref().is_some_and(|x| x.contains("virtiofs")),
+        "no virtio-fs in the domain capabilities: {caps:?}"
+    );
+    let problems = hpc_libvirt::preflight(&cluster, &plan, &hv);
+    assert_eq!(problems, Vec::new(), "{problems:#?}");
+
+    fs_err::remove_dir(dir.join("scratch")).unwrap();
+    let problems = hpc_libvirt::preflight(&cluster, &plan, &hv);
+    assert_eq!(
+        problems,
+        vec![hpc_libvirt::PreflightProblem::ShareMissing {
+            path: dir.join("scratch"),
+            tag: "scratch".to_owned(),
+            nodes: vec!["cn1".to_owned()],
+        }]
+    );
+    drop(hv);
     let _ = fs_err::remove_dir_all(&dir);
 }

@@ -156,6 +156,15 @@ pub enum HypervisorError {
         #[source]
         source: BoxError,
     },
+    /// Reading a fact about the host (capabilities, a node device) failed.
+    #[error("cannot read {what}")]
+    Query {
+        /// What was being read, e.g. "the domain capabilities for domain type `kvm`".
+        what: String,
+        /// What libvirt said.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl HypervisorError {
@@ -234,6 +243,22 @@ pub trait Hypervisor {
     fn undefine_domain(&self, name: &str) -> HvResult<()>;
     /// A domain's state.
     fn domain_state(&self, name: &str) -> HvResult<DomainState>;
+
+    /// libvirt's domain capabilities XML (`<domainCapabilities>`) for `domain_type` (`kvm`,
+    /// `qemu`) with the host's default emulator, architecture and machine; `Ok(None)` when
+    /// the driver cannot tell (the default). An error means the host does not offer that
+    /// domain type (e.g. `kvm` without `/dev/kvm`) or libvirt failed.
+    fn domain_capabilities(&self, domain_type: &str) -> HvResult<Option<String>> {
+        let _ = domain_type;
+        Ok(None)
+    }
+
+    /// The XML of the host's node device called `name` (`pci_0000_3b_00_0`), or `Ok(None)`
+    /// when there is no such device. The default knows no devices.
+    fn node_device_xml(&self, name: &str) -> HvResult<Option<String>> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 impl<H: Hypervisor + ?Sized> Hypervisor for &H {
@@ -301,5 +326,11 @@ impl<H: Hypervisor + ?Sized> Hypervisor for &H {
     }
     fn domain_state(&self, name: &str) -> HvResult<DomainState> {
         (**self).domain_state(name)
+    }
+    fn domain_capabilities(&self, domain_type: &str) -> HvResult<Option<String>> {
+        (**self).domain_capabilities(domain_type)
+    }
+    fn node_device_xml(&self, name: &str) -> HvResult<Option<String>> {
+        (**self).node_device_xml(name)
     }
 }

@@ -40,6 +40,7 @@ mod hypervisor;
 mod journal;
 mod lifecycle;
 mod plan;
+mod preflight;
 #[cfg(feature = "virt")]
 mod virt_impl;
 pub mod virtiofs;
@@ -60,6 +61,7 @@ pub use lifecycle::{
     STOP_POLL_INTERVAL, StopReport, UpReport, diff, down, on_connection, plan_cluster, start,
     status, stop, up,
 };
+pub use preflight::{ImageFile, PciIdKind, PreflightProblem, nodedev_name, preflight};
 #[cfg(feature = "virt")]
 pub use virt;
 #[cfg(feature = "virt")]

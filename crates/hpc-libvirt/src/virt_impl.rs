@@ -379,4 +379,31 @@ impl Hypervisor for VirtHypervisor {
             .map(|(s, _)| map_state(s))
             .map_err(err(ObjectKind::Domain, name, Step::State))
     }
+
+    fn domain_capabilities(&self, domain_type: &str) -> HvResult<Option<String>> {
+        match self
+            .conn
+            .domain_capabilities(None, None, None, Some(domain_type), 0)
+        {
+            Ok(xml) => Ok(Some(xml)),
+            // The driver has no domain capabilities at all (the test driver): cannot tell.
+            Err(e) if matches!(e.code(), Enum::Known(ErrorNumber::NoSupport)) => Ok(None),
+            Err(e) => Err(HypervisorError::Query {
+                what: format!("the domain capabilities for domain type `{domain_type}`"),
+                source: e.into(),
+            }),
+        }
+    }
+
+    fn node_device_xml(&self, name: &str) -> HvResult<Option<String>> {
+        let query = |e: VirtError| HypervisorError::Query {
+            what: format!("node device `{name}`"),
+            source: e.into(),
+        };
+        match self.conn.lookup_node_device_by_name(name) {
+            Ok(dev) => dev.xml_desc(0).map(Some).map_err(query),
+            Err(e) if matches!(e.code(), Enum::Known(ErrorNumber::NoNodeDevice)) => Ok(None),
+            Err(e) => Err(query(e)),
+        }
+    }
 }
