@@ -172,5 +172,28 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
         ok(&hpc_up(&cfg, &["down"]));
         assert_gone(&bed, &dir, &format!("after kill -9 at {delay:?} and down"));
     }
+
+    // Ctrl-C during up: the run undoes what it created, so nothing is left even without down.
+    let delay = Duration::from_millis(span * 30 / 100);
+    let child = Command::new(env!("CARGO_BIN_EXE_hpc-up"))
+        .args(["-q", "up"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        // It finished before the signal arrived: nothing to unwind.
+        eprintln!("up finished before SIGINT at {delay:?}");
+        ok(&hpc_up(&cfg, &["down"]));
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cancelled"), "{err}");
+    }
+    assert_gone(&bed, &dir, &format!("after SIGINT at {delay:?}"));
     let _ = fs_err::remove_dir_all(&dir);
 }
