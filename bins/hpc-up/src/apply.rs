@@ -178,7 +178,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
     let mut applied = Vec::new();
     for uri in uris(&l.plan) {
         let hv = connect(&uri)?;
-        let problems: Vec<String> = Vec::new(); // PREFLIGHT-PENDING
+        let problems = hpc_libvirt::preflight(&l.cluster, &l.plan, &hv);
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
             return Err(miette!(

@@ -119,6 +119,25 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
     let dir = bed.scratch_dir("lifecycle");
     let cfg = config(&dir);
 
+    // preflight: a share whose host directory is missing stops `up` before anything exists
+    let broken = dir.join("broken.yaml");
+    let text = fs_err::read_to_string(&cfg).unwrap().replace(
+        "controller:\n",
+        &format!(
+            "virtiofs:\n  - {{tag: shared, host-path: {}, mount-point: /shared}}\ncontroller:\n",
+            dir.join("no-such-dir").display()
+        ),
+    );
+    fs_err::write(&broken, text).unwrap();
+    let o = hpc_up(&broken, &["up"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("preflight") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    assert_gone(&bed, &dir, "after a failed preflight");
+
     // up: every VM defined and running
     let t0 = Instant::now();
     let up = json(&hpc_up(&cfg, &["--output", "json", "up"]));

@@ -6,9 +6,10 @@
 //!   domains — each as deterministic XML carrying the cluster's identity in `<metadata>`
 //!   (read back with [`owner_from_xml`]). The XML is built from the typed documents of
 //!   [`xml`]; the virtio-fs part of a domain comes from [`virtiofs::virtiofs_devices`].
-//! - **apply** (feature `virt`, on by default): the hypervisor trait, its implementation over
-//!   the `virt` crate (libvirt's C library), the on-disk journal, and `up`/`down`/`plan`/
-//!   `status`/`start`/`stop`.
+//! - **apply**: the [`Hypervisor`] trait, the on-disk [`Journal`], and the lifecycle
+//!   ([`up`], [`down`], [`diff`], [`status`], [`start`], [`stop`]), generic over the trait;
+//!   the feature `virt` (on by default) adds [`VirtHypervisor`], the implementation over the
+//!   `virt` crate (libvirt's C library).
 //!
 //! A tool that only renders XML depends on this crate with `default-features = false` and
 //! needs no libvirt library.
