@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the binary is where output belongs
 
 mod apply;
+mod image;
 mod output;
 mod render;
 
@@ -68,6 +69,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Guest images.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show what `up` would change: per libvirt object, create / unchanged / update /
     /// recreate / delete.
     Plan {
@@ -106,6 +110,19 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Build the image the cluster file names (`image.base`, `kernel`, `initrd`) from Debian
+    /// packages with mmdebstrap. A second build with the same inputs does nothing.
+    Build {
+        /// The cluster file.
+        file: PathBuf,
+        /// Build even when an image of the same inputs exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
@@ -114,6 +131,9 @@ fn main() -> ExitCode {
         Command::Schema { out: file } => render::schema(&out, file.as_deref()),
         Command::Validate { file } => render::validate(&out, &file),
         Command::Render { file, out: dir } => render::render(&out, &file, &dir),
+        Command::Image(ImageCommand::Build { file, force }) => {
+            image::build(&out, &target(&cli.connect, &cli.state_dir, &file), force)
+        }
         Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Up { file } => apply::up(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Down { file } => apply::down(&out, &target(&cli.connect, &cli.state_dir, &file)),

@@ -37,6 +37,10 @@ pub const DEFAULT_BEEGFS_MGMTD_DIR: &str = "/data/beegfs/mgmtd";
 pub const DEFAULT_BEEGFS_META_DIR: &str = "/data/beegfs/meta";
 /// Default BeeGFS storage target directory.
 pub const DEFAULT_BEEGFS_STORAGE_DIR: &str = "/data/beegfs/storage";
+/// Default root filesystem size of a built image.
+pub const DEFAULT_IMAGE_SIZE: ByteSize = ByteSize::from_gib(4);
+/// Default Debian mirror for image builds.
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// Name of the partition made when the file lists none.
 pub const DEFAULT_PARTITION: &str = "compute";
 
@@ -192,6 +196,28 @@ pub struct ImageSettings {
     #[serde(default)]
     #[schemars(example = &"root=LABEL=hpcroot rw console=ttyS0")]
     pub cmdline: Option<String>,
+
+    /// Packages `hpc-up image build` installs on top of its own list (SLURM, munge, MariaDB,
+    /// OpenSSH, the cloud kernel…).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["htop", "openmpi-bin"]))]
+    pub packages: Vec<String>,
+
+    /// Local `.deb` files `hpc-up image build` installs too (e.g. BeeGFS packages). `${VAR}`
+    /// is expanded.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["${HOME}/debs/beegfs-client_7.4.6_amd64.deb"]))]
+    pub debs: Vec<String>,
+
+    /// Size of the built image's root filesystem (overlays may be larger). Default: 4GiB.
+    #[serde(default)]
+    #[schemars(example = &"4GiB")]
+    pub size: Option<ByteSize>,
+
+    /// Debian mirror `hpc-up image build` installs from. Default: `http://deb.debian.org/debian`.
+    #[serde(default)]
+    #[schemars(example = &"http://deb.debian.org/debian")]
+    pub mirror: Option<String>,
 }
 
 /// SSH access to the nodes.

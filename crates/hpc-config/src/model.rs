@@ -80,6 +80,14 @@ pub struct Image {
     pub initrd: Option<PathBuf>,
     /// Extra kernel command line.
     pub cmdline: Option<String>,
+    /// Extra packages for `image build`.
+    pub packages: Vec<String>,
+    /// Local `.deb` files for `image build`.
+    pub debs: Vec<PathBuf>,
+    /// Root filesystem size of a built image.
+    pub size: ByteSize,
+    /// Debian mirror for `image build`.
+    pub mirror: String,
 }
 
 /// SSH access, resolved.

@@ -389,6 +389,40 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
             );
         }
     }
+    let debs: Vec<PathBuf> = file
+        .image
+        .debs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| cx.path(&format!("/image/debs/{i}"), "package file", d))
+        .collect();
+    for (i, p) in file.image.packages.iter().enumerate() {
+        let ok = !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.:=".contains(&b));
+        if !ok {
+            cx.err(
+                format!("/image/packages/{i}"),
+                ErrorKind::BadValue {
+                    what: "package name",
+                    value: p.clone(),
+                    reason: "a Debian package name has lower-case letters, digits and `+-.` (optionally `=version`)".into(),
+                },
+            );
+        }
+    }
+    if let Some(size) = file.image.size
+        && size < ByteSize::from_gib(2)
+    {
+        cx.err(
+            "/image/size",
+            ErrorKind::OutOfRange {
+                what: "image size",
+                value: size.to_string(),
+                range: "2GiB or more (the packages alone take about 1GiB)".into(),
+            },
+        );
+    }
     let state_dir = match &file.state_dir {
         Some(s) => cx.path("/state-dir", "state directory", s),
         None => default_state_dir(file.name.as_str(), env),
@@ -487,6 +521,14 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
             kernel,
             initrd,
             cmdline: file.image.cmdline.clone(),
+            packages: file.image.packages.clone(),
+            debs,
+            size: file.image.size.unwrap_or(file::DEFAULT_IMAGE_SIZE),
+            mirror: file
+                .image
+                .mirror
+                .clone()
+                .unwrap_or_else(|| file::DEFAULT_MIRROR.to_owned()),
         },
         state_dir,
         ssh: Ssh {

@@ -1,0 +1,35 @@
+//! `hpc-image`: Debian 12 guest images for hpc-up clusters, built from Debian packages.
+//!
+//! [`Recipe`] (pure) says what goes into an image — systemd, OpenSSH with host keys made at
+//! first boot, systemd-networkd/resolved, the cloud kernel with an initramfs that carries the
+//! virtio drivers, and the HPC packages (SLURM, munge, MariaDB) baked in, because guests have
+//! no network at deploy time — plus the cluster's extra packages and local `.deb` files, and
+//! the public key that may log in as root. [`build`] runs mmdebstrap (`--mode=root`) into a
+//! scratch directory beside the output, makes an ext4 filesystem from it (`mkfs.ext4 -d`, no
+//! loop device, no partition table), converts it to qcow2 and moves `base.qcow2`, the kernel
+//! and the initrd into place. A manifest beside the image records the recipe's cache key, so
+//! a second build of the same inputs does nothing.
+//!
+//! Nothing is downloaded but Debian packages. The image boots by direct kernel boot
+//! (`root=LABEL=hpcroot`), and the hostname comes from `systemd.hostname=` on the kernel
+//! command line.
+//!
+//! ```no_run
+//! let cluster = hpc_config::load_file("examples/minimal.yaml".as_ref())?;
+//! let recipe = hpc_image::Recipe::for_cluster(&cluster, "ssh-ed25519 AAAA… hpc-up");
+//! let paths = hpc_image::ImagePaths {
+//!     base: cluster.image.base.clone(),
+//!     kernel: cluster.image.kernel.clone().unwrap_or_default(),
+//!     initrd: cluster.image.initrd.clone().unwrap_or_default(),
+//! };
+//! hpc_image::build(&recipe, &paths, &mut |phase| eprintln!("{phase:?}"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod build;
+mod recipe;
+
+pub use build::{
+    BuildError, ImagePaths, Outcome, Phase, build, cache_key, check_tools, is_up_to_date,
+};
+pub use recipe::{BASE_PACKAGES, DISABLED_SERVICES, RECIPE_VERSION, ROOT_LABEL, Recipe, SUITE};
