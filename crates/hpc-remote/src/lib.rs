@@ -1,11 +1,26 @@
 //! `hpc-remote`: remote execution for hpc-up.
 //!
-//! The "host step" vocabulary planners speak — put a file (content, mode, owner; atomic,
-//! idempotent by checksum), run a command (argv, quoted by this crate, never a shell string
-//! built from user input), ensure a service, ensure a mount — and its executors: one over SSH
-//! (russh + tokio, one connection per host, many hosts at once) and a local/recording one for
-//! tests. It knows nothing of what the steps are for.
-//!
-//! Status: the SSH executor lands with the remote-execution issue.
+//! Placeholder docs; filled below.
 
-pub use hpc_config;
+mod diff;
+mod error;
+mod executor;
+mod local;
+mod quote;
+mod report;
+mod script;
+mod ssh;
+mod step;
+
+pub use error::{HostError, PlanError};
+pub use executor::{CommandOutput, Executor, Mode, apply_all};
+pub use local::LocalExecutor;
+pub use quote::{quote, quote_argv};
+pub use report::{HostReport, StepReport, StepStatus, Summary};
+pub use russh;
+pub use script::validate;
+pub use ssh::{KeyError, SshExecutor, SshHost, SshOptions};
+pub use step::{
+    EnsureDirectory, EnsureFile, EnsureMount, EnsureService, HostPlan, Owner, RunCommand, RunWhen,
+    ServiceState, Step, StepKind,
+};

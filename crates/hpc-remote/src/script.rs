@@ -1,0 +1,387 @@
+//! Compiles a [`HostPlan`] into one POSIX-sh program (the runner plus generated step calls,
+//! file contents inline as `printf` literals) and parses the runner's report back.
+//!
+//! Both executors use this: the local one pipes the program into `/bin/sh -s`, the SSH one
+//! into an exec channel running the same command. One program per host, one round trip.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::quote::{printf_literal, quote};
+use crate::report::{HostReport, StepReport, StepStatus};
+use crate::step::{HostPlan, RunWhen, ServiceState, StepKind, fstab_escape};
+use crate::{HostError, Mode, PlanError};
+
+const RUNNER: &str = include_str!("runner.sh");
+
+/// Where the runner runs and with which helper commands.
+#[derive(Debug, Clone)]
+pub(crate) struct Target<'a> {
+    /// Prefix for every path (local executor under a root directory); empty for `/`.
+    pub root: &'a str,
+    /// `systemctl` program.
+    pub systemctl: &'a str,
+    /// `mount` program.
+    pub mount: &'a str,
+}
+
+impl Default for Target<'_> {
+    fn default() -> Self {
+        Self {
+            root: "",
+            systemctl: "systemctl",
+            mount: "mount",
+        }
+    }
+}
+
+/// Checks a plan before anything runs: unique ids, known earlier triggers, absolute
+/// paths, no NUL bytes, non-empty argv.
+pub fn validate(plan: &HostPlan) -> Result<(), PlanError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let host = || plan.host.clone();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let sid = || step.id.clone();
+        let nul = |field: &'static str, s: &str| {
+            if s.contains('\0') {
+                Err(PlanError::NulByte {
+                    host: host(),
+                    step: sid(),
+                    field,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let invalid = |field: &'static str, reason: &'static str| PlanError::Invalid {
+            host: host(),
+            step: sid(),
+            field,
+            reason,
+        };
+        let path = |p: &str| {
+            nul("path", p)?;
+            let ok = p.starts_with('/')
+                && (p == "/" || !p.ends_with('/'))
+                && !p.split('/').any(|c| c == ".." || c == ".")
+                && !p.contains("//");
+            if ok {
+                Ok(())
+            } else {
+                Err(PlanError::BadPath {
+                    host: host(),
+                    step: sid(),
+                    path: p.to_owned(),
+                })
+            }
+        };
+        let owner = |o: &crate::Owner| {
+            for (field, v) in [("owner", &o.user), ("group", &o.group)] {
+                if let Some(v) = v {
+                    nul(field, v)?;
+                    if v.is_empty() || v.starts_with('-') || v.contains([':', ' ', '\n']) {
+                        return Err(invalid(field, "empty, or contains `:`, space or newline"));
+                    }
+                }
+            }
+            Ok(())
+        };
+        let triggers = |ids: &[String]| {
+            for t in ids {
+                if !seen.contains_key(t.as_str()) {
+                    return Err(PlanError::UnknownTrigger {
+                        host: host(),
+                        step: sid(),
+                        trigger: t.clone(),
+                    });
+                }
+            }
+            Ok(())
+        };
+        match &step.kind {
+            StepKind::Directory(d) => {
+                path(&d.path)?;
+                owner(&d.owner)?;
+            }
+            StepKind::File(f) => {
+                path(&f.path)?;
+                owner(&f.owner)?;
+                if f.path == "/" {
+                    return Err(invalid("path", "`/` is not a file"));
+                }
+            }
+            StepKind::Command(c) => {
+                if c.argv.is_empty() || c.argv[0].is_empty() {
+                    return Err(invalid("argv", "empty program"));
+                }
+                for a in &c.argv {
+                    nul("argv", a)?;
+                }
+                if let RunWhen::Changed(ids) = &c.when {
+                    triggers(ids)?;
+                }
+            }
+            StepKind::Service(s) => {
+                nul("name", &s.name)?;
+                if s.name.is_empty() || s.name.starts_with('-') {
+                    return Err(invalid("name", "empty or starts with `-`"));
+                }
+                triggers(&s.restart_on)?;
+            }
+            StepKind::Mount(m) => {
+                path(&m.target)?;
+                for (field, v) in [("source", &m.source), ("fstype", &m.fstype)] {
+                    nul(field, v)?;
+                    if v.is_empty() {
+                        return Err(invalid(field, "empty"));
+                    }
+                }
+                nul("options", &m.options)?;
+            }
+        }
+        if seen.insert(&step.id, i).is_some() {
+            return Err(PlanError::DuplicateStep {
+                host: host(),
+                step: sid(),
+            });
+        }
+        nul("id", &step.id)?;
+    }
+    Ok(())
+}
+
+/// Builds the runner program for `plan`. The result may contain secret file content:
+/// it is never logged.
+pub(crate) fn compile(
+    plan: &HostPlan,
+    mode: Mode,
+    target: &Target<'_>,
+) -> Result<Vec<u8>, PlanError> {
+    validate(plan)?;
+    let index: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let list = |ids: &[String]| {
+        ids.iter()
+            .filter_map(|id| index.get(id.as_str()))
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let p = |path: &str| format!("{}{}", target.root, path);
+    let own = |o: &Option<String>| quote(o.as_deref().unwrap_or("")).into_owned();
+
+    let mut out = Vec::with_capacity(RUNNER.len() + 4096);
+    out.extend_from_slice(RUNNER.as_bytes());
+    let mut main = String::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        match &step.kind {
+            StepKind::Directory(d) => {
+                let _ = writeln!(
+                    main,
+                    "hpc_dir {i} {} {:o} {} {}",
+                    quote(&p(&d.path)),
+                    d.mode & 0o7777,
+                    own(&d.owner.user),
+                    own(&d.owner.group),
+                );
+            }
+            StepKind::File(f) => {
+                out.extend_from_slice(format!("hpc_c{i}() {{\n").as_bytes());
+                printf_literal(&f.content, &mut out);
+                out.extend_from_slice(b"\n}\n");
+                let sha = Sha256::digest(&f.content);
+                let mut hex = String::with_capacity(64);
+                for b in sha {
+                    let _ = write!(hex, "{b:02x}");
+                }
+                let _ = writeln!(
+                    main,
+                    "hpc_file {i} {} {:o} {} {} {hex} hpc_c{i} {}",
+                    quote(&p(&f.path)),
+                    f.mode & 0o7777,
+                    own(&f.owner.user),
+                    own(&f.owner.group),
+                    u8::from(f.secret),
+                );
+            }
+            StepKind::Command(c) => {
+                let (when, ids) = match &c.when {
+                    RunWhen::Always => ("always", String::new()),
+                    RunWhen::Changed(ids) => ("onchange", list(ids)),
+                };
+                let _ = writeln!(
+                    main,
+                    "hpc_cmd {i} {when} {} {}",
+                    quote(&ids),
+                    crate::quote::quote_argv(&c.argv)
+                );
+            }
+            StepKind::Service(s) => {
+                let enabled = match s.enabled {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                };
+                let state = match s.state {
+                    Some(ServiceState::Started) => "started",
+                    Some(ServiceState::Stopped) => "stopped",
+                    None => "-",
+                };
+                let _ = writeln!(
+                    main,
+                    "hpc_svc {i} {} {enabled} {state} {}",
+                    quote(&s.name),
+                    quote(&list(&s.restart_on)),
+                );
+            }
+            StepKind::Mount(m) => {
+                let _ = writeln!(
+                    main,
+                    "hpc_mount {i} {} {} {} {} {}",
+                    quote(&p("/etc/fstab")),
+                    quote(&fstab_escape(&m.target)),
+                    quote(&m.fstab_line()),
+                    if m.mounted { "yes" } else { "no" },
+                    quote(&p(&m.target)),
+                );
+            }
+        }
+    }
+    let header = format!(
+        "hpc_main() {{\nCHECK={} DIFF={} SYSTEMCTL={} MOUNT={}\n",
+        u8::from(mode.check),
+        u8::from(mode.check && mode.diff),
+        quote(target.systemctl),
+        quote(target.mount),
+    );
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(main.as_bytes());
+    out.extend_from_slice(b"printf '@@HPC - done\\n' >&3\n}\nhpc_init && hpc_main\n");
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Raw {
+    status: Option<StepStatus>,
+    err: Vec<String>,
+    notes: Vec<String>,
+    meta: Option<String>,
+    content: bool,
+    old: Option<Vec<u8>>,
+    old_big: bool,
+}
+
+/// Parses the runner's stdout into a report. `stderr` and `exit` are used when the runner
+/// did not finish.
+pub(crate) fn parse(
+    plan: &HostPlan,
+    mode: Mode,
+    stdout: &[u8],
+    stderr: &[u8],
+    exit: Option<u32>,
+) -> Result<HostReport, HostError> {
+    let mut raw: Vec<Raw> = plan.steps.iter().map(|_| Raw::default()).collect();
+    let mut done = false;
+    let mut rest = stdout;
+    while !rest.is_empty() {
+        let (line, after) = match rest.iter().position(|&b| b == b'\n') {
+            Some(n) => (&rest[..n], &rest[n + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = after;
+        let Some(line) = line.strip_prefix(b"@@HPC ") else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(line);
+        let mut parts = line.splitn(3, ' ');
+        let (Some(idx), Some(word)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let text = parts.next().unwrap_or("");
+        if idx == "-" {
+            if word == "done" {
+                done = true;
+            }
+            continue;
+        }
+        let Some(r) = idx.parse::<usize>().ok().and_then(|i| raw.get_mut(i)) else {
+            continue;
+        };
+        match word {
+            "unchanged" => r.status = Some(StepStatus::Unchanged),
+            "changed" => r.status = Some(StepStatus::Changed),
+            "skipped" => r.status = Some(StepStatus::Skipped),
+            "failed" => {
+                r.status = Some(StepStatus::Failed {
+                    stderr_tail: r.err.join("\n"),
+                });
+            }
+            "err" => r.err.push(text.to_owned()),
+            "note" => r.notes.push(text.to_owned()),
+            "meta" => r.meta = Some(text.to_owned()),
+            "content" => r.content = true,
+            "oldbig" => r.old_big = true,
+            "old" => {
+                let n: usize = text.trim().parse().unwrap_or(0).min(rest.len());
+                r.old = Some(rest[..n].to_vec());
+                rest = &rest[n..];
+                if rest.first() == Some(&b'\n') {
+                    rest = &rest[1..];
+                }
+            }
+            _ => {}
+        }
+    }
+    if !done {
+        return Err(HostError::Runner {
+            host: plan.host.clone(),
+            status: exit,
+            stderr_tail: tail(stderr, 10),
+        });
+    }
+    let steps = plan
+        .steps
+        .iter()
+        .zip(raw)
+        .map(|(step, r)| {
+            let status = r.status.clone().unwrap_or(StepStatus::Failed {
+                stderr_tail: "no result from the runner".to_owned(),
+            });
+            let diff = (mode.check && mode.diff && status == StepStatus::Changed).then(|| {
+                crate::diff::describe(
+                    &plan.host,
+                    step,
+                    &r.notes,
+                    r.meta.as_deref(),
+                    r.content,
+                    r.old.as_deref(),
+                    r.old_big,
+                )
+            });
+            StepReport {
+                id: step.id.clone(),
+                kind: step.kind.label(),
+                status,
+                diff,
+            }
+        })
+        .collect();
+    Ok(HostReport {
+        host: plan.host.clone(),
+        check: mode.check,
+        steps,
+    })
+}
+
+/// Last `n` lines of `bytes`, lossily decoded.
+pub(crate) fn tail(bytes: &[u8], n: usize) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
