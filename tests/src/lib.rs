@@ -5,6 +5,7 @@
 //! the component is missing: see [`require`].
 
 pub mod libvirt_bed;
+pub mod ssh_bed;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,349 @@
+//! A bed of real SSH hosts for tests: `tests/testbed/testbed-up` makes N hosts, each a
+//! network namespace with its own hostname, sshd and host key, and a private view of `/etc`,
+//! `/var`, `/run`; [`Drop`] runs `testbed-down`. See `tests/testbed/README.md`.
+//!
+//! Several test binaries can run beds side by side: each [`SshBed`] takes a free index
+//! (0..16) by locking a file in `/run`, and derives its state dir, namespace prefix and subnet
+//! from it. Nothing is added to the root network namespace: talk to the hosts from the bed's
+//! admin namespace, either with `ip netns exec <ctl> ssh -F <state>/ssh/config h01 …` or, from
+//! Rust, inside [`SshBed::in_netns`].
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::{repo_root, require};
+
+/// How many beds can run at once on one machine (one subnet `10.81.<index>.0/24` each).
+const MAX_BEDS: u32 = 16;
+
+/// One host of the bed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BedHost {
+    /// Host name, `h01` … `hNN`; also its hostname inside the host.
+    pub name: String,
+    /// Its address on the bed's bridge (reachable from the ctl namespace).
+    pub ip: Ipv4Addr,
+}
+
+/// A running test bed of SSH hosts. Dropping it tears the bed down.
+#[derive(Debug)]
+pub struct SshBed {
+    state: PathBuf,
+    prefix: String,
+    ctl_netns: String,
+    hosts: Vec<BedHost>,
+    _lock: File,
+}
+
+/// The directory of the bed's scripts (`testbed-up`, `testbed-down`, `hostinit`).
+pub fn testbed_dir() -> PathBuf {
+    repo_root().join("tests").join("testbed")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn have(bin: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(bin).exists())
+}
+
+fn netns_usable() -> bool {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    fs_err::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    fs_err::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Same namespace file (device and inode) behind both paths.
+fn same_ns(a: &str, b: &str) -> bool {
+    match (fs_err::metadata(a), fs_err::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Reap `pid` if it is our child (we are a child subreaper, so the bed's orphaned launchers
+/// are), waiting at most until `deadline`. Without this they stay zombies on machines whose
+/// PID 1 does not reap.
+fn reap(pid: i32, deadline: Instant) {
+    loop {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Take the first free bed index: an exclusive lock on `/run/hpcup-sshbed-<i>.lock`, held
+/// for the bed's life.
+fn allocate() -> Result<(u32, File), String> {
+    for i in 0..MAX_BEDS {
+        let path = format!("/run/hpcup-sshbed-{i}.lock");
+        let f = fs_err::File::create(&path)
+            .map_err(|e| e.to_string())?
+            .into_file();
+        if f.try_lock().is_ok() {
+            return Ok((i, f));
+        }
+    }
+    Err(format!("all {MAX_BEDS} SSH bed slots are in use"))
+}
+
+impl SshBed {
+    /// Start a bed of `n` hosts (1..=64), `h01`…`hNN`. `Ok(None)` means "skip": not root, or
+    /// iproute2/OpenSSH/util-linux missing, outside CI (in CI that panics instead).
+    pub fn start(n: usize) -> Result<Option<Self>, String> {
+        let ok = is_root()
+            && have("ip")
+            && netns_usable()
+            && have("sshd")
+            && have("ssh")
+            && have("ssh-keygen")
+            && have("nsenter")
+            && have("unshare");
+        if require(
+            ok,
+            "root + iproute2 (ip netns) + openssh-server/client + util-linux",
+            "the SSH test bed (tests/testbed)",
+        ) {
+            return Ok(None);
+        }
+        if !(1..=64).contains(&n) {
+            return Err(format!("an SSH bed has 1 to 64 hosts, not {n}"));
+        }
+        // The hosts' launchers are orphaned when testbed-up exits: adopt them so that they can
+        // be reaped (this machine's PID 1 does not reap orphans).
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+        let (index, lock) = allocate()?;
+        let mut bed = Self {
+            state: PathBuf::from(format!("/srv/hpcup-sshbed-{index}")),
+            prefix: format!("hb{index}"),
+            ctl_netns: String::new(),
+            hosts: Vec::new(),
+            _lock: lock,
+        };
+        // A test process that died without dropping its bed left this slot's bed behind.
+        bed.script("testbed-down", &[])?;
+        bed.script("testbed-up", &[&n.to_string()])?;
+        bed.ctl_netns = fs_err::read_to_string(bed.state.join("ctl-netns"))
+            .map_err(|e| e.to_string())?
+            .trim()
+            .to_owned();
+        let hosts_txt =
+            fs_err::read_to_string(bed.state.join("hosts.txt")).map_err(|e| e.to_string())?;
+        for line in hosts_txt.lines() {
+            let (name, ip) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("hosts.txt: bad line {line:?}"))?;
+            let ip = ip
+                .parse()
+                .map_err(|e| format!("hosts.txt: bad address {ip:?}: {e}"))?;
+            bed.hosts.push(BedHost {
+                name: name.to_owned(),
+                ip,
+            });
+        }
+        if bed.hosts.len() != n {
+            return Err(format!(
+                "hosts.txt lists {} hosts, asked for {n}",
+                bed.hosts.len()
+            ));
+        }
+        Ok(Some(bed))
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new(testbed_dir().join(name));
+        cmd.args(args)
+            .env("HPCUP_TESTBED_STATE", &self.state)
+            .env("HPCUP_TESTBED_PREFIX", &self.prefix)
+            .env("HPCUP_TESTBED_NET", self.net());
+        let out = cmd.output().map_err(|e| format!("{name}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "{name} {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn net(&self) -> String {
+        format!("10.81.{}", self.prefix.trim_start_matches("hb"))
+    }
+
+    /// The hosts, in order `h01`…`hNN`.
+    pub fn hosts(&self) -> &[BedHost] {
+        &self.hosts
+    }
+
+    /// The host called `name`, if the bed has it.
+    pub fn host(&self, name: &str) -> Option<&BedHost> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The bed's state dir (`hosts.txt`, `ssh/`, `etc-hosts`, one dir per host).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The client's private key, which every host's root accepts.
+    pub fn key_path(&self) -> PathBuf {
+        self.state.join("ssh").join("id_ed25519")
+    }
+
+    /// `known_hosts` with each host's key under `hNN,<ip>`.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.state.join("ssh").join("known_hosts")
+    }
+
+    /// An OpenSSH client config with one `Host hNN` entry per host (strict host key checking).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.state.join("ssh").join("config")
+    }
+
+    /// The admin host's network namespace, on the bed's bridge: run deployers there.
+    pub fn ctl_netns(&self) -> &str {
+        &self.ctl_netns
+    }
+
+    /// The network namespace of host `name`.
+    fn host_netns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// PID (in the root PID namespace) of host `name`'s PID 1 (its sshd), if it runs.
+    pub fn pid1(&self, name: &str) -> Option<i32> {
+        let pid = read_pid(&self.state.join("hosts").join(name).join("pid"))?;
+        let in_ns = same_ns(
+            &format!("/proc/{pid}/ns/net"),
+            &format!("/run/netns/{}", self.host_netns(name)),
+        );
+        (in_ns && alive(pid)).then_some(pid)
+    }
+
+    fn launcher(&self, name: &str) -> Option<i32> {
+        read_pid(&self.state.join("hosts").join(name).join("launcher"))
+    }
+
+    /// Every PID the bed started that still exists: each host's PID 1 and its launcher.
+    pub fn pids(&self) -> Vec<i32> {
+        self.hosts
+            .iter()
+            .flat_map(|h| [self.pid1(&h.name), self.launcher(&h.name)])
+            .flatten()
+            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+            .collect()
+    }
+
+    /// Run `argv` inside host `name`'s namespaces (network, mount, UTS, PID…) as root, for
+    /// assertions about the host's state. Panics if the host does not run.
+    pub fn exec_on(&self, name: &str, argv: &[&str]) -> Output {
+        let pid = self
+            .pid1(name)
+            .unwrap_or_else(|| panic!("host {name} of the SSH bed is not running"));
+        Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-a", "--"])
+            .args(argv)
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter into {name}: {e}"))
+    }
+
+    /// Stop host `name` (kill its PID 1, and with it everything in the host) so that it is
+    /// unreachable; its namespaces and files stay until the bed is dropped.
+    pub fn stop_host(&self, name: &str) -> Result<(), String> {
+        let pid = self
+            .pid1(name)
+            .ok_or_else(|| format!("host {name} is not running"))?;
+        kill(Pid::from_raw(pid), Signal::SIGKILL).map_err(|e| format!("kill {pid}: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) {
+            if Instant::now() > deadline {
+                return Err(format!("host {name} (pid {pid}) survived SIGKILL"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(l) = self.launcher(name) {
+            reap(l, deadline);
+        }
+        Ok(())
+    }
+
+    /// Run `f` on a new thread that first joins the ctl network namespace, so every socket
+    /// created inside `f` (for instance by a tokio current-thread runtime built there) lives
+    /// in the bed's network. Returns `f`'s result; a panic in `f` is propagated.
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.ctl_netns);
+        std::thread::scope(|s| {
+            let worker = s.spawn(move || {
+                let ns = fs_err::File::open(&path)
+                    .unwrap_or_else(|e| panic!("open {path}: {e}"))
+                    .into_file();
+                setns(&ns, CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                drop(ns);
+                f()
+            });
+            worker
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Drop for SshBed {
+    fn drop(&mut self) {
+        // Read the launchers before testbed-down deletes the state dir.
+        // Every host dir counts, also when testbed-up failed half-way.
+        let launchers: Vec<i32> = fs_err::read_dir(self.state.join("hosts"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| read_pid(&e.path().join("launcher")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let res = self.script("testbed-down", &[]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for l in launchers {
+            reap(l, deadline);
+        }
+        if let Err(e) = res
+            && !std::thread::panicking()
+        {
+            panic!("tearing down the SSH bed in {}: {e}", self.state.display());
+        }
+    }
+}
