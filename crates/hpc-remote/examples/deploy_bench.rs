@@ -20,15 +20,35 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use hpc_remote::{
-    EnsureDirectory, EnsureFile, Executor, HostPlan, LocalExecutor, Mode, Owner, RunCommand, SshExecutor, SshHost,
-    SshOptions, Summary, apply_all,
+    EnsureDirectory, EnsureFile, Executor, HostPlan, LocalExecutor, Mode, Owner, RunCommand,
+    SshExecutor, SshHost, SshOptions, Summary, apply_all,
 };
 
 const TEMPLATES: [(&str, &str, u32, bool); 4] = [
-    (include_str!("bench_templates/app.conf.j2"), "/opt/hpcbench/app.conf", 0o644, false),
-    (include_str!("bench_templates/node.conf.j2"), "/opt/hpcbench/conf.d/node.conf", 0o644, false),
-    (include_str!("bench_templates/secret.key.j2"), "/opt/hpcbench/conf.d/secret.key", 0o600, true),
-    (include_str!("bench_templates/run.sh.j2"), "/opt/hpcbench/run.sh", 0o755, false),
+    (
+        include_str!("bench_templates/app.conf.j2"),
+        "/opt/hpcbench/app.conf",
+        0o644,
+        false,
+    ),
+    (
+        include_str!("bench_templates/node.conf.j2"),
+        "/opt/hpcbench/conf.d/node.conf",
+        0o644,
+        false,
+    ),
+    (
+        include_str!("bench_templates/secret.key.j2"),
+        "/opt/hpcbench/conf.d/secret.key",
+        0o600,
+        true,
+    ),
+    (
+        include_str!("bench_templates/run.sh.j2"),
+        "/opt/hpcbench/run.sh",
+        0o755,
+        false,
+    ),
 ];
 
 #[derive(Parser)]
@@ -74,8 +94,14 @@ fn render(template: &str, host: &str, ip: &str) -> String {
 fn plan(host: &str, ip: &str) -> HostPlan {
     let root = Owner::new("root", "root");
     let mut p = HostPlan::new(host)
-        .step("dir /opt/hpcbench", EnsureDirectory::new("/opt/hpcbench", 0o755).owner(root.clone()))
-        .step("dir /opt/hpcbench/conf.d", EnsureDirectory::new("/opt/hpcbench/conf.d", 0o750).owner(root.clone()));
+        .step(
+            "dir /opt/hpcbench",
+            EnsureDirectory::new("/opt/hpcbench", 0o755).owner(root.clone()),
+        )
+        .step(
+            "dir /opt/hpcbench/conf.d",
+            EnsureDirectory::new("/opt/hpcbench/conf.d", 0o750).owner(root.clone()),
+        );
     let mut files = Vec::new();
     for (template, path, mode, secret) in TEMPLATES {
         let mut f = EnsureFile::new(path, render(template, host, ip), mode).owner(root.clone());
@@ -147,7 +173,9 @@ fn main() -> anyhow::Result<ExitCode> {
         check: args.check,
         diff: args.diff,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let summary = if let Some(root) = &args.local_root {
         // One executor per host root; run them one after another (local work is cheap).
         let mut all = Vec::new();
@@ -164,7 +192,12 @@ fn main() -> anyhow::Result<ExitCode> {
         opts.user = args.user.clone();
         opts.known_hosts = args.known_hosts.clone();
         opts.parallel = args.parallel;
-        let exec = SshExecutor::new(opts, hosts.iter().map(|(n, ip)| SshHost::new(n, ip).port(args.port)))?;
+        let exec = SshExecutor::new(
+            opts,
+            hosts
+                .iter()
+                .map(|(n, ip)| SshHost::new(n, ip).port(args.port)),
+        )?;
         rt.block_on(async {
             let s = apply_all(&exec, &plans, mode).await;
             exec.close().await;

@@ -1,6 +1,75 @@
-//! `hpc-remote`: remote execution for hpc-up.
+//! `hpc-remote`: apply "host steps" to many machines at once — over SSH or locally —
+//! idempotently, atomically and in one round trip per host.
 //!
-//! Placeholder docs; filled below.
+//! Planners produce plain data, a [`HostPlan`] per host: ensure a directory, a file
+//! (content, mode, owner; optionally secret), run a command (argv, optionally only when
+//! named earlier steps changed, like an Ansible handler), ensure a service (`systemctl`),
+//! ensure a mount (fstab line + mounted). This crate knows nothing of what they are for.
+//!
+//! # How a host is applied
+//!
+//! A plan compiles to one POSIX-sh program: a small runner plus one call per step, with file
+//! contents inline as `printf` literals (any bytes, NUL included). Executors feed it to
+//! `/bin/sh -s` — [`SshExecutor`] over one exec channel, [`LocalExecutor`] through a local
+//! pipe — so both share every on-target line and are tested by the same tests. On the
+//! target the runner compares sha256 + mode + owner; unchanged files are not touched (mtime
+//! and inode stay); changed ones are written to a temporary file in the target directory,
+//! chmod/chowned, fsynced and renamed over the old one. It reports per step `changed`,
+//! `unchanged`, `skipped` or `failed` with the tail of stderr; a failed step skips the rest
+//! of its host, and handlers run only when a trigger changed. Every user string reaches the
+//! shell through [`quote`]; nothing is a shell string built by concatenation. With
+//! [`Mode::CHECK_DIFF`] nothing is changed and [`StepReport::diff`] holds unified diffs
+//! (secret content is never diffed, logged or shown in errors).
+//!
+//! # Why russh
+//!
+//! [`SshExecutor`] uses russh: pure Rust and async on tokio, so hundreds of hosts are one
+//! process with one TCP connection each and no OpenSSH subprocess (or ControlMaster socket)
+//! per host. Each connection multiplexes channels under a semaphore (sshd's `MaxSessions`),
+//! hosts run concurrently up to [`SshOptions::parallel`], connects retry with backoff, and
+//! host keys are pinned: a user-given OpenSSH known_hosts file, or trust on first use
+//! recorded in the state directory. A changed key is a hard [`HostError::HostKeyChanged`].
+//! The deploy benchmark (`examples/deploy_bench.rs`: 2 dirs, 4 templated files and a handler
+//! on 8 hosts) costs about 10–20 ms of controller CPU and ~0.6 s wall on a 2-core test bed,
+//! where Ansible needs 14–28 s.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use hpc_remote::{
+//!     EnsureDirectory, EnsureFile, EnsureService, HostPlan, Mode, Owner, SshExecutor, SshHost,
+//!     SshOptions, apply_all,
+//! };
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let plan = HostPlan::new("c01")
+//!     .step("dir", EnsureDirectory::new("/etc/munge", 0o700).owner(Owner::new("munge", "munge")))
+//!     .step(
+//!         "key",
+//!         EnsureFile::new("/etc/munge/munge.key", vec![0u8; 1024], 0o400)
+//!             .owner(Owner::new("munge", "munge"))
+//!             .secret(),
+//!     )
+//!     .step("munge", EnsureService::started("munge").restart_on(["key"]));
+//!
+//! let mut opts = SshOptions::new("/srv/cluster/ssh/id_ed25519", "/srv/cluster/state");
+//! opts.known_hosts = Some("/srv/cluster/ssh/known_hosts".into());
+//! let exec = SshExecutor::new(opts, [SshHost::new("c01", "10.81.0.11")])?;
+//! let summary = apply_all(&exec, &[plan], Mode::APPLY).await;
+//! if !summary.is_success() {
+//!     return Err(summary.to_string().into()); // names every failed host and step
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Stability
+//!
+//! Pre-1.0: the step vocabulary may grow (new fields get defaults in the builders); the
+//! protocol between the runner program and this crate is private.
+//!
+//! Logging: `tracing` only — `debug` per connection and runner, `info` per host result,
+//! `warn` for refused host keys and failed hosts. Nothing is printed.
 
 mod diff;
 mod error;
