@@ -167,7 +167,15 @@ fn prepare_local_dirs(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn up(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
+/// How far `up` goes after the VMs start.
+pub(crate) struct UpOptions {
+    /// Stop once the VMs run (the image is not one of ours, or no SSH is wanted).
+    pub(crate) no_ssh: bool,
+    /// How long to wait for SSH on every node.
+    pub(crate) ssh_timeout: Duration,
+}
+
+pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitCode> {
     let Some(l) = load(out, t)? else {
         return Ok(ExitCode::from(1));
     };
@@ -203,6 +211,37 @@ pub(crate) fn up(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
         }
         applied.extend(report.objects.into_iter().map(|a| (uri.clone(), a)));
     }
+    let libvirt_secs = started.elapsed().as_secs_f64();
+    let mut timings = crate::nodes::Timings::new();
+    for n in &l.cluster.nodes {
+        timings
+            .entry(n.name.to_string())
+            .or_default()
+            .push(("libvirt", libvirt_secs));
+    }
+    let mut remote_changes = 0;
+    if !opts.no_ssh {
+        out.note(&format!(
+            "waiting for SSH on {} node(s) (at most {}s)",
+            l.cluster.nodes.len(),
+            opts.ssh_timeout.as_secs()
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .into_diagnostic()?;
+        remote_changes = rt.block_on(async {
+            let exec = crate::nodes::executor(&l.cluster)?;
+            let r = async {
+                crate::nodes::wait_for_ssh(&l.cluster, &exec, opts.ssh_timeout, &mut timings)
+                    .await?;
+                crate::nodes::configure(&l.cluster, &exec, &mut timings).await
+            }
+            .await;
+            exec.close().await;
+            r
+        })?;
+    }
     let count = |o: Outcome| applied.iter().filter(|(_, a)| a.outcome == o).count();
     let (created, updated, started_n, unchanged) = (
         count(Outcome::Created),
@@ -210,7 +249,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
         count(Outcome::Started),
         count(Outcome::Unchanged),
     );
-    let changes = created + updated + started_n;
+    let changes = created + updated + started_n + remote_changes;
     if out.json() {
         out.json_value(&json!({
             "ok": true,
@@ -218,18 +257,34 @@ pub(crate) fn up(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
             "changes": changes,
             "created": created, "updated": updated, "started": started_n, "unchanged": unchanged,
             "seconds": started.elapsed().as_secs_f64(),
+            "timings": timings.iter().map(|(node, row)| {
+                (node.clone(), row.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect::<std::collections::BTreeMap<String, f64>>())
+            }).collect::<std::collections::BTreeMap<_, _>>(),
         }));
-    } else if changes == 0 {
-        out.note(&format!(
-            "{}: no changes ({unchanged} objects up to date)",
-            l.cluster.name
-        ));
     } else {
-        out.note(&format!(
-            "{}: {created} created, {updated} updated, {started_n} started, {unchanged} unchanged in {:.1}s",
-            l.cluster.name,
-            started.elapsed().as_secs_f64()
-        ));
+        if changes == 0 {
+            out.note(&format!(
+                "{}: no changes ({unchanged} objects up to date)",
+                l.cluster.name
+            ));
+        } else {
+            out.note(&format!(
+                "{}: {created} created, {updated} updated, {started_n} started, {unchanged} unchanged, {remote_changes} node setting(s) changed in {:.1}s",
+                l.cluster.name,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        let mut summary = format!("{:<14} {:<11} {:<16}\n", "node", "role", "ip");
+        for n in &l.cluster.nodes {
+            summary.push_str(&format!(
+                "{:<14} {:<11} {:<16}\n",
+                n.name,
+                format!("{:?}", n.role).to_lowercase(),
+                n.ip
+            ));
+        }
+        out.note(&summary);
+        out.note(&crate::nodes::timing_table(&timings));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -297,6 +352,9 @@ fn remove_local_leftovers(cluster: &Cluster) -> Result<()> {
         }
         let _ = fs_err::remove_dir(&pool);
     }
+    // The VMs are gone, and new ones make new host keys: forget the pinned ones (the
+    // cluster's own key pair stays, images trust it).
+    let _ = fs_err::remove_file(crate::image::known_hosts(cluster));
     let console = hpc_libvirt::console_dir(&cluster.state_dir);
     if console.is_dir() {
         fs_err::remove_dir_all(&console).into_diagnostic()?;

@@ -134,3 +134,67 @@ pub(crate) fn build(out: &Output, t: &Target<'_>, force: bool) -> Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The cluster's pinned host keys (OpenSSH known_hosts format).
+pub(crate) fn known_hosts(cluster: &Cluster) -> PathBuf {
+    cluster.state_dir.join("ssh").join("known_hosts")
+}
+
+/// Quote `s` for the remote POSIX shell that OpenSSH hands the command to.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `hpc-up ssh NODE [CMD…]`: OpenSSH to a node with the cluster's key and pinned host keys
+/// (an interactive shell needs OpenSSH's terminal handling). The command's words are quoted
+/// so that the node runs exactly that argv.
+pub(crate) fn ssh(out: &Output, t: &Target<'_>, node: &str, argv: &[String]) -> Result<ExitCode> {
+    let Some(l) = load(out, t)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let Some(n) = l.cluster.node(node) else {
+        let names: Vec<&str> = l.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(miette!(
+            "no node is called `{node}`; the cluster has {}",
+            names.join(", ")
+        ));
+    };
+    let (key, _) = cluster_key(&l.cluster)?;
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            known_hosts(&l.cluster).display()
+        ))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(["-o", "LogLevel=ERROR", "-p"])
+        .arg(l.cluster.ssh.port.to_string())
+        .arg(format!("{}@{}", l.cluster.ssh.user, n.ip));
+    if !argv.is_empty() {
+        cmd.arg("--").arg(
+            argv.iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| miette!("cannot run ssh (package openssh-client): {e}"))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(255).clamp(0, 255) as u8
+    ))
+}

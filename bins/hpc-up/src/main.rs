@@ -4,6 +4,7 @@
 
 mod apply;
 mod image;
+mod nodes;
 mod output;
 mod render;
 
@@ -72,6 +73,16 @@ enum Command {
     /// Guest images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Open a shell on a node, or run a command there (`hpc-up ssh FILE NODE -- CMD ARGS…`).
+    Ssh {
+        /// The cluster file.
+        file: PathBuf,
+        /// The node.
+        node: String,
+        /// Command and arguments (run as this argv, quoted for the remote shell).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Show what `up` would change: per libvirt object, create / unchanged / update /
     /// recreate / delete.
     Plan {
@@ -83,6 +94,12 @@ enum Command {
     Up {
         /// The cluster file.
         file: PathBuf,
+        /// Stop once the VMs run: no SSH wait, no node setup.
+        #[arg(long)]
+        no_ssh: bool,
+        /// Seconds to wait for SSH on every node.
+        #[arg(long, default_value_t = 600)]
+        ssh_timeout: u64,
     },
     /// Destroy and remove everything the cluster owns (found from the journal and from
     /// libvirt metadata, so it also works after a crash).
@@ -134,8 +151,29 @@ fn main() -> ExitCode {
         Command::Image(ImageCommand::Build { file, force }) => {
             image::build(&out, &target(&cli.connect, &cli.state_dir, &file), force)
         }
+        Command::Ssh {
+            file,
+            node,
+            command,
+        } => image::ssh(
+            &out,
+            &target(&cli.connect, &cli.state_dir, &file),
+            &node,
+            &command,
+        ),
         Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
-        Command::Up { file } => apply::up(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Up {
+            file,
+            no_ssh,
+            ssh_timeout,
+        } => apply::up(
+            &out,
+            &target(&cli.connect, &cli.state_dir, &file),
+            &apply::UpOptions {
+                no_ssh,
+                ssh_timeout: std::time::Duration::from_secs(ssh_timeout),
+            },
+        ),
         Command::Down { file } => apply::down(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Status { file } => {
             apply::status(&out, &target(&cli.connect, &cli.state_dir, &file))

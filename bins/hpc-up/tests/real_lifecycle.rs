@@ -129,7 +129,7 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
         ),
     );
     fs_err::write(&broken, text).unwrap();
-    let o = hpc_up(&broken, &["up"]);
+    let o = hpc_up(&broken, &["up", "--no-ssh"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -140,7 +140,7 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
 
     // up: every VM defined and running
     let t0 = Instant::now();
-    let up = json(&hpc_up(&cfg, &["--output", "json", "up"]));
+    let up = json(&hpc_up(&cfg, &["--output", "json", "up", "--no-ssh"]));
     let up_time = t0.elapsed();
     assert_eq!(up["ok"], true);
     assert!(up["changes"].as_u64().unwrap() >= 8, "{up}");
@@ -149,7 +149,7 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
     assert_eq!(running, ["minimal-cn1", "minimal-cn2", "minimal-ctl"]);
 
     // up again: zero changes, and plan agrees
-    let again = json(&hpc_up(&cfg, &["--output", "json", "up"]));
+    let again = json(&hpc_up(&cfg, &["--output", "json", "up", "--no-ssh"]));
     assert_eq!(again["changes"], 0, "{again}");
     let plan = ok(&hpc_up(&cfg, &["plan"]));
     assert!(plan.ends_with("no changes\n"), "{plan}");
@@ -178,7 +178,7 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
         eprintln!("kill -9 of up after {delay:?} (up took {up_time:?})");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hpc-up"))
             .arg("-q")
-            .arg("up")
+            .args(["up", "--no-ssh"])
             .arg(&cfg)
             .spawn()
             .unwrap();
@@ -195,7 +195,7 @@ fn up_up_down_and_kill_9_on_the_real_qemu_driver() {
     // Ctrl-C during up: the run undoes what it created, so nothing is left even without down.
     let delay = Duration::from_millis(span * 30 / 100);
     let child = Command::new(env!("CARGO_BIN_EXE_hpc-up"))
-        .args(["-q", "up"])
+        .args(["-q", "up", "--no-ssh"])
         .arg(&cfg)
         .stderr(std::process::Stdio::piped())
         .spawn()

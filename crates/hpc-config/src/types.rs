@@ -245,7 +245,7 @@ impl FromStr for NodeName {
 
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -356,7 +356,7 @@ impl FromStr for BridgeName {
 
 impl fmt::Display for BridgeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -402,7 +402,7 @@ impl FromStr for DnsDomain {
 
 impl fmt::Display for DnsDomain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -463,7 +463,7 @@ impl FromStr for ConnectUri {
 
 impl fmt::Display for ConnectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -525,7 +525,7 @@ impl FromStr for VirtiofsTag {
 
 impl fmt::Display for VirtiofsTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
