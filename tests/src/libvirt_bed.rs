@@ -15,12 +15,8 @@ use std::time::{Duration, Instant};
 use crate::require;
 
 const LOCK: &str = "/run/hpc-up-test-libvirtd.lock";
-const LIBVIRTD_PID: &str = "/run/hpc-up-test-libvirtd.pid";
-const VIRTLOGD_PID: &str = "/run/hpc-up-test-virtlogd.pid";
-const SOCKET: &str = "/run/libvirt/libvirt-sock";
-/// Directories the bed's libvirtd gets private (tmpfs) copies of.
-const PRIVATE_DIRS: &str = "/etc/libvirt/qemu /etc/libvirt/storage \
-     /run/libvirt/qemu /run/libvirt/network /run/libvirt/storage /var/lib/libvirt/dnsmasq";
+const LIBVIRTD_PID: &str = "/run/hpc-up-sandbox/libvirtd.pid";
+const VIRTLOGD_PID: &str = "/run/hpc-up-sandbox/virtlogd.pid";
 
 /// A running libvirtd in a private network namespace.
 #[derive(Debug)]
@@ -59,6 +55,11 @@ fn pid_alive(pid: i32) -> bool {
             .unwrap_or(false)
 }
 
+/// `scripts/libvirt-sandbox`, which the demo uses too.
+fn sandbox_script() -> std::path::PathBuf {
+    crate::repo_root().join("scripts/libvirt-sandbox")
+}
+
 fn read_pid(path: &str) -> Option<i32> {
     fs_err::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -79,59 +80,20 @@ impl LibvirtBed {
             .map_err(|e| e.to_string())?
             .into_file();
         lock.lock().map_err(|e| format!("lock {LOCK}: {e}"))?;
-        // Someone else's libvirtd owns the global socket: do not fight it.
-        for pidfile in ["/run/libvirtd.pid", LIBVIRTD_PID] {
-            if let Some(pid) = read_pid(pidfile).filter(|p| pid_alive(*p)) {
-                return Err(format!(
-                    "a libvirtd (pid {pid}, {pidfile}) is already running; stop it first"
-                ));
-            }
-        }
         let netns = format!("hpcup-{name}-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &netns]))?;
-        let mut bed = Self {
+        // The sandbox script refuses when a libvirtd it did not start runs.
+        run(Command::new(sandbox_script()).args(["start", &netns]))?;
+        let pids: Vec<i32> = [LIBVIRTD_PID, VIRTLOGD_PID]
+            .iter()
+            .filter_map(|f| read_pid(f))
+            .collect();
+        let bed = Self {
             netns,
-            pids: Vec::new(),
+            pids,
             _lock: lock,
         };
-        bed.netns_exec(&["ip", "link", "set", "lo", "up"])?;
-        for d in ["/var/log/libvirt", "/run/libvirt"] {
-            fs_err::create_dir_all(d).map_err(|e| e.to_string())?;
-        }
-        let _ = fs_err::remove_file(SOCKET);
-        bed.netns_exec(&["virtlogd", "-d", "-p", VIRTLOGD_PID])?;
-        bed.pids.extend(wait_pid(VIRTLOGD_PID));
-        // libvirtd keeps persistent definitions in /etc/libvirt and runtime state in
-        // /run/libvirt: give it private, empty copies (a mount namespace with tmpfs over
-        // them) so that the bed neither sees the host's objects nor leaves its own behind.
-        // The socket directory itself stays shared, so the tests can connect.
-        let script = format!(
-            "set -e; for d in {PRIVATE_DIRS}; do mkdir -p $d; mount -t tmpfs -o mode=0755 tmpfs $d; done; \
-             mkdir -p /etc/libvirt/qemu/networks/autostart /etc/libvirt/storage/autostart; \
-             exec libvirtd -d -p {LIBVIRTD_PID}"
-        );
-        bed.netns_exec(&[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ])?;
-        bed.pids.extend(wait_pid(LIBVIRTD_PID));
         if bed.pids.len() != 2 {
             return Err("libvirtd or virtlogd did not write its pid file".into());
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if run(Command::new("virsh").args(["-c", "qemu:///system", "version"])).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err("libvirtd did not answer within 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
         Ok(Some(bed))
     }
@@ -170,17 +132,6 @@ impl LibvirtBed {
     }
 }
 
-fn wait_pid(path: &str) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Some(p) = read_pid(path) {
-            return Some(p);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 impl LibvirtBed {
     /// Destroy and remove every domain, network and pool of the bed's libvirtd (they are all
     /// the tests' own: the daemon's configuration directories are private), so that no
@@ -214,21 +165,13 @@ impl Drop for LibvirtBed {
         if self.pids.len() == 2 {
             self.remove_all_objects();
         }
-        for pid in self.pids.iter().rev() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while pid_alive(*pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if pid_alive(*pid) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-        for f in [LIBVIRTD_PID, VIRTLOGD_PID] {
-            let _ = fs_err::remove_file(f);
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
+        let _ = Command::new(sandbox_script())
+            .args(["stop", &self.netns])
             .status();
+        // This machine's PID 1 reaps orphans late: reap the daemons we started ourselves.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.pids.iter().any(|p| pid_alive(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -330,3 +330,66 @@ fn hostile_names_and_values_do_not_inject() {
     assert!(s.is_success(), "{s}");
     assert_eq!(s.changed(), 0, "{s}");
 }
+
+#[test]
+fn a_failed_write_leaves_the_old_file_intact() {
+    let Some(bed) = SshBed::start(2).unwrap() else {
+        return;
+    };
+    let exec = executor(&bed, None);
+    let all = plans(&bed);
+    let first = block_in(&bed, || async { apply_all(&exec, &all, Mode::APPLY).await });
+    assert!(first.is_success(), "{first}");
+    let before = on(&bed, "h01", &["sha256sum", FILES[0]]);
+
+    // h01's sshd hands its sessions a variable that makes the runner fail right before it
+    // renames the new app.conf into place (as a full disk or a crash there would).
+    on(
+        &bed,
+        "h01",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "printf 'HPC_REMOTE_TEST_FAIL_BEFORE_RENAME={}\\n' > /root/.ssh/environment",
+                FILES[0]
+            ),
+        ],
+    );
+    let changed: Vec<HostPlan> = bed
+        .hosts()
+        .iter()
+        .map(|h| {
+            HostPlan::new(h.name.as_str()).step(
+                "app",
+                EnsureFile::new(FILES[0], format!("host = {} v2\n", h.name), 0o644),
+            )
+        })
+        .collect();
+    let exec = executor(&bed, None);
+    let second = block_in(&bed, || async {
+        apply_all(&exec, &changed, Mode::APPLY).await
+    });
+    assert!(!second.is_success());
+    assert!(second.to_string().contains("h01"), "{second}");
+    assert!(
+        matches!(
+            reports(&second, "h01").step("app").unwrap().status,
+            StepStatus::Failed { .. }
+        ),
+        "{second}"
+    );
+    // the old file, whole, and no temporary file beside it
+    assert_eq!(on(&bed, "h01", &["sha256sum", FILES[0]]), before);
+    assert_eq!(
+        on(
+            &bed,
+            "h01",
+            &["sh", "-c", "ls -A /opt/rbed | grep -c hpc-tmp || true"]
+        )
+        .trim(),
+        "0"
+    );
+    // the other host took the change
+    assert_eq!(on(&bed, "h02", &["cat", FILES[0]]), "host = h02 v2\n");
+}

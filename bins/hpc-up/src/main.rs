@@ -143,7 +143,7 @@ enum ImageCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let out = Output::new(cli.output);
+    let out = Output::new(cli.output, cli.quiet);
     let result = match cli.command {
         Command::Schema { out: file } => render::schema(&out, file.as_deref()),
         Command::Validate { file } => render::validate(&out, &file),

@@ -10,11 +10,12 @@ use crate::Format;
 
 pub(crate) struct Output {
     format: Format,
+    quiet: bool,
     handler: GraphicalReportHandler,
 }
 
 impl Output {
-    pub(crate) fn new(format: Format) -> Self {
+    pub(crate) fn new(format: Format, quiet: bool) -> Self {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if color {
             GraphicalTheme::unicode()
@@ -23,6 +24,7 @@ impl Output {
         };
         Self {
             format,
+            quiet,
             handler: GraphicalReportHandler::new_themed(theme).with_context_lines(1),
         }
     }
@@ -47,9 +49,9 @@ impl Output {
         );
     }
 
-    /// A human message on stderr (text mode only).
+    /// A human message on stderr (text mode only, not with `-q`).
     pub(crate) fn note(&self, text: &str) {
-        if !self.json() {
+        if !self.json() && !self.quiet {
             eprintln!("{text}");
         }
     }

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::{assert_gone, names};
 use hpc_tests::libvirt_bed::LibvirtBed;
+
+mod common;
 
 fn hpc_up(cfg: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpc-up"))
@@ -62,53 +65,6 @@ fn config(dir: &Path) -> PathBuf {
     let cfg = dir.join("minimal.yaml");
     fs_err::write(&cfg, out).unwrap();
     cfg
-}
-
-fn names(bed: &LibvirtBed, args: &[&str]) -> Vec<String> {
-    bed.virsh(args)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-/// Nothing of the cluster is left: no domain, network, pool, volume or overlay file.
-fn assert_gone(bed: &LibvirtBed, dir: &Path, when: &str) {
-    assert_eq!(
-        names(bed, &["list", "--all", "--name"]),
-        Vec::<String>::new(),
-        "{when}: domains"
-    );
-    assert_eq!(
-        names(bed, &["net-list", "--all", "--name"]),
-        Vec::<String>::new(),
-        "{when}: networks"
-    );
-    assert_eq!(
-        names(bed, &["pool-list", "--all", "--name"]),
-        Vec::<String>::new(),
-        "{when}: pools"
-    );
-    let mut overlays = Vec::new();
-    let mut stack = vec![dir.join("state")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs_err::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "qcow2") {
-                overlays.push(p);
-            }
-        }
-    }
-    assert!(
-        overlays.is_empty(),
-        "{when}: overlay files left: {overlays:?}"
-    );
 }
 
 #[test]

@@ -1,0 +1,53 @@
+//! Helpers shared by the tests that run clusters on the real QEMU driver.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it
+
+use std::path::Path;
+
+use hpc_tests::libvirt_bed::LibvirtBed;
+
+pub(crate) fn names(bed: &LibvirtBed, args: &[&str]) -> Vec<String> {
+    bed.virsh(args)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Nothing of the cluster is left: no domain, network, pool, volume or overlay file.
+pub(crate) fn assert_gone(bed: &LibvirtBed, dir: &Path, when: &str) {
+    assert_eq!(
+        names(bed, &["list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: domains"
+    );
+    assert_eq!(
+        names(bed, &["net-list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: networks"
+    );
+    assert_eq!(
+        names(bed, &["pool-list", "--all", "--name"]),
+        Vec::<String>::new(),
+        "{when}: pools"
+    );
+    let mut overlays = Vec::new();
+    let mut stack = vec![dir.join("state")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs_err::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "qcow2") {
+                overlays.push(p);
+            }
+        }
+    }
+    assert!(
+        overlays.is_empty(),
+        "{when}: overlay files left: {overlays:?}"
+    );
+}

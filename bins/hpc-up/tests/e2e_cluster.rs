@@ -1,0 +1,144 @@
+//! End to end on real VMs: build the guest image from Debian packages, `up` the 3-node
+//! `examples/minimal.yaml` (TCG, 1 vCPU each) on a libvirtd in a network namespace this test
+//! creates, check every node over SSH (own hostname, reaches the others by name), `status`,
+//! `down` (nothing left), then `kill -9` of an `up` midway and `down` again.
+//!
+//! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
+//! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
+//! by its `Drop`, whatever happens.
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::assert_gone;
+use hpc_tests::libvirt_bed::LibvirtBed;
+
+mod common;
+
+const CACHE: &str = "/var/tmp/hpc-up-e2e";
+
+fn hpc_up(bed: Option<&LibvirtBed>, args: &[&str]) -> Output {
+    let mut cmd = match bed {
+        // inside the namespace: the VMs' network is there
+        Some(b) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", b.netns(), env!("CARGO_BIN_EXE_hpc-up")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_hpc-up")),
+    };
+    cmd.args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{what} failed ({}):\n{err}", o.status);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The minimal example with its images in the cache, its state in `dir`, and a key that
+/// lives as long as the cached image.
+fn config(dir: &Path) -> PathBuf {
+    let cache = Path::new(CACHE);
+    fs_err::create_dir_all(cache).unwrap();
+    let key = cache.join("id_ed25519");
+    if !key.exists() {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "hpc-up-e2e", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = fs_err::read_to_string(repo.join("examples/minimal.yaml"))
+        .unwrap()
+        .replace("/var/lib/hpc-up/images", CACHE)
+        .replace(
+            "state-dir: /var/lib/hpc-up/clusters/minimal",
+            &format!(
+                "state-dir: {}\nssh:\n  key: {}",
+                dir.join("state").display(),
+                key.display()
+            ),
+        );
+    let cfg = dir.join("minimal.yaml");
+    fs_err::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[test]
+fn a_real_cluster_comes_up_answers_and_goes_away() {
+    let Some(bed) = LibvirtBed::start("e2e").unwrap() else {
+        return;
+    };
+    let dir = bed.scratch_dir("e2e");
+    let cfg = config(&dir);
+    let cfg_s = cfg.to_str().unwrap();
+
+    // the guest image, from Debian packages (cached by its inputs)
+    let t = Instant::now();
+    let out = hpc_up(None, &["image", "build", cfg_s]);
+    ok(&out, "image build");
+    eprintln!(
+        "image build ({:.0}s):\n{}",
+        t.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // up: VMs, SSH on every node, hostname and /etc/hosts; the timing table goes to the log
+    let t = Instant::now();
+    let out = hpc_up(Some(&bed), &["up", "--ssh-timeout", "900", cfg_s]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("up ({:.0}s):\n{log}", t.elapsed().as_secs_f64());
+    ok(&out, "up");
+    assert!(log.contains("ssh ready"), "no timing table:\n{log}");
+
+    // every node: its own hostname, the others by name
+    let nodes = ["ctl", "cn1", "cn2"];
+    for n in nodes {
+        let o = hpc_up(Some(&bed), &["ssh", cfg_s, n, "--", "hostname"]);
+        assert_eq!(ok(&o, "ssh hostname").trim(), n);
+        for other in nodes.iter().filter(|o| **o != n) {
+            let o = hpc_up(
+                Some(&bed),
+                &["ssh", cfg_s, n, "--", "ping", "-c", "1", "-W", "5", other],
+            );
+            ok(&o, &format!("ping {other} from {n}"));
+        }
+    }
+
+    // status: all running, with their addresses
+    let o = hpc_up(Some(&bed), &["--output", "json", "status", cfg_s]);
+    let status: serde_json::Value = serde_json::from_str(&ok(&o, "status")).unwrap();
+    let rows = status["nodes"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, ip) in rows.iter().zip(["10.77.0.10", "10.77.0.11", "10.77.0.12"]) {
+        assert_eq!(row["state"], "running", "{status}");
+        assert_eq!(row["ip"], ip, "{status}");
+    }
+
+    // a second up changes nothing
+    let o = hpc_up(Some(&bed), &["--output", "json", "up", cfg_s]);
+    let again: serde_json::Value = serde_json::from_str(&ok(&o, "second up")).unwrap();
+    assert_eq!(again["changes"], 0, "{again}");
+
+    // down: nothing left
+    ok(&hpc_up(Some(&bed), &["down", cfg_s]), "down");
+    assert_gone(&bed, &dir, "after down");
+
+    // kill -9 of an up midway (VMs defined and booting, SSH not yet there), then down
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", bed.netns(), env!("CARGO_BIN_EXE_hpc-up")])
+        .args(["-q", "up", cfg_s])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(&hpc_up(Some(&bed), &["down", cfg_s]), "down after kill -9");
+    assert_gone(&bed, &dir, "after kill -9 of up and down");
+    let _ = fs_err::remove_dir_all(&dir);
+}
