@@ -173,6 +173,8 @@ pub(crate) struct UpOptions {
     pub(crate) no_ssh: bool,
     /// How long to wait for SSH on every node.
     pub(crate) ssh_timeout: Duration,
+    /// Nodes worked on at once over SSH (`None`: all of them).
+    pub(crate) parallel: Option<usize>,
 }
 
 pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitCode> {
@@ -231,7 +233,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             .build()
             .into_diagnostic()?;
         remote_changes = rt.block_on(async {
-            let exec = crate::nodes::executor(&l.cluster)?;
+            let exec = crate::nodes::executor(&l.cluster, opts.parallel)?;
             let r = async {
                 crate::nodes::wait_for_ssh(&l.cluster, &exec, opts.ssh_timeout, &mut timings)
                     .await?;

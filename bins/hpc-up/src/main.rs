@@ -100,6 +100,9 @@ enum Command {
         /// Seconds to wait for SSH on every node.
         #[arg(long, default_value_t = 600)]
         ssh_timeout: u64,
+        /// Nodes configured over SSH at once (default: all).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: Option<u16>,
     },
     /// Destroy and remove everything the cluster owns (found from the journal and from
     /// libvirt metadata, so it also works after a crash).
@@ -166,12 +169,14 @@ fn main() -> ExitCode {
             file,
             no_ssh,
             ssh_timeout,
+            parallel,
         } => apply::up(
             &out,
             &target(&cli.connect, &cli.state_dir, &file),
             &apply::UpOptions {
                 no_ssh,
                 ssh_timeout: std::time::Duration::from_secs(ssh_timeout),
+                parallel: parallel.map(usize::from),
             },
         ),
         Command::Down { file } => apply::down(&out, &target(&cli.connect, &cli.state_dir, &file)),

@@ -17,11 +17,11 @@ pub(crate) type Timings = BTreeMap<String, Vec<(&'static str, f64)>>;
 
 /// The SSH executor for the cluster's nodes: its key, host keys pinned in
 /// `<state>/ssh/known_hosts` on first contact.
-pub(crate) fn executor(cluster: &Cluster) -> Result<SshExecutor> {
+pub(crate) fn executor(cluster: &Cluster, parallel: Option<usize>) -> Result<SshExecutor> {
     let (key, _) = cluster_key(cluster)?;
     let mut opts = SshOptions::new(key, cluster.state_dir.join("ssh"));
     opts.user = cluster.ssh.user.clone();
-    opts.parallel = cluster.nodes.len().clamp(1, 64);
+    opts.parallel = parallel.unwrap_or(cluster.nodes.len()).clamp(1, 256);
     opts.connect_timeout = Duration::from_secs(10);
     opts.connect_attempts = 1;
     let hosts = cluster
