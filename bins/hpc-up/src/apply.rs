@@ -150,6 +150,25 @@ pub(crate) fn plan(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
                 c.name
             ));
         }
+        let mut ro: Vec<&str> = l
+            .cluster
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.virtiofs
+                    .iter()
+                    .filter(|m| m.readonly)
+                    .map(|m| m.tag.as_str())
+            })
+            .collect();
+        ro.sort_unstable();
+        ro.dedup();
+        if !ro.is_empty() {
+            text.push_str(&format!(
+                "note: read-only share(s) {} are enforced by the guests' `ro` mounts (libvirt 9 has no read-only virtio-fs)\n",
+                ro.join(", ")
+            ));
+        }
         text.push_str(&if changes == 0 {
             "no changes\n".to_owned()
         } else {
@@ -158,6 +177,23 @@ pub(crate) fn plan(out: &Output, t: &Target<'_>) -> Result<ExitCode> {
         out.data(&text);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Host directories of shares that ask for it (`create: true`), on this connection's nodes.
+fn create_share_dirs(cluster: &Cluster, uri: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for n in cluster.nodes.iter().filter(|n| n.uri.as_str() == uri) {
+        for m in n
+            .virtiofs
+            .iter()
+            .filter(|m| m.create && !m.host_path.exists())
+        {
+            fs_err::create_dir_all(&m.host_path).into_diagnostic()?;
+            fs_err::set_permissions(&m.host_path, std::fs::Permissions::from_mode(0o755))
+                .into_diagnostic()?;
+        }
+    }
+    Ok(())
 }
 
 /// Directories libvirt expects to exist on the host (local connections only): the console
@@ -188,6 +224,9 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
     let mut applied = Vec::new();
     for uri in uris(&l.plan) {
         let hv = connect(&uri)?;
+        if is_local(&uri) {
+            create_share_dirs(&l.cluster, &uri)?;
+        }
         let problems = hpc_libvirt::preflight(&l.cluster, &l.plan, &hv);
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();

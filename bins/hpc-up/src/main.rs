@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the binary is where output belongs
 
 mod apply;
+mod check;
 mod image;
 mod nodes;
 mod output;
@@ -73,6 +74,9 @@ enum Command {
     /// Guest images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Check a running cluster.
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Open a shell on a node, or run a command there (`hpc-up ssh FILE NODE -- CMD ARGS…`).
     Ssh {
         /// The cluster file.
@@ -131,6 +135,16 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum CheckCommand {
+    /// Per node and share: mounted with the right options, a host→guest and guest→host file
+    /// round trip, `ro` enforced, throughput next to the node's local disk. Exit 1 on failure.
+    Virtiofs {
+        /// The cluster file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ImageCommand {
     /// Build the image the cluster file names (`image.base`, `kernel`, `initrd`) from Debian
     /// packages with mmdebstrap. A second build with the same inputs does nothing.
@@ -164,6 +178,9 @@ fn main() -> ExitCode {
             &node,
             &command,
         ),
+        Command::Check(CheckCommand::Virtiofs { file }) => {
+            check::virtiofs(&out, &target(&cli.connect, &cli.state_dir, &file))
+        }
         Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Up {
             file,

@@ -48,9 +48,9 @@ pub(crate) fn etc_hosts(cluster: &Cluster) -> String {
     s
 }
 
-/// The base configuration of one node.
+/// The base configuration of one node: hostname, `/etc/hosts`, its virtio-fs mounts.
 pub(crate) fn base_plan(cluster: &Cluster, node: &Node) -> HostPlan {
-    HostPlan::new(node.name.as_str())
+    let plan = HostPlan::new(node.name.as_str())
         .step(
             "hostname-file",
             EnsureFile::new("/etc/hostname", format!("{}\n", node.name), 0o644),
@@ -62,7 +62,10 @@ pub(crate) fn base_plan(cluster: &Cluster, node: &Node) -> HostPlan {
         .step(
             "hosts",
             EnsureFile::new("/etc/hosts", etc_hosts(cluster), 0o644),
-        )
+        );
+    hpc_virtiofs::guest_steps(node)
+        .into_iter()
+        .fold(plan, |p, (id, step)| p.step(id, step))
 }
 
 fn console_tail(cluster: &Cluster, node: &Node, lines: usize) -> String {

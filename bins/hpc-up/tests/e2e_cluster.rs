@@ -1,7 +1,9 @@
 //! End to end on real VMs: build the guest image from Debian packages, `up` the 3-node
 //! `examples/minimal.yaml` (TCG, 1 vCPU each) on a libvirtd in a network namespace this test
 //! creates, check every node over SSH (own hostname, reaches the others by name), `status`,
-//! `down` (nothing left), then `kill -9` of an `up` midway and `down` again.
+//! `down` (nothing left), then `kill -9` of an `up` midway and `down` again. Every node has
+//! two virtio-fs shares (read-write and read-only): files cross both ways, the read-only one
+//! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot.
 //!
 //! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
 //! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
@@ -64,6 +66,18 @@ fn config(dir: &Path) -> PathBuf {
                 key.display()
             ),
         );
+    // two shares on every node: read-write (created by up) and read-only (with a file)
+    let data = dir.join("data");
+    fs_err::create_dir_all(&data).unwrap();
+    fs_err::write(data.join("hello"), "from the host\n").unwrap();
+    let text = text.replace(
+        "controller:\n",
+        &format!(
+            "virtiofs:\n  - {{tag: shared, host-path: {}, mount-point: /shared, create: true, mode: \"0777\"}}\n  - {{tag: data, host-path: {}, mount-point: /data, readonly: true}}\ncontroller:\n",
+            dir.join("shared").display(),
+            data.display()
+        ),
+    );
     let cfg = dir.join("minimal.yaml");
     fs_err::write(&cfg, text).unwrap();
     cfg
@@ -109,6 +123,123 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
             ok(&o, &format!("ping {other} from {n}"));
         }
     }
+
+    // virtio-fs: host → every node, every node → host, read-only refuses writes
+    fs_err::write(dir.join("shared/from-host"), "host wrote this\n").unwrap();
+    for n in nodes {
+        let o = hpc_up(
+            Some(&bed),
+            &[
+                "ssh",
+                cfg_s,
+                n,
+                "--",
+                "cat",
+                "/data/hello",
+                "/shared/from-host",
+            ],
+        );
+        assert_eq!(
+            ok(&o, "read shares"),
+            "from the host\nhost wrote this\n",
+            "{n}"
+        );
+        let o = hpc_up(
+            Some(&bed),
+            &[
+                "ssh",
+                cfg_s,
+                n,
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {n} > /shared/from-{n}"),
+            ],
+        );
+        ok(&o, "write share");
+        assert_eq!(
+            fs_err::read_to_string(dir.join(format!("shared/from-{n}"))).unwrap(),
+            format!("{n}\n")
+        );
+        let o = hpc_up(Some(&bed), &["ssh", cfg_s, n, "--", "touch", "/data/nope"]);
+        assert!(
+            !o.status.success(),
+            "{n}: write to the read-only share succeeded"
+        );
+        assert!(!dir.join("data/nope").exists());
+    }
+    let o = hpc_up(Some(&bed), &["check", "virtiofs", cfg_s]);
+    let table = ok(&o, "check virtiofs");
+    eprintln!("check virtiofs:\n{table}");
+    assert!(table.contains("all 6 mount(s) pass"), "{table}");
+
+    // the mounts come back after a reboot
+    let boot_id = |n: &str| {
+        let o = hpc_up(
+            Some(&bed),
+            &[
+                "ssh",
+                cfg_s,
+                n,
+                "--",
+                "cat",
+                "/proc/sys/kernel/random/boot_id",
+            ],
+        );
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let before = boot_id("cn1").unwrap();
+    let t = Instant::now();
+    let _ = hpc_up(
+        Some(&bed),
+        &["ssh", cfg_s, "cn1", "--", "systemctl", "reboot"],
+    );
+    loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(900),
+            "cn1 did not come back from reboot"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+        if boot_id("cn1").is_some_and(|b| b != before) {
+            break;
+        }
+    }
+    eprintln!("cn1 rebooted in {:.0}s", t.elapsed().as_secs_f64());
+    let mut mounted = String::new();
+    while t.elapsed() < Duration::from_secs(900) {
+        let o = hpc_up(
+            Some(&bed),
+            &[
+                "ssh",
+                cfg_s,
+                "cn1",
+                "--",
+                "findmnt",
+                "-n",
+                "-o",
+                "TARGET,FSTYPE,OPTIONS",
+                "-t",
+                "virtiofs",
+            ],
+        );
+        mounted = String::from_utf8_lossy(&o.stdout).into_owned();
+        if mounted.contains("/shared") && mounted.contains("/data") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(
+        mounted.contains("/shared") && mounted.contains("/data"),
+        "after reboot: {mounted}"
+    );
+    assert!(
+        mounted
+            .lines()
+            .any(|l| l.starts_with("/data") && l.contains("ro,")),
+        "{mounted}"
+    );
 
     // status: all running, with their addresses
     let o = hpc_up(Some(&bed), &["--output", "json", "status", cfg_s]);

@@ -348,12 +348,20 @@ pub struct VirtiofsMount {
     #[schemars(example = &"/mnt/datasets")]
     pub mount_point: String,
 
-    /// Share read-only. Default: false.
+    /// Share read-only. Enforced by the guest's `ro` mount: the libvirt of Debian 12 has no
+    /// read-only virtio-fs. Default: false.
     #[serde(default)]
     #[schemars(example = false)]
     pub readonly: bool,
 
-    /// Owner of the mount point in the guest. Default: left as it is.
+    /// Create the host directory (mode 0755) when it does not exist. Default: false (a
+    /// missing directory stops `up` before anything is created).
+    #[serde(default)]
+    #[schemars(example = true)]
+    pub create: bool,
+
+    /// Owner of the mount point in the guest (the shared directory itself, so the host sees
+    /// it too; not for read-only shares). Default: left as it is.
     #[serde(default)]
     #[schemars(example = &"root")]
     pub owner: Option<String>,

@@ -152,6 +152,8 @@ pub struct Mount {
     pub mount_point: String,
     /// Read-only share.
     pub readonly: bool,
+    /// Create the host directory when missing.
+    pub create: bool,
     /// Owner of the mount point.
     pub owner: Option<String>,
     /// Group of the mount point.

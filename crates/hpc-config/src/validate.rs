@@ -964,6 +964,17 @@ fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
                 },
             );
         }
+        if m.readonly && (m.owner.is_some() || m.group.is_some() || m.mode.is_some()) {
+            cx.err(
+                format!("{at}/readonly"),
+                ErrorKind::BadValue {
+                    what: "read-only share",
+                    value: m.tag.to_string(),
+                    reason: "`owner`, `group` and `mode` cannot be set on it: they are the host directory's"
+                        .into(),
+                },
+            );
+        }
         if let Some(opts) = &m.options
             && (opts.is_empty() || opts.contains(char::is_whitespace))
         {
@@ -984,6 +995,7 @@ fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
                 host_path,
                 mount_point: m.mount_point.clone(),
                 readonly: m.readonly,
+                create: m.create,
                 owner: m.owner.clone(),
                 group: m.group.clone(),
                 mode: m.mode,

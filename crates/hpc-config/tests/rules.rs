@@ -338,3 +338,14 @@ fn validation_errors_are_typed() {
         }]
     );
 }
+
+#[test]
+fn read_only_shares_take_owner_and_mode_from_the_host() {
+    let (_, _, msg) = one(&with(
+        "virtiofs:\n  - {tag: d, host-path: /srv/a, mount-point: /a, readonly: true, mode: \"0755\"}\n",
+    ));
+    assert_eq!(
+        msg,
+        "read-only share `d` is not valid: `owner`, `group` and `mode` cannot be set on it: they are the host directory's"
+    );
+}
