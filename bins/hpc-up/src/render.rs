@@ -41,6 +41,25 @@ pub(crate) fn artefacts(cluster: &Cluster) -> Result<Vec<Artefact>> {
             contents: o.xml,
         });
     }
+    if cluster.slurm.is_some() {
+        // Hardware estimated from the file until the nodes' `slurmd -C` is known;
+        // slurmdbd.conf is not rendered here: it carries the database password.
+        let opts = hpc_slurm::RenderOptions::default();
+        let files = [
+            (
+                "slurm.conf",
+                hpc_slurm::render_slurm_conf(cluster, &Default::default(), &opts),
+            ),
+            ("gres.conf", hpc_slurm::render_gres_conf(cluster)),
+            ("cgroup.conf", hpc_slurm::render_cgroup_conf(cluster)),
+        ];
+        for (name, contents) in files {
+            out.push(Artefact {
+                path: PathBuf::from("slurm").join(name),
+                contents,
+            });
+        }
+    }
     Ok(out)
 }
 

@@ -124,7 +124,8 @@ fn render_is_deterministic() {
     assert!(ta.iter().any(|(p, _)| p == Path::new("cluster.json")));
     assert!(
         ta.iter()
-            .any(|(p, _)| p == Path::new("libvirt/local/domain/full-ctl.xml")),
+            .any(|(p, _)| p == Path::new("libvirt/local/domain/full-ctl.xml"))
+            && ta.iter().any(|(p, _)| p == Path::new("slurm/slurm.conf")),
         "{:?}",
         ta.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
