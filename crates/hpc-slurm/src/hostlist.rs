@@ -56,13 +56,16 @@ fn split(name: &str) -> Option<(&str, &str, &str)> {
 /// Zero padding is kept (`cn[01-16]`), and unpadded numbers of the same width join a padded
 /// group (`cn09,cn10` → `cn[09-10]`). The result is sorted (groups by prefix, suffix and
 /// width; numbers numerically) and has no duplicates, so it does not depend on input order.
-/// Names must not contain `[`, `]` or `,`.
+/// Names with text after their number (`n1-ib`) are listed as they are: SLURM 22.05 cannot
+/// read `n[1-2]-ib`. Names must not contain `[`, `]` or `,`.
 pub fn compress(names: &[&str]) -> String {
     let mut literal: BTreeSet<&str> = BTreeSet::new();
     let mut groups: BTreeMap<Key, BTreeSet<u64>> = BTreeMap::new();
     let mut unpadded: Vec<(&str, &str, &str, u64)> = Vec::new();
     for name in names {
-        let Some((prefix, digits, suffix)) = split(name) else {
+        // SLURM 22.05 cannot read a range followed by text (`n[1-2]-ib` is "Invalid
+        // hostlist"), so only names that end in their number are compressed.
+        let Some((prefix, digits, suffix)) = split(name).filter(|(_, _, s)| s.is_empty()) else {
             literal.insert(name);
             continue;
         };
@@ -158,7 +161,8 @@ mod tests {
         assert_eq!(compress(&["ctl", "ctl"]), "ctl");
         assert_eq!(compress(&[]), "");
         assert_eq!(compress(&["r1n1", "r1n2", "r2n1"]), "r1n[1-2],r2n1");
-        assert_eq!(compress(&["n1-ib", "n2-ib", "n1"]), "n1,n[1-2]-ib");
+        // SLURM 22.05 reads no text after a range: such names stay as they are
+        assert_eq!(compress(&["n1-ib", "n2-ib", "n1"]), "n1,n1-ib,n2-ib");
         assert_eq!(compress(&["a0", "a1", "a2"]), "a[0-2]");
     }
 

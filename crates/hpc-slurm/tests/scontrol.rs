@@ -17,10 +17,10 @@ use hpc_slurm::{RenderOptions, hostlist, render_cgroup_conf, render_gres_conf, r
 const SCONTROL: &str = "scontrol";
 
 fn scontrol_available() -> bool {
-    let found = Command::new(SCONTROL)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    // Only look for the binary: run without SLURM_CONF, scontrol looks for its
+    // configuration in DNS (network traffic) and fails anyway.
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(SCONTROL).is_file()));
     if !found {
         if std::env::var_os("CI").is_some() {
             panic!(
@@ -109,7 +109,8 @@ fn scontrol_agrees_with_our_hostlists() {
     ] {
         let expr = hostlist::compress(&names);
         let (ok, lines, stderr) = show_hostnames(&conf, &expr);
-        assert!(ok, "`{expr}`: {stderr}");
+        // scontrol exits 0 even when it cannot read the list; it says so on stderr
+        assert!(ok && !stderr.contains("Invalid"), "`{expr}`: {stderr}");
         let mut got = lines;
         got.sort();
         let mut ours = hostlist::expand(&expr).unwrap();
