@@ -140,17 +140,6 @@ pub(crate) fn known_hosts(cluster: &Cluster) -> PathBuf {
     cluster.state_dir.join("ssh").join("known_hosts")
 }
 
-/// Quote `s` for the remote POSIX shell that OpenSSH hands the command to.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
-    {
-        return s.to_owned();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// `hpc-up ssh NODE [CMD…]`: OpenSSH to a node with the cluster's key and pinned host keys
 /// (an interactive shell needs OpenSSH's terminal handling). The command's words are quoted
 /// so that the node runs exactly that argv.
@@ -184,12 +173,7 @@ pub(crate) fn ssh(out: &Output, t: &Target<'_>, node: &str, argv: &[String]) -> 
         .arg(l.cluster.ssh.port.to_string())
         .arg(format!("{}@{}", l.cluster.ssh.user, n.ip));
     if !argv.is_empty() {
-        cmd.arg("--").arg(
-            argv.iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        cmd.arg("--").arg(hpc_remote::quote_argv(argv));
     }
     let status = cmd
         .status()
