@@ -6,9 +6,15 @@
 //! checks the rendered files against each other ([`check_consistency`]) for the mistakes
 //! SLURM only reports at run time (GRES mismatches, partitions naming unknown nodes).
 //!
-//! Pure: no I/O, no clock, no environment, no randomness. The caller generates the munge
-//! key bytes and the database password, runs `slurmd -C` on the nodes, and writes the files
-//! with the modes and owners given by the constants here.
+//! Rendering is pure: no I/O, no clock, no environment, no randomness. The caller generates
+//! the munge key bytes and the database password.
+//!
+//! With the `deploy` feature (on by default), the crate also deploys and checks a cluster
+//! through any `hpc_remote::Executor` (SSH in practice): [`plan_deploy`] turns the cluster
+//! into ordered phases of host steps (pure), [`deploy()`] applies them with bounded waits
+//! between them (munge round trip, slurmdbd, `scontrol ping`, every node idle, config hashes
+//! equal), and [`check()`] runs real jobs. A tool that only renders files depends on this
+//! crate with `default-features = false` and does not build russh or tokio.
 //!
 //! # Example
 //!
@@ -38,11 +44,26 @@
 //! change to it is deliberate and visible in review; function signatures may still change
 //! when deployment lands.
 
+#[cfg(feature = "deploy")]
+mod check;
 mod consistency;
+#[cfg(feature = "deploy")]
+mod deploy;
 mod hardware;
 pub mod hostlist;
 mod munge;
+#[cfg(feature = "deploy")]
+mod plan;
 mod render;
+
+#[cfg(feature = "deploy")]
+pub use check::{CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir};
+#[cfg(feature = "deploy")]
+pub use deploy::{DeployError, DeployOptions, DeployReport, PhaseReport, deploy};
+#[cfg(feature = "deploy")]
+pub use plan::{
+    ACCOUNTING_SQL_PATH, DeployPlan, Phase, PhaseKind, PlanError, SERVICES, Secrets, plan_deploy,
+};
 
 pub use consistency::{ConsistencyError, check_consistency};
 pub use hardware::{FALLBACK_GUEST_RESERVED_PERCENT, HardwareError, NodeHardware};

@@ -1,0 +1,404 @@
+//! The deployment as data: which files, directories and services go on which node, phase by
+//! phase. Pure; [`crate::deploy`] applies the phases in order and waits between them.
+//!
+//! Every file is written with its owner by name (the `munge` UID differs per machine) and
+//! atomically, and every service restarts only when one of its own files changed in this run,
+//! so re-applying an unchanged plan restarts nothing.
+
+use hpc_config::{Cluster, Node, Role, Slurm};
+use hpc_remote::{EnsureDirectory, EnsureFile, EnsureService, HostPlan, Owner, RunCommand};
+
+use crate::munge::{MUNGE_KEY_MODE, MUNGE_KEY_OWNER, MUNGE_KEY_PATH, MungeKeyError, munge_key};
+use crate::render::{
+    CGROUP_CONF_PATH, GRES_CONF_PATH, RenderOptions, SLURM_CONF_MODE, SLURM_CONF_PATH, SLURM_USER,
+    SLURMDBD_CONF_MODE, SLURMDBD_CONF_OWNER, SLURMDBD_CONF_PATH, SLURMDBD_STORAGE_LOC,
+    SlurmdbdError, render_cgroup_conf, render_gres_conf, render_slurmdbd_conf_with, slurmd_nodes,
+};
+
+/// Where the accounting host keeps the SQL that creates the database user (mode 0600, root).
+pub const ACCOUNTING_SQL_PATH: &str = "/etc/slurm/hpc-up-accounting.sql";
+
+/// Secrets the caller generated once per cluster and keeps (never logged, never in a plan's
+/// diff: every step that holds one is marked secret).
+#[derive(Clone, Copy, Default)]
+pub struct Secrets<'a> {
+    /// The munge key (at least 32 random bytes). `None` keeps the key already on the nodes
+    /// (a site that distributes its own key); munged then judges it.
+    pub munge_key: Option<&'a [u8]>,
+    /// The MariaDB password of the `slurm` database user; needed when accounting is on.
+    pub db_password: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Secrets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("munge_key", &self.munge_key.map(|_| "<secret>"))
+            .field("db_password", &self.db_password.map(|_| "<secret>"))
+            .finish()
+    }
+}
+
+/// The phases of a deployment, in the order they must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseKind {
+    /// The munge key and munged, on every node.
+    Munge,
+    /// MariaDB, the database user and slurmdbd, on the accounting host.
+    Accounting,
+    /// The SLURM files and slurmctld, on the controllers.
+    Controller,
+    /// The SLURM files everywhere else, and slurmd on the nodes that run jobs.
+    Nodes,
+}
+
+impl PhaseKind {
+    /// Short name, for progress and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Munge => "munge",
+            Self::Accounting => "accounting",
+            Self::Controller => "slurmctld",
+            Self::Nodes => "slurmd",
+        }
+    }
+}
+
+/// One phase: a host plan per node it touches, applied to all of them at once.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Which phase.
+    pub kind: PhaseKind,
+    /// The plans, one per node.
+    pub plans: Vec<HostPlan>,
+}
+
+/// The whole deployment.
+#[derive(Debug, Clone)]
+pub struct DeployPlan {
+    /// The phases, in order (a phase with no plans is left out).
+    pub phases: Vec<Phase>,
+}
+
+/// Why a deployment cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The cluster has no `slurm:` section.
+    #[error("the cluster file has no `slurm:` section, so there is no SLURM to deploy")]
+    NotConfigured,
+    /// The munge key is unusable.
+    #[error("munge key: {0}")]
+    MungeKey(#[from] MungeKeyError),
+    /// Accounting is on but no database password was given.
+    #[error("SLURM accounting is on, but no database password was given for slurmdbd")]
+    NoDbPassword,
+    /// slurmdbd.conf cannot be rendered.
+    #[error(transparent)]
+    Slurmdbd(#[from] SlurmdbdError),
+}
+
+/// The unit name of each service step (the step id is the unit name).
+pub const SERVICES: [&str; 5] = ["munge", "mariadb", "slurmdbd", "slurmctld", "slurmd"];
+
+const FILES: [&str; 3] = ["slurm.conf", "gres.conf", "cgroup.conf"];
+
+fn root() -> Owner {
+    Owner::new("root", "root")
+}
+
+fn slurm_owner() -> Owner {
+    Owner::new(SLURM_USER, SLURM_USER)
+}
+
+/// Directories and the three SLURM files, as every node gets them.
+fn slurm_files(plan: HostPlan, slurm_conf: &str, gres: &str, cgroup: &str) -> HostPlan {
+    plan.step(
+        "etc-slurm",
+        EnsureDirectory::new("/etc/slurm", 0o755).owner(root()),
+    )
+    .step(
+        "log-dir",
+        EnsureDirectory::new("/var/log/slurm", 0o755).owner(slurm_owner()),
+    )
+    .step(
+        "lib-dir",
+        EnsureDirectory::new("/var/lib/slurm", 0o755).owner(slurm_owner()),
+    )
+    .step(
+        FILES[0],
+        EnsureFile::new(SLURM_CONF_PATH, slurm_conf, SLURM_CONF_MODE).owner(root()),
+    )
+    .step(
+        FILES[1],
+        EnsureFile::new(GRES_CONF_PATH, gres, SLURM_CONF_MODE).owner(root()),
+    )
+    .step(
+        FILES[2],
+        EnsureFile::new(CGROUP_CONF_PATH, cgroup, SLURM_CONF_MODE).owner(root()),
+    )
+}
+
+fn with_slurmd(plan: HostPlan) -> HostPlan {
+    plan.step(
+        "slurmd-spool",
+        EnsureDirectory::new("/var/lib/slurm/slurmd", 0o755).owner(slurm_owner()),
+    )
+    .step("slurmd", EnsureService::started("slurmd").restart_on(FILES))
+}
+
+/// The SQL that creates (or updates) the `slurm` database user. Idempotent.
+fn accounting_sql(password: &str) -> String {
+    format!(
+        "-- Generated by hpc-up: the database user slurmdbd connects as.\n\
+         CREATE USER IF NOT EXISTS '{SLURM_USER}'@'localhost' IDENTIFIED BY '{password}';\n\
+         ALTER USER '{SLURM_USER}'@'localhost' IDENTIFIED BY '{password}';\n\
+         GRANT ALL ON {SLURMDBD_STORAGE_LOC}.* TO '{SLURM_USER}'@'localhost';\n"
+    )
+}
+
+fn accounting_plan(
+    cluster: &Cluster,
+    host: &Node,
+    password: &str,
+    opts: &RenderOptions,
+) -> Result<HostPlan, PlanError> {
+    let dbd_conf = render_slurmdbd_conf_with(cluster, password, opts)?;
+    // Only when the SQL file changed; a failed run removes the file so the next run retries.
+    let load_sql = format!(
+        "mysql <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}"
+    );
+    Ok(HostPlan::new(host.name.as_str())
+        .step("mariadb", EnsureService::started("mariadb"))
+        .step(
+            "etc-slurm",
+            EnsureDirectory::new("/etc/slurm", 0o755).owner(root()),
+        )
+        .step(
+            "log-dir",
+            EnsureDirectory::new("/var/log/slurm", 0o755).owner(slurm_owner()),
+        )
+        .step(
+            "accounting-sql",
+            EnsureFile::new(ACCOUNTING_SQL_PATH, accounting_sql(password), 0o600)
+                .owner(root())
+                .secret(),
+        )
+        .step(
+            "database-user",
+            RunCommand::new(["sh", "-c", load_sql.as_str()]).when_changed(["accounting-sql"]),
+        )
+        .step(
+            "slurmdbd.conf",
+            EnsureFile::new(SLURMDBD_CONF_PATH, dbd_conf, SLURMDBD_CONF_MODE)
+                .owner(Owner::new(SLURMDBD_CONF_OWNER, SLURMDBD_CONF_OWNER))
+                .secret(),
+        )
+        .step(
+            "slurmdbd",
+            EnsureService::started("slurmdbd").restart_on(["slurmdbd.conf"]),
+        ))
+}
+
+/// Plan the deployment of `cluster`'s SLURM with the rendered `slurm_conf` (from
+/// [`crate::render_slurm_conf`] with the nodes' real hardware).
+///
+/// Phases: munge on every node; MariaDB + slurmdbd on the accounting host (when accounting
+/// is on); the files + slurmctld on the controllers; the files everywhere else + slurmd on
+/// every node that runs jobs. Every node gets `slurm.conf`, so jobs can be submitted from any
+/// of them.
+pub fn plan_deploy(
+    cluster: &Cluster,
+    slurm_conf: &str,
+    secrets: &Secrets<'_>,
+    opts: &RenderOptions,
+) -> Result<DeployPlan, PlanError> {
+    let slurm: &Slurm = cluster.slurm.as_ref().ok_or(PlanError::NotConfigured)?;
+    let gres = render_gres_conf(cluster);
+    let cgroup = render_cgroup_conf(cluster);
+    let key = secrets.munge_key.map(munge_key).transpose()?;
+    let runs_slurmd = |n: &Node| {
+        slurmd_nodes(cluster, slurm)
+            .iter()
+            .any(|m| m.name == n.name)
+    };
+
+    let munge = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut p = HostPlan::new(n.name.as_str());
+            let mut triggers: Vec<&str> = Vec::new();
+            if let Some(key) = &key {
+                p = p.step(
+                    "munge-key",
+                    EnsureFile::new(MUNGE_KEY_PATH, key.clone(), MUNGE_KEY_MODE)
+                        .owner(Owner::new(MUNGE_KEY_OWNER, MUNGE_KEY_OWNER))
+                        .secret(),
+                );
+                triggers.push("munge-key");
+            }
+            p.step("munge", EnsureService::started("munge").restart_on(triggers))
+        })
+        .collect();
+
+    let mut phases = vec![Phase {
+        kind: PhaseKind::Munge,
+        plans: munge,
+    }];
+
+    if let Some(host) = &slurm.accounting_host {
+        let password = secrets.db_password.ok_or(PlanError::NoDbPassword)?;
+        // The validator guarantees the accounting host is a node of the cluster.
+        if let Some(node) = cluster.node(host.as_str()) {
+            phases.push(Phase {
+                kind: PhaseKind::Accounting,
+                plans: vec![accounting_plan(cluster, node, password, opts)?],
+            });
+        }
+    }
+
+    let controllers = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Controller)
+        .map(|n| {
+            let p = slurm_files(HostPlan::new(n.name.as_str()), slurm_conf, &gres, &cgroup)
+                .step(
+                    "state-dir",
+                    EnsureDirectory::new("/var/lib/slurm/slurmctld", 0o755).owner(slurm_owner()),
+                )
+                .step("slurmctld", EnsureService::started("slurmctld").restart_on(FILES));
+            // A controller that also runs jobs restarts slurmd with its own files, here.
+            if runs_slurmd(n) { with_slurmd(p) } else { p }
+        })
+        .collect();
+    phases.push(Phase {
+        kind: PhaseKind::Controller,
+        plans: controllers,
+    });
+
+    let others = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role != Role::Controller)
+        .map(|n| {
+            let p = slurm_files(HostPlan::new(n.name.as_str()), slurm_conf, &gres, &cgroup);
+            if runs_slurmd(n) { with_slurmd(p) } else { p }
+        })
+        .collect::<Vec<_>>();
+    if !others.is_empty() {
+        phases.push(Phase {
+            kind: PhaseKind::Nodes,
+            plans: others,
+        });
+    }
+    Ok(DeployPlan { phases })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use hpc_remote::StepKind;
+
+    fn cluster(path: &str) -> Cluster {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+        hpc_config::load_file(&p).unwrap()
+    }
+
+    fn ids(p: &HostPlan) -> Vec<&str> {
+        p.steps.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    #[test]
+    fn minimal_has_munge_then_controller_then_nodes() {
+        let c = cluster("examples/minimal.yaml");
+        let key = [7u8, 1, 2, 3].repeat(16);
+        let secrets = Secrets {
+            munge_key: Some(&key),
+            db_password: None,
+        };
+        let plan = plan_deploy(&c, "conf\n", &secrets, &RenderOptions::default()).unwrap();
+        let kinds: Vec<_> = plan.phases.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [PhaseKind::Munge, PhaseKind::Controller, PhaseKind::Nodes]
+        );
+        assert_eq!(ids(&plan.phases[0].plans[0]), ["munge-key", "munge"]);
+        let ctl = &plan.phases[1].plans[0];
+        assert_eq!(ctl.host, "ctl");
+        assert!(ids(ctl).contains(&"slurmctld"));
+        assert!(!ids(ctl).contains(&"slurmd"));
+        let cn1 = &plan.phases[2].plans[0];
+        assert_eq!(cn1.host, "cn1");
+        assert_eq!(ids(cn1).last(), Some(&"slurmd"));
+        // The key is a secret owned by munge, 0400.
+        match &plan.phases[0].plans[0].steps[0].kind {
+            StepKind::File(f) => {
+                assert!(f.secret);
+                assert_eq!(f.mode, 0o400);
+                assert_eq!(f.owner, Owner::new("munge", "munge"));
+            }
+            other => panic!("not a file step: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accounting_needs_a_password_and_runs_before_slurmctld() {
+        let c = cluster("examples/full-stack.yaml");
+        let key = [7u8, 1, 2, 3].repeat(16);
+        let mut secrets = Secrets {
+            munge_key: Some(&key),
+            db_password: None,
+        };
+        assert_eq!(
+            plan_deploy(&c, "", &secrets, &RenderOptions::default()).unwrap_err(),
+            PlanError::NoDbPassword
+        );
+        secrets.db_password = Some("s3cret");
+        let plan = plan_deploy(&c, "", &secrets, &RenderOptions::default()).unwrap();
+        let kinds: Vec<_> = plan.phases.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PhaseKind::Munge,
+                PhaseKind::Accounting,
+                PhaseKind::Controller,
+                PhaseKind::Nodes
+            ]
+        );
+        let acc = &plan.phases[1].plans[0];
+        assert_eq!(
+            ids(acc),
+            [
+                "mariadb",
+                "etc-slurm",
+                "log-dir",
+                "accounting-sql",
+                "database-user",
+                "slurmdbd.conf",
+                "slurmdbd"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_site_managed_key_is_left_alone() {
+        let c = cluster("examples/minimal.yaml");
+        let plan = plan_deploy(&c, "", &Secrets::default(), &RenderOptions::default()).unwrap();
+        assert_eq!(ids(&plan.phases[0].plans[0]), ["munge"]);
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        let c = cluster("examples/minimal.yaml");
+        let secrets = Secrets {
+            munge_key: Some(&[1, 2, 3]),
+            db_password: None,
+        };
+        assert!(matches!(
+            plan_deploy(&c, "", &secrets, &RenderOptions::default()),
+            Err(PlanError::MungeKey(_))
+        ));
+    }
+}
