@@ -322,6 +322,45 @@ impl SshBed {
                 .unwrap_or_else(|e| std::panic::resume_unwind(e))
         })
     }
+
+    /// Runs the future `f` makes to completion on a tokio current-thread runtime built inside
+    /// the bed's ctl network namespace ([`SshBed::in_netns`]), so executors' sockets live on
+    /// the bed's network.
+    pub fn block_on<T: Send, F: std::future::Future<Output = T>>(
+        &self,
+        f: impl FnOnce() -> F + Send,
+    ) -> T {
+        self.in_netns(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+                .block_on(f())
+        })
+    }
+
+    /// An SSH executor for every host of the bed with the bed's client key, its state (pins)
+    /// in `<bed state>/<state_name>`, host keys checked against `known_hosts` (the bed's own
+    /// file when `None`).
+    pub fn executor(
+        &self,
+        state_name: &str,
+        known_hosts: Option<PathBuf>,
+    ) -> hpc_remote::SshExecutor {
+        let mut o = hpc_remote::SshOptions::new(self.key_path(), self.state.join(state_name));
+        o.known_hosts = Some(known_hosts.unwrap_or_else(|| self.known_hosts_path()));
+        o.connect_attempts = 2;
+        o.retry_backoff = Duration::from_millis(100);
+        o.connect_timeout = Duration::from_secs(10);
+        o.host_timeout = Duration::from_secs(120);
+        hpc_remote::SshExecutor::new(
+            o,
+            self.hosts
+                .iter()
+                .map(|h| hpc_remote::SshHost::new(&h.name, h.ip.to_string())),
+        )
+        .unwrap_or_else(|e| panic!("SSH executor for the bed: {e}"))
+    }
 }
 
 impl Drop for SshBed {

@@ -6,42 +6,20 @@
 #![allow(clippy::unwrap_used)] // tests panic on failure
 
 use std::future::Future;
-use std::time::Duration;
 
 use hpc_remote::{
     EnsureDirectory, EnsureFile, HostError, HostPlan, Mode, Owner, RunCommand, SshExecutor,
-    SshHost, SshOptions, StepStatus, Summary, apply_all,
+    StepStatus, Summary, apply_all,
 };
 use hpc_tests::ssh_bed::SshBed;
 
-/// Runs `f` to completion on a tokio current-thread runtime built inside the bed's ctl
-/// network namespace, so the executor's sockets live on the bed's network.
 fn block_in<T: Send, F: Future<Output = T>>(bed: &SshBed, f: impl FnOnce() -> F + Send) -> T {
-    bed.in_netns(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
-    })
+    bed.block_on(f)
 }
 
 /// An executor for every host of the bed, pinned to `known_hosts` (the bed's by default).
 fn executor(bed: &SshBed, known_hosts: Option<std::path::PathBuf>) -> SshExecutor {
-    let state = bed.state_dir().join("remote-bed-test");
-    let mut o = SshOptions::new(bed.key_path(), state);
-    o.known_hosts = Some(known_hosts.unwrap_or_else(|| bed.known_hosts_path()));
-    o.connect_attempts = 2;
-    o.retry_backoff = Duration::from_millis(100);
-    o.connect_timeout = Duration::from_secs(10);
-    o.host_timeout = Duration::from_secs(120);
-    SshExecutor::new(
-        o,
-        bed.hosts()
-            .iter()
-            .map(|h| SshHost::new(&h.name, h.ip.to_string())),
-    )
-    .unwrap()
+    bed.executor("remote-bed-test", known_hosts)
 }
 
 const FILES: [&str; 2] = ["/opt/rbed/app.conf", "/opt/rbed/conf.d/secret.key"];
