@@ -5,6 +5,7 @@
 //! are `Option` or `#[serde(default)]`; their defaults are the `DEFAULT_*` constants below and
 //! are applied when the file is resolved into a [`crate::Cluster`].
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use schemars::JsonSchema;
@@ -37,6 +38,10 @@ pub const DEFAULT_BEEGFS_MGMTD_DIR: &str = "/data/beegfs/mgmtd";
 pub const DEFAULT_BEEGFS_META_DIR: &str = "/data/beegfs/meta";
 /// Default BeeGFS storage target directory.
 pub const DEFAULT_BEEGFS_STORAGE_DIR: &str = "/data/beegfs/storage";
+/// Default suite of a BeeGFS apt repository (BeeGFS publishes one per Debian release).
+pub const DEFAULT_BEEGFS_REPO_SUITE: &str = "bookworm";
+/// Default component of a BeeGFS apt repository.
+pub const DEFAULT_BEEGFS_REPO_COMPONENT: &str = "non-free";
 /// Default root filesystem size of a built image.
 pub const DEFAULT_IMAGE_SIZE: ByteSize = ByteSize::from_gib(4);
 /// Default Debian mirror for image builds.
@@ -627,10 +632,129 @@ pub struct BeegfsSettings {
     #[schemars(example = true)]
     pub auth: bool,
 
-    /// TLS for the 8.x management API. Default: false (fine for a lab).
+    /// TLS for the 8.x management API (gRPC, used by the `beegfs` CLI). Default: false (fine
+    /// for a lab). `true` needs `tls-cert-file` and `tls-key-file`. BeeGFS 7.x has no TLS.
     #[serde(default)]
     #[schemars(example = false)]
     pub tls: bool,
+
+    /// The management service's TLS certificate (PEM, on this host; `${VAR}` is expanded).
+    /// Copied to `/etc/beegfs/cert.pem` on the management node and on every client (the
+    /// `beegfs` CLI checks the server with it). Only with `tls: true`.
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/pki/beegfs-mgmtd.pem")]
+    pub tls_cert_file: Option<String>,
+
+    /// The private key of `tls-cert-file` (PEM, on this host). Copied to
+    /// `/etc/beegfs/key.pem` (mode 0400) on the management node only. Only with `tls: true`.
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/pki/beegfs-mgmtd.key")]
+    pub tls_key_file: Option<String>,
+
+    /// Where the nodes get the BeeGFS packages (BeeGFS is not in Debian). Default: they are
+    /// already installed in the image (for example listed in `image.debs`).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"repo": "https://www.beegfs.io/release/beegfs_7.4.6", "key": "${HOME}/beegfs/GPG-KEY-beegfs"}))]
+    pub packages: Option<BeegfsPackages>,
+
+    /// Extra keys per service, written into its config file. Each key is checked against the
+    /// keys the chosen release of that service accepts; keys hpc-up sets itself (management
+    /// host, directories, ports, authentication) cannot be overridden here.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"meta": {"tuneNumWorkers": 8}, "client": {"tuneFileCacheType": "native"}}))]
+    pub extra_config: BeegfsExtraConfig,
+}
+
+/// Where the BeeGFS packages come from: exactly one of `debs` and `repo`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BeegfsPackages {
+    /// A directory on this host holding the BeeGFS `.deb` files of the configured release
+    /// (`beegfs-mgmtd_7.4.6_amd64.deb`, …). They are baked into the image; `hpc-up` checks
+    /// that every package a node needs is there in the right version. `${VAR}` is expanded.
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/debs/beegfs-7.4.6")]
+    pub debs: Option<String>,
+
+    /// An apt repository reachable from the guests, e.g. BeeGFS's own
+    /// `https://www.beegfs.io/release/beegfs_7.4.6` or a local mirror of it.
+    #[serde(default)]
+    #[schemars(example = &"https://www.beegfs.io/release/beegfs_7.4.6")]
+    pub repo: Option<String>,
+
+    /// The repository's suite (distribution). Default: `bookworm`.
+    #[serde(default)]
+    #[schemars(example = &"bookworm")]
+    pub suite: Option<String>,
+
+    /// The repository's component. Default: `non-free`.
+    #[serde(default)]
+    #[schemars(example = &"non-free")]
+    pub component: Option<String>,
+
+    /// The repository's signing key (ASCII-armored or binary OpenPGP, on this host). Needed
+    /// unless `trusted: true`.
+    #[serde(default)]
+    #[schemars(example = &"${HOME}/beegfs/GPG-KEY-beegfs")]
+    pub key: Option<String>,
+
+    /// Accept the repository without a signature check (a local, unsigned mirror).
+    /// Default: false.
+    #[serde(default)]
+    #[schemars(example = false)]
+    pub trusted: bool,
+}
+
+/// Extra config keys per BeeGFS service. Values are written as given (`true`, `8`, `native`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BeegfsExtraConfig {
+    /// Management service: `beegfs-mgmtd.conf` keys (7.x) or `beegfs-mgmtd.toml` keys (8.x).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"tuneClientAutoRemoveMins": 30}))]
+    pub mgmtd: BTreeMap<String, BeegfsValue>,
+
+    /// Metadata service (`beegfs-meta.conf`).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"tuneNumWorkers": 8}))]
+    pub meta: BTreeMap<String, BeegfsValue>,
+
+    /// Storage service (`beegfs-storage.conf`).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"tuneNumWorkers": 12}))]
+    pub storage: BTreeMap<String, BeegfsValue>,
+
+    /// Client (`beegfs-client.conf`).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"tuneFileCacheType": "native"}))]
+    pub client: BTreeMap<String, BeegfsValue>,
+
+    /// Helper daemon (`beegfs-helperd.conf`, 7.x only).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"tuneNumWorkers": 4}))]
+    pub helperd: BTreeMap<String, BeegfsValue>,
+}
+
+/// One value of a BeeGFS config key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BeegfsValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// Text, written as is.
+    Text(String),
+}
+
+impl std::fmt::Display for BeegfsValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Text(s) => f.write_str(s),
+        }
+    }
 }
 
 /// The BeeGFS client mount.

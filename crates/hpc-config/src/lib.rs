@@ -41,7 +41,7 @@ pub use diagnostic::{ConfigErrors, LoadError, Problem};
 pub use file::ClusterFile;
 pub use load::{load_file, load_str, parse_str};
 pub use model::{
-    Beegfs, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
+    Beegfs, BeegfsPackageSource, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
     Ssh,
 };
 pub use schema::{SCHEMA_ID, json_schema, schema_text};

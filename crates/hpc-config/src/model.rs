@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Serialize, Serializer};
 
-use crate::file::{DomainType, GresAutodetect, NetworkMode, PciDevice};
+use crate::file::{BeegfsExtraConfig, DomainType, GresAutodetect, NetworkMode, PciDevice};
 use crate::types::{
     BeegfsVersion, BridgeName, ByteSize, ConnectUri, DnsDomain, FileMode, NodeName, TimeLimit,
     VirtiofsTag,
@@ -261,6 +261,38 @@ pub struct Beegfs {
     pub auth: bool,
     /// TLS for the management API (8.x).
     pub tls: bool,
+    /// TLS certificate on this host (8.x, with `tls`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key on this host (8.x, with `tls`).
+    pub tls_key_file: Option<PathBuf>,
+    /// Where the packages come from.
+    pub packages: BeegfsPackageSource,
+    /// Extra config keys per service, as written (checked by the BeeGFS planner).
+    pub extra_config: BeegfsExtraConfig,
+}
+
+/// Where the nodes get the BeeGFS packages, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BeegfsPackageSource {
+    /// Already installed in the image.
+    Preinstalled,
+    /// `.deb` files in a directory on this host, baked into the image.
+    Debs {
+        /// The directory (absolute, variables expanded).
+        dir: PathBuf,
+    },
+    /// An apt repository the guests reach.
+    Repo {
+        /// Base URL.
+        url: String,
+        /// Suite.
+        suite: String,
+        /// Component.
+        component: String,
+        /// Signing key on this host; `None` means `trusted: true` (no signature check).
+        key: Option<PathBuf>,
+    },
 }
 
 fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

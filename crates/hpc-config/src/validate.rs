@@ -15,10 +15,13 @@ use crate::file::{
     self, ClusterFile, DomainType, LibvirtSettings, NodeGroup, PciDevice, VirtiofsMount,
 };
 use crate::model::{
-    Beegfs, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
+    Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
     Ssh,
 };
 use crate::types::{ByteSize, ConnectUri, NodeName, TimeLimit, is_special};
+
+mod beegfs;
+use beegfs::resolve_beegfs;
 
 /// Looks up an environment variable (injected so that tests and other tools control it).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -207,6 +210,40 @@ pub enum ErrorKind {
         /// Why.
         reason: String,
     },
+    /// Two fields of which exactly one must be set are both set, or neither is.
+    #[error("{what} needs exactly one of `{a}` and `{b}`")]
+    ExactlyOne {
+        /// What they describe.
+        what: &'static str,
+        /// One field.
+        a: &'static str,
+        /// The other.
+        b: &'static str,
+    },
+    /// A field that only means something together with another one.
+    #[error("`{field}` applies only with {with}")]
+    OnlyWith {
+        /// The field.
+        field: &'static str,
+        /// What it needs.
+        with: &'static str,
+    },
+    /// A field that needs other fields.
+    #[error("`{field}` needs {needs}")]
+    Needs {
+        /// The field.
+        field: &'static str,
+        /// What it needs.
+        needs: &'static str,
+    },
+    /// A BeeGFS feature the configured release does not have.
+    #[error("{what} does not exist in BeeGFS {version}")]
+    NotInBeegfsVersion {
+        /// The feature.
+        what: &'static str,
+        /// The configured release.
+        version: String,
+    },
 }
 
 impl ErrorKind {
@@ -229,6 +266,7 @@ impl ErrorKind {
                     .into(),
             ),
             Self::UnsetVariable { var } => Some(format!("set it (`export {var}=…`) or write the path out")),
+            Self::NotInBeegfsVersion { .. } => Some("remove it, or choose a release that has it".into()),
             _ => None,
         }
     }
@@ -1173,118 +1211,4 @@ fn resolve_slurm(
         constrain_ram_space: s.cgroup.constrain_ram_space,
         constrain_devices: s.cgroup.constrain_devices,
     }
-}
-
-fn resolve_beegfs(
-    cx: &mut Ctx<'_>,
-    b: &file::BeegfsSettings,
-    nodes: &[Node],
-    names: &[&str],
-) -> Beegfs {
-    let first_controller = nodes
-        .iter()
-        .find(|n| n.role == Role::Controller)
-        .map(|n| n.name.clone());
-    let management = match &b.management {
-        Some(m) => {
-            one_node(cx, "/beegfs/management", m, names);
-            m.clone()
-        }
-        None => first_controller
-            .clone()
-            .unwrap_or_else(|| nodes_first(nodes)),
-    };
-    let list =
-        |cx: &mut Ctx<'_>, field: &str, what, v: &Option<Vec<String>>, default: Vec<NodeName>| {
-            match v {
-                Some(refs) => node_refs(cx, &format!("/beegfs/{field}"), what, refs, names),
-                None => default,
-            }
-        };
-    let metadata = list(
-        cx,
-        "metadata",
-        "the metadata list",
-        &b.metadata,
-        first_controller.into_iter().collect(),
-    );
-    let storage = list(
-        cx,
-        "storage",
-        "the storage list",
-        &b.storage,
-        nodes
-            .iter()
-            .filter(|n| n.role == Role::Compute)
-            .map(|n| n.name.clone())
-            .collect(),
-    );
-    if b.storage.is_none() && storage.is_empty() {
-        cx.err(
-            "/beegfs",
-            ErrorKind::NoNodes {
-                what: "BeeGFS storage (no compute nodes)",
-            },
-        );
-    }
-    let clients = list(
-        cx,
-        "clients",
-        "the client list",
-        &b.clients,
-        nodes.iter().map(|n| n.name.clone()).collect(),
-    );
-    let mut dir = |field: &str, v: &Option<String>, default: &str| {
-        let d = v.clone().unwrap_or_else(|| default.to_owned());
-        check_guest_path(cx, format!("/beegfs/{field}"), "BeeGFS directory", &d);
-        d
-    };
-    let management_dir = dir(
-        "management-dir",
-        &b.management_dir,
-        file::DEFAULT_BEEGFS_MGMTD_DIR,
-    );
-    let metadata_dir = dir(
-        "metadata-dir",
-        &b.metadata_dir,
-        file::DEFAULT_BEEGFS_META_DIR,
-    );
-    let storage_dir = dir(
-        "storage-dir",
-        &b.storage_dir,
-        file::DEFAULT_BEEGFS_STORAGE_DIR,
-    );
-    let mount_point = b
-        .client
-        .mount_point
-        .clone()
-        .unwrap_or_else(|| file::DEFAULT_BEEGFS_MOUNT.to_owned());
-    check_guest_path(
-        cx,
-        "/beegfs/client/mount-point".into(),
-        "BeeGFS mount point",
-        &mount_point,
-    );
-    Beegfs {
-        version: b.version,
-        management,
-        metadata,
-        storage,
-        clients,
-        management_dir,
-        metadata_dir,
-        storage_dir,
-        mount_point,
-        mount_options: b.client.options.clone(),
-        auth: b.auth,
-        tls: b.tls,
-    }
-}
-
-fn nodes_first(nodes: &[Node]) -> NodeName {
-    nodes.first().map(|n| n.name.clone()).unwrap_or_else(|| {
-        "ctl"
-            .parse()
-            .unwrap_or_else(|_| unreachable!("constant name parses"))
-    })
 }
