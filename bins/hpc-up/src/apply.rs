@@ -276,7 +276,11 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             let r = async {
                 crate::nodes::wait_for_ssh(&l.cluster, &exec, opts.ssh_timeout, &mut timings)
                     .await?;
-                crate::nodes::configure(&l.cluster, &exec, &mut timings).await
+                let mut changed = crate::nodes::configure(&l.cluster, &exec, &mut timings).await?;
+                if let Some(r) = crate::slurm::deploy(out, &l.cluster, &exec, &mut timings).await? {
+                    changed += r.changed();
+                }
+                Ok::<usize, miette::Report>(changed)
             }
             .await;
             exec.close().await;

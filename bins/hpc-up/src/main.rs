@@ -8,6 +8,7 @@ mod image;
 mod nodes;
 mod output;
 mod render;
+mod slurm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -142,6 +143,16 @@ enum CheckCommand {
         /// The cluster file.
         file: PathBuf,
     },
+    /// Real jobs: `srun` across every node of every partition, an `sbatch` job whose output
+    /// goes through a read-write share every node mounts (node-local `/tmp` when there is
+    /// none), and `sacct` showing it when accounting is on. Exit 1 on failure.
+    Slurm {
+        /// The cluster file.
+        file: PathBuf,
+        /// Bound, in seconds, of each job and wait.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +192,11 @@ fn main() -> ExitCode {
         Command::Check(CheckCommand::Virtiofs { file }) => {
             check::virtiofs(&out, &target(&cli.connect, &cli.state_dir, &file))
         }
+        Command::Check(CheckCommand::Slurm { file, timeout }) => slurm::check(
+            &out,
+            &target(&cli.connect, &cli.state_dir, &file),
+            std::time::Duration::from_secs(timeout),
+        ),
         Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Up {
             file,

@@ -3,7 +3,9 @@
 //! creates, check every node over SSH (own hostname, reaches the others by name), `status`,
 //! `down` (nothing left), then `kill -9` of an `up` midway and `down` again. Every node has
 //! two virtio-fs shares (read-write and read-only): files cross both ways, the read-only one
-//! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot.
+//! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot. `up`
+//! deploys SLURM: `srun -N2` runs on both compute nodes and `check slurm` passes (an sbatch
+//! job's output comes back through the read-write share).
 //!
 //! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
 //! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
@@ -172,6 +174,26 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
     let table = ok(&o, "check virtiofs");
     eprintln!("check virtiofs:\n{table}");
     assert!(table.contains("all 6 mount(s) pass"), "{table}");
+
+    // SLURM, deployed by `up`: srun across both compute nodes, and `check slurm` (srun per
+    // partition, an sbatch job whose output comes back through the read-write share)
+    assert!(log.contains("SLURM ready"), "{log}");
+    let o = hpc_up(
+        Some(&bed),
+        &[
+            "ssh", cfg_s, "ctl", "--", "timeout", "300", "srun", "-N2", "hostname",
+        ],
+    );
+    let mut ran_on: Vec<String> = ok(&o, "srun -N2 hostname")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ran_on.sort();
+    assert_eq!(ran_on, ["cn1", "cn2"]);
+    let o = hpc_up(Some(&bed), &["check", "slurm", cfg_s]);
+    let table = ok(&o, "check slurm");
+    eprintln!("check slurm:\n{table}");
+    assert!(table.contains("output via share shared"), "{table}");
 
     // the mounts come back after a reboot
     let boot_id = |n: &str| {
