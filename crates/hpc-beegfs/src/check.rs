@@ -119,7 +119,12 @@ pub fn tool_commands(cluster: &Cluster) -> Vec<(&'static str, Vec<String>)> {
             ("check-servers", words(&["beegfs-check-servers"])),
             (
                 "targets",
-                words(&["beegfs-ctl", "--listtargets", "--nodetype=storage", "--state"]),
+                words(&[
+                    "beegfs-ctl",
+                    "--listtargets",
+                    "--nodetype=storage",
+                    "--state",
+                ]),
             ),
             ("df", words(&["beegfs-df"])),
         ];
@@ -244,7 +249,9 @@ pub fn parse_df(text: &str) -> Result<Vec<TargetSpace>, ParseError> {
             continue;
         }
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.first().is_none_or(|w| !w.chars().all(|c| c.is_ascii_digit())) {
+        if f.first()
+            .is_none_or(|w| !w.chars().all(|c| c.is_ascii_digit()))
+        {
             continue; // headers, `====` rows
         }
         let Some(k) = kind else {
@@ -527,11 +534,8 @@ pub fn aggregate(results: &[RoundTrip], mib: u32) -> Option<(f64, f64)> {
         return None;
     }
     let total = f64::from(mib) * done.len() as f64;
-    let slowest = |f: fn(&RoundTrip) -> Option<f64>| {
-        done.iter()
-            .filter_map(|r| f(r))
-            .fold(0.0_f64, f64::max)
-    };
+    let slowest =
+        |f: fn(&RoundTrip) -> Option<f64>| done.iter().filter_map(|r| f(r)).fold(0.0_f64, f64::max);
     let (w, r) = (slowest(|r| r.write_secs), slowest(|r| r.read_secs));
     (w > 0.0 && r > 0.0).then(|| (total / w, total / r))
 }

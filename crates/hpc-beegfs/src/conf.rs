@@ -38,7 +38,9 @@ pub enum ConfError {
         replacement: &'static str,
     },
     /// A key hpc-up sets itself.
-    #[error("`{key}` of {daemon} {release} is set by hpc-up ({why}); remove it from `extra-config`")]
+    #[error(
+        "`{key}` of {daemon} {release} is set by hpc-up ({why}); remove it from `extra-config`"
+    )]
     Reserved {
         /// The daemon.
         daemon: Daemon,
@@ -364,12 +366,21 @@ impl Conf {
                 .contains(&text.as_str()))
             .then(|| "it is off, error, warn, info, debug or trace".into()),
             (
-                "tls-disable" | "auth-disable" | "license-disable" | "registration-disable"
-                | "quota-enable" | "quota-enforce" | "daemonize" | "ipv6-disable",
+                "tls-disable"
+                | "auth-disable"
+                | "license-disable"
+                | "registration-disable"
+                | "quota-enable"
+                | "quota-enforce"
+                | "daemonize"
+                | "ipv6-disable",
                 v,
             ) if !matches!(v, Value::Bool(_)) => Some("it is true or false".into()),
             (
-                "beemsg-port" | "grpc-port" | "port-shift" | "connection-limit"
+                "beemsg-port"
+                | "grpc-port"
+                | "port-shift"
+                | "connection-limit"
                 | "max-blocking-threads",
                 v,
             ) if !matches!(v, Value::Int(i) if *i >= 0 && *i <= 65535) => {
@@ -417,9 +428,8 @@ impl Conf {
                 "storeMetaDirectory",
                 "\"No metadata storage directory specified\"",
             )),
-            Daemon::Storage if !nonempty("storeStorageDirectory") => errors.push(
-                self.missing("storeStorageDirectory", "the storage service has no target"),
-            ),
+            Daemon::Storage if !nonempty("storeStorageDirectory") => errors
+                .push(self.missing("storeStorageDirectory", "the storage service has no target")),
             Daemon::Mgmtd if !nonempty("storeMgmtdDirectory") => errors.push(self.missing(
                 "storeMgmtdDirectory",
                 "the management daemon has no data directory",

@@ -60,7 +60,10 @@ const K6_14: Kernel = Kernel::new(6, 14);
 fn limits(r: Release) -> (Kernel, Compat) {
     let v = |a, b, c| r.at_least(Release::new(a, b, c));
     if v(8, 3, 0) {
-        (K6_14, Compat::Unverified("newer than the 6.14 that 8.3 documents"))
+        (
+            K6_14,
+            Compat::Unverified("newer than the 6.14 that 8.3 documents"),
+        )
     } else if v(8, 1, 0) {
         (
             K6_12,
@@ -135,8 +138,7 @@ pub fn releases_that_build(kernel: Kernel) -> Vec<Release> {
     ];
     let mut out: Vec<Release> = Vec::new();
     for r in candidates {
-        if client_compat(r, kernel) == Compat::Builds && !out.iter().any(|o| o.major == r.major)
-        {
+        if client_compat(r, kernel) == Compat::Builds && !out.iter().any(|o| o.major == r.major) {
             out.push(r);
         }
     }
@@ -175,8 +177,14 @@ mod tests {
 
     #[test]
     fn parses_uname() {
-        assert_eq!(Kernel::parse("6.1.0-28-cloud-amd64"), Some(Kernel::new(6, 1)));
-        assert_eq!(Kernel::parse("6.12.117+deb13-amd64"), Some(Kernel::new(6, 12)));
+        assert_eq!(
+            Kernel::parse("6.1.0-28-cloud-amd64"),
+            Some(Kernel::new(6, 1))
+        );
+        assert_eq!(
+            Kernel::parse("6.12.117+deb13-amd64"),
+            Some(Kernel::new(6, 12))
+        );
         assert_eq!(Kernel::parse("5.15.0"), Some(Kernel::new(5, 15)));
         assert_eq!(Kernel::parse("garbage"), None);
     }

@@ -73,8 +73,8 @@ pub use preflight::{
 };
 pub use release::{Line, Release};
 pub use render::{
-    AUTH_FILE, CLIENT_PORT, CONFIG_DIR, GRPC_PORT, HELPERD_PORT, MGMTD_DB_NAME, MGMTD_PORT,
-    META_PORT, MOUNTS_FILE, NodeFile, RenderError, Roles, STORAGE_PORT, TLS_CERT_FILE,
+    AUTH_FILE, CLIENT_PORT, CONFIG_DIR, GRPC_PORT, HELPERD_PORT, META_PORT, MGMTD_DB_NAME,
+    MGMTD_PORT, MOUNTS_FILE, NodeFile, RenderError, Roles, STORAGE_PORT, TLS_CERT_FILE,
     TLS_KEY_FILE, config_files, daemon_conf, mounts_conf, roles,
 };
 pub use setup::{

@@ -98,7 +98,9 @@ pub enum PreflightProblem {
         uname: String,
     },
     /// The module build needs the kernel headers.
-    #[error("{node}: no kernel headers for `{uname}` (/lib/modules/{uname}/build); the BeeGFS client module is built on the node: install linux-headers-{uname}")]
+    #[error(
+        "{node}: no kernel headers for `{uname}` (/lib/modules/{uname}/build); the BeeGFS client module is built on the node: install linux-headers-{uname}"
+    )]
     NoHeaders {
         /// The node.
         node: String,
@@ -106,7 +108,9 @@ pub enum PreflightProblem {
         uname: String,
     },
     /// Meta/storage need a non-loopback IPv4 interface.
-    #[error("{node}: no network interface with an IPv4 address besides loopback; beegfs-{service} refuses to start (\"Couldn't find any usable NIC\")")]
+    #[error(
+        "{node}: no network interface with an IPv4 address besides loopback; beegfs-{service} refuses to start (\"Couldn't find any usable NIC\")"
+    )]
     NoNic {
         /// The node.
         node: String,
@@ -114,7 +118,9 @@ pub enum PreflightProblem {
         service: &'static str,
     },
     /// 8.x meta/storage need a machine UUID to register.
-    #[error("{node}: no machine UUID (no /sys/class/dmi/id/product_uuid, no blkid UUID); BeeGFS {release} beegfs-{service} cannot register (\"Couldn't determine UUID for machine\")")]
+    #[error(
+        "{node}: no machine UUID (no /sys/class/dmi/id/product_uuid, no blkid UUID); BeeGFS {release} beegfs-{service} cannot register (\"Couldn't determine UUID for machine\")"
+    )]
     NoMachineUuid {
         /// The node.
         node: String,

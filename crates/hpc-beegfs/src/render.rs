@@ -54,7 +54,8 @@ impl Roles {
 
     /// The numeric ID of this node's storage target.
     pub fn target_id(&self) -> Option<u16> {
-        self.storage.map(|id| id.saturating_mul(100).saturating_add(1))
+        self.storage
+            .map(|id| id.saturating_mul(100).saturating_add(1))
     }
 
     /// The daemons with a config file on this node, in start order.
@@ -73,8 +74,8 @@ impl Roles {
 }
 
 /// Every node's roles, in cluster order (nodes without BeeGFS left out).
-pub fn roles(cluster: &Cluster) -> BTreeMap<String, Roles> {
-    let mut out = BTreeMap::new();
+pub fn roles(cluster: &Cluster) -> Vec<(String, Roles)> {
+    let mut out = Vec::new();
     let Some(b) = &cluster.beegfs else {
         return out;
     };
@@ -92,7 +93,7 @@ pub fn roles(cluster: &Cluster) -> BTreeMap<String, Roles> {
             client: b.clients.iter().any(|c| c.as_str() == name),
         };
         if r.any() {
-            out.insert(name.to_owned(), r);
+            out.push((name.to_owned(), r));
         }
     }
     out
@@ -272,8 +273,12 @@ pub fn daemon_conf(cluster: &Cluster, daemon: Daemon) -> Result<Conf, RenderErro
         Daemon::Helperd => &b.extra_config.helperd,
     };
     let mut problems = Vec::new();
+    let accepted = crate::keys::accepted_keys(daemon, release);
     for (key, value) in extra {
-        if let Some(why) = reserved(daemon, key, release) {
+        // Unknown keys are reported as such (with the known-mistake hint), not as reserved.
+        let known = accepted.contains(key.as_str())
+            && crate::keys::deprecated_replacement(key, release).is_none();
+        if let Some(why) = reserved(daemon, key, release).filter(|_| known) {
             problems.push(ConfError::Reserved {
                 daemon,
                 release,
@@ -320,7 +325,10 @@ pub fn config_files(cluster: &Cluster) -> Result<BTreeMap<String, Vec<NodeFile>>
     let mut problems = Vec::new();
     let roles = roles(cluster);
     for daemon in Daemon::ALL.into_iter().filter(|d| d.exists_in(release)) {
-        if !roles.values().any(|r| r.daemons(release).contains(&daemon)) {
+        if !roles
+            .iter()
+            .any(|(_, r)| r.daemons(release).contains(&daemon))
+        {
             continue;
         }
         match daemon_conf(cluster, daemon).and_then(|c| {

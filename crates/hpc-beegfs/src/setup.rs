@@ -2,7 +2,6 @@
 //! phase at once): prepare (packages, files, directory initialisation) → management →
 //! metadata and storage → clients (mount).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -119,8 +118,8 @@ pub struct Phase {
 pub struct SetupPlan {
     /// The release.
     pub release: Release,
-    /// What each node runs.
-    pub roles: BTreeMap<String, Roles>,
+    /// What each node runs, in cluster order.
+    pub roles: Vec<(String, Roles)>,
     /// The phases, in order.
     pub phases: Vec<Phase>,
 }
@@ -213,7 +212,10 @@ fn package_steps(
                     .clone()
                     .ok_or(PlanError::MissingInput("the repository's signing key"))?;
                 plan = plan
-                    .step("apt-keyrings", EnsureDirectory::new("/etc/apt/keyrings", 0o755))
+                    .step(
+                        "apt-keyrings",
+                        EnsureDirectory::new("/etc/apt/keyrings", 0o755),
+                    )
                     .step("apt-key", EnsureFile::new(REPO_KEY_PATH, bytes, 0o644));
                 triggers.push("apt-key");
                 format!("signed-by={REPO_KEY_PATH}")
@@ -324,7 +326,10 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
         let file_for = |path: &str| files.iter().find(|f| f.path == path);
         let inputs_of = |d: Daemon| -> Vec<&NodeFile> {
             let mut v: Vec<&NodeFile> = Vec::new();
-            v.extend(file_for(&format!("{CONFIG_DIR}/{}", d.config_file(release))));
+            v.extend(file_for(&format!(
+                "{CONFIG_DIR}/{}",
+                d.config_file(release)
+            )));
             v.extend(file_for(AUTH_FILE));
             if d == Daemon::Client {
                 v.extend(file_for(crate::render::MOUNTS_FILE));
@@ -393,7 +398,13 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
             p = p.step("meta-dir", EnsureDirectory::new(dir.as_str(), 0o755));
             let mut args = vec![format!("{dir}/format.conf")];
             args.extend(argv(&["/opt/beegfs/sbin/beegfs-setup-meta", "-C", "-p"]));
-            args.extend([dir, "-s".into(), id.to_string(), "-m".into(), mgmt_ip.clone()]);
+            args.extend([
+                dir,
+                "-s".into(),
+                id.to_string(),
+                "-m".into(),
+                mgmt_ip.clone(),
+            ]);
             p = p.step("meta-setup", guarded(UNLESS_EXISTS, &args));
         }
         if let (Some(id), Some(target)) = (r.storage, r.target_id()) {
@@ -426,7 +437,10 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
                     0o600,
                 ),
             )
-            .step(d.service(), EnsureService::started(d.service()).restart_on([id]))
+            .step(
+                d.service(),
+                EnsureService::started(d.service()).restart_on([id]),
+            )
         };
         if r.mgmtd {
             management.push(service(HostPlan::new(node.as_str()), Daemon::Mgmtd));
@@ -513,7 +527,11 @@ pub fn describe(plan: &HostPlan) -> String {
             StepKind::Service(svc) => {
                 let _ = write!(out, "service {} enabled+started", svc.name);
                 if !svc.restart_on.is_empty() {
-                    let _ = write!(out, "  (restart when changed: {})", svc.restart_on.join(", "));
+                    let _ = write!(
+                        out,
+                        "  (restart when changed: {})",
+                        svc.restart_on.join(", ")
+                    );
                 }
             }
             StepKind::Mount(m) => {

@@ -41,8 +41,8 @@ pub use diagnostic::{ConfigErrors, LoadError, Problem};
 pub use file::ClusterFile;
 pub use load::{load_file, load_str, parse_str};
 pub use model::{
-    Beegfs, BeegfsPackageSource, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
-    Ssh,
+    Beegfs, BeegfsPackageSource, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role,
+    Slurm, SlurmPartition, Ssh,
 };
 pub use schema::{SCHEMA_ID, json_schema, schema_text};
 pub use validate::{EnvLookup, ErrorKind, ValidationError, derive_mac, expand_vars, resolve};

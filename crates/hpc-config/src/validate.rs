@@ -15,8 +15,7 @@ use crate::file::{
     self, ClusterFile, DomainType, LibvirtSettings, NodeGroup, PciDevice, VirtiofsMount,
 };
 use crate::model::{
-    Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition,
-    Ssh,
+    Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
 };
 use crate::types::{ByteSize, ConnectUri, NodeName, TimeLimit, is_special};
 

@@ -155,7 +155,10 @@ fn repository_url_is_http() {
 fn package_paths_are_absolute() {
     let (line, col, msg) = one(&with("  packages:\n    debs: debs/beegfs\n"));
     assert_eq!((line, col), (17, 11));
-    assert_eq!(msg, "package directory `debs/beegfs` must be an absolute path");
+    assert_eq!(
+        msg,
+        "package directory `debs/beegfs` must be an absolute path"
+    );
 }
 
 #[test]
@@ -230,14 +233,24 @@ fn extra_config_values_are_scalars() {
     let shown: Vec<String> = meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
     assert_eq!(
         shown,
-        ["connUseRDMA=false", "tuneNumWorkers=8", "tuneTargetChooser=roundrobin"]
+        [
+            "connUseRDMA=false",
+            "tuneNumWorkers=8",
+            "tuneTargetChooser=roundrobin"
+        ]
     );
-    let p = problems(&with("  extra-config:\n    meta:\n      tuneNumWorkers: [1]\n"));
+    let p = problems(&with(
+        "  extra-config:\n    meta:\n      tuneNumWorkers: [1]\n",
+    ));
     assert_eq!(p.len(), 1, "{p:#?}");
     assert_eq!(p[0].line, 18);
     let p = problems(&with("  extra-config:\n    mgmt:\n      x: 1\n"));
     assert_eq!(p.len(), 1, "{p:#?}");
-    assert!(p[0].message.contains("unknown key `mgmt`"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("unknown key `mgmt`"),
+        "{}",
+        p[0].message
+    );
 }
 
 #[test]
