@@ -359,4 +359,20 @@ fn unit_file_features_conditions_and_unknown_units() {
         "failed"
     );
     assert!(ok(&bed, "h01", "journalctl -xeu hpcshim-fail").contains("boom-marker"));
+
+    // apt-get: installed packages are a no-op, anything else a clear error (100); logged.
+    let out = ok(&bed, "h01", "apt-get install -y openssh-server");
+    assert!(
+        out.contains("openssh-server is already the newest version"),
+        "{out}"
+    );
+    let out = ssh(&bed, "h01", "apt-get install -y hpcshim-no-such-package");
+    assert_eq!(out.status.code(), Some(100), "{out:?}");
+    assert!(
+        stderr(&out).contains("packages not preinstalled: hpcshim-no-such-package"),
+        "{}",
+        stderr(&out)
+    );
+    let log = ok(&bed, "h01", "cat /var/log/hpcnet-shim/apt-get.log");
+    assert!(log.contains("install -y hpcshim-no-such-package"), "{log}");
 }
