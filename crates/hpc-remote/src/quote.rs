@@ -49,7 +49,8 @@ pub fn quote_argv<S: AsRef<str>>(argv: &[S]) -> String {
 /// Writes `content` as the body of a single-quoted `printf` format that reproduces it
 /// byte for byte (`%` → `%%`, `\` → `\\`, `'` → `'\''`, non-printable bytes as `\ooo`).
 pub(crate) fn printf_literal(content: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b"printf '");
+    // `--`: content that starts with `-` (an SQL comment, say) is not an option.
+    out.extend_from_slice(b"printf -- '");
     for &b in content {
         match b {
             b'%' => out.extend_from_slice(b"%%"),

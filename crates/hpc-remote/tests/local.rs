@@ -194,6 +194,11 @@ fn hostile_names_and_values_are_data() {
     let plan = HostPlan::new("h")
         .step("d", EnsureDirectory::new(&evil_dir, 0o700))
         .step("f", EnsureFile::new(&evil_file, content.as_bytes(), 0o640))
+        // content that looks like an option to printf (an SQL comment)
+        .step(
+            "dash",
+            EnsureFile::new(format!("{evil_dir}/dash.sql"), "-- comment\n-n\n", 0o600),
+        )
         .step(
             "c",
             RunCommand::new([
@@ -215,6 +220,8 @@ fn hostile_names_and_values_are_data() {
     assert_eq!(status(&r, "c2"), StepStatus::Skipped);
     let written = fs_err::read(root.join(evil_file.trim_start_matches('/'))).unwrap();
     assert_eq!(written, content.as_bytes());
+    let dash = root.join(evil_dir.trim_start_matches('/')).join("dash.sql");
+    assert_eq!(fs_err::read_to_string(dash).unwrap(), "-- comment\n-n\n");
     assert!(root.join("-created $(touch pwned-rel) 'x'").exists());
     assert!(!pwned.exists(), "a hostile string was executed");
     assert!(!Path::new("pwned-rel").exists() && !root.join("pwned-rel").exists());
