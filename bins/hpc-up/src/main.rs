@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the binary is where output belongs
 
 mod apply;
+mod beegfs;
 mod check;
 mod image;
 mod nodes;
@@ -153,6 +154,13 @@ enum CheckCommand {
         #[arg(long, default_value_t = 180)]
         timeout: u64,
     },
+    /// BeeGFS: the kernel gate and node facts, the release's own tools (7.x `beegfs-ctl`,
+    /// `beegfs-check-servers`, `beegfs-df`; 8.x `beegfs node/target list`, `health check`),
+    /// a write/read round trip on every client's mount and the aggregate throughput.
+    Beegfs {
+        /// The cluster file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +205,9 @@ fn main() -> ExitCode {
             &target(&cli.connect, &cli.state_dir, &file),
             std::time::Duration::from_secs(timeout),
         ),
+        Command::Check(CheckCommand::Beegfs { file }) => {
+            beegfs::check(&out, &target(&cli.connect, &cli.state_dir, &file))
+        }
         Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
         Command::Up {
             file,

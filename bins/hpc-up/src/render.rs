@@ -60,6 +60,7 @@ pub(crate) fn artefacts(cluster: &Cluster) -> Result<Vec<Artefact>> {
             });
         }
     }
+    out.extend(crate::beegfs::artefacts(cluster)?);
     Ok(out)
 }
 
