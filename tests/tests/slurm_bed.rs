@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hpc_config::Cluster;
-use hpc_slurm::{
-    CheckOptions, DeployError, DeployOptions, NodeHardware, Secrets, check, deploy,
-};
+use hpc_slurm::{CheckOptions, DeployError, DeployOptions, NodeHardware, Secrets, check, deploy};
 use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
 
@@ -125,7 +123,11 @@ fn deploy_runs_jobs_with_accounting_and_a_rerun_restarts_nothing() {
     ))
     .unwrap();
     assert_eq!(report.hardware.get("h03"), Some(&real));
-    assert!(report.slurm_conf.contains("NodeName=h[02-04] CPUs="), "{}", report.slurm_conf);
+    assert!(
+        report.slurm_conf.contains("NodeName=h[02-04] CPUs="),
+        "{}",
+        report.slurm_conf
+    );
 
     // Every node idle, seen with SLURM's own tool.
     let sinfo = bed.exec_on("h01", &["sinfo", "-h", "-N", "-o", "%N %T"]);
@@ -190,10 +192,7 @@ fn too_much_real_memory_fails_with_slurms_reason() {
             ..real
         },
     );
-    let opts = DeployOptions {
-        hardware,
-        ..opts()
-    };
+    let opts = DeployOptions { hardware, ..opts() };
     let secrets = Secrets {
         munge_key: Some(&KEY),
         db_password: None,
@@ -207,8 +206,9 @@ fn too_much_real_memory_fails_with_slurms_reason() {
         DeployError::Phase { phase, failures } => {
             assert_eq!(*phase, "nodes idle");
             assert!(
-                failures.iter().any(|f| f.starts_with("node h03 is inval")
-                    && f.contains("Low RealMemory")),
+                failures
+                    .iter()
+                    .any(|f| f.starts_with("node h03 is inval") && f.contains("Low RealMemory")),
                 "{msg}"
             );
             assert!(!failures.iter().any(|f| f.starts_with("node h02")), "{msg}");
