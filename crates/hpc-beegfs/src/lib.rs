@@ -46,6 +46,10 @@
 //! # }
 //! ```
 //!
+//! Feature `steps` (default): the setup sequence as [`hpc_remote`] host steps. Without it
+//! (`default-features = false`) the crate renders config files, judges kernels and parses
+//! check output without pulling in russh and tokio.
+//!
 //! # Stability
 //!
 //! 0.x, used by the `hpc-up` binary. Rendered files are covered by snapshot tests, so a
@@ -58,6 +62,7 @@ mod keys;
 mod preflight;
 mod release;
 mod render;
+#[cfg(feature = "steps")]
 mod setup;
 
 pub use check::{
@@ -77,6 +82,7 @@ pub use render::{
     MGMTD_PORT, MOUNTS_FILE, NodeFile, RenderError, Roles, STORAGE_PORT, TLS_CERT_FILE,
     TLS_KEY_FILE, config_files, daemon_conf, mounts_conf, roles,
 };
+#[cfg(feature = "steps")]
 pub use setup::{
     AUTH_SECRET_MAX, AUTH_SECRET_MIN, AuthSecret, Inputs, MGMTD_DROPIN, Phase, PlanError,
     REPO_KEY_PATH, REPO_LIST_PATH, STAMP_DIR, SecretError, SetupPlan, describe, packages,
@@ -84,4 +90,5 @@ pub use setup::{
 };
 
 pub use hpc_config;
+#[cfg(feature = "steps")]
 pub use hpc_remote;

@@ -312,7 +312,7 @@ fn header(daemon: Daemon, release: Release) -> String {
 }
 
 /// The `/etc/beegfs/` config files of every BeeGFS node (no secrets: the auth file and TLS
-/// key are added by [`crate::setup_plan`]). All problems of all daemons are reported
+/// key are added by `setup_plan`). All problems of all daemons are reported
 /// together.
 pub fn config_files(cluster: &Cluster) -> Result<BTreeMap<String, Vec<NodeFile>>, RenderError> {
     let mut out = BTreeMap::new();

@@ -1,0 +1,98 @@
+//! The fixed shell programs hpc-beegfs hands to nodes, run for real with `/bin/sh` here
+//! (a temporary directory stands in for the BeeGFS mount).
+#![allow(clippy::unwrap_used)] // tests panic on failure
+
+mod common;
+
+use std::process::Command;
+
+use common::{full_stack, inputs};
+use hpc_beegfs::{
+    NodeFacts, RoundTrip, cleanup_argv, peer_read_argv, probe_argv, roundtrip_argv, setup_plan,
+};
+use hpc_remote::StepKind;
+
+fn run(argv: &[String]) -> (i32, String, String) {
+    let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn round_trip_peer_read_and_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("mnt with space");
+    fs_err::create_dir(&mount).unwrap();
+    let m = mount.to_str().unwrap();
+    for (node, token) in [("cn01", "t-1 'quoted'"), ("cn02", "t-2")] {
+        let (code, out, err) = run(&roundtrip_argv(m, node, token, 2));
+        assert_eq!(code, 0, "{err}");
+        let r = RoundTrip::parse(&out);
+        assert!(r.ok, "{out}");
+        assert!(r.rates(2).is_some(), "{out}");
+    }
+    let (code, out, _) = run(&peer_read_argv(m, "cn01"));
+    assert_eq!((code, out.trim()), (0, "t-1 'quoted'"));
+    for node in ["cn01", "cn02"] {
+        assert_eq!(run(&cleanup_argv(m, node)).0, 0);
+    }
+    let left: Vec<_> = fs_err::read_dir(mount.join(".hpc-up-check"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn probe_runs_here() {
+    let (code, out, err) = run(&probe_argv());
+    assert_eq!(code, 0, "{err}");
+    let f = NodeFacts::parse(&out);
+    assert!(!f.uname.is_empty(), "{out}");
+}
+
+#[test]
+fn guarded_commands_run_once() {
+    let plan = setup_plan(&full_stack("8.1.0", ""), &inputs()).unwrap();
+    let init = plan.phases[0]
+        .hosts
+        .iter()
+        .find(|h| h.host == "ctl")
+        .unwrap()
+        .steps
+        .iter()
+        .find(|s| s.id == "mgmtd-init")
+        .unwrap();
+    let StepKind::Command(c) = &init.kind else {
+        unreachable!("a command")
+    };
+    // Same program, with the database path and command swapped for local stand-ins.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mgmtd.sqlite");
+    let mut argv = c.argv[..4].to_vec();
+    argv.extend([
+        db.to_str().unwrap().to_owned(),
+        "touch".into(),
+        db.to_str().unwrap().to_owned(),
+    ]);
+    assert_eq!(run(&argv).0, 0);
+    assert!(db.exists());
+    // Second run: the database exists, `touch` is not run (`false` would fail).
+    argv[5] = "false".into();
+    assert_eq!(run(&argv).0, 0);
+
+    let packages = &plan.phases[0].hosts[0].steps[0];
+    let StepKind::Command(c) = &packages.kind else {
+        unreachable!("a command")
+    };
+    let mut argv = c.argv[..4].to_vec();
+    argv.push("hpc-up-no-such-package".into());
+    let (code, _, err) = run(&argv);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("BeeGFS packages not installed: hpc-up-no-such-package"),
+        "{err}"
+    );
+}
