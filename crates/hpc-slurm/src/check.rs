@@ -241,7 +241,12 @@ pub async fn check<E: Executor>(
         .split(';')
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| failed(&sbatch_what, format!("sbatch printed {job:?}, not a job id")))?;
+        .ok_or_else(|| {
+            failed(
+                &sbatch_what,
+                format!("sbatch printed {job:?}, not a job id"),
+            )
+        })?;
     let id = job_id.to_string();
 
     // Wait for the job to end.

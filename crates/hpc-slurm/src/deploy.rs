@@ -164,7 +164,8 @@ async fn run_ok<E: Executor>(exec: &E, node: &str, words: &[&str]) -> Result<Str
             Err(format!(
                 "`{}` exited with {}: {msg}",
                 words.join(" "),
-                o.status.map_or_else(|| "a signal".to_owned(), |s| s.to_string())
+                o.status
+                    .map_or_else(|| "a signal".to_owned(), |s| s.to_string())
             ))
         }
         Err(e) => Err(e.to_string()),
@@ -215,7 +216,10 @@ impl Wait {
 
 /// `systemctl is-active UNIT` and the unit's last journal lines on `node`, for an error.
 async fn diagnose<E: Executor>(exec: &E, node: &str, unit: &str) -> String {
-    let state = match exec.run(node, &argv(&["systemctl", "is-active", unit])).await {
+    let state = match exec
+        .run(node, &argv(&["systemctl", "is-active", unit]))
+        .await
+    {
         Ok(o) => text(&o.stdout),
         Err(e) => return format!("({e})"),
     };
@@ -343,7 +347,11 @@ async fn munge_between<E: Executor>(exec: &E, from: &str, to: &str) -> Result<()
     run_ok(exec, to, &["sh", "-c", script, "unmunge", cred.trim()])
         .await
         .map(|_| ())
-        .map_err(|e| Wait::Retry(format!("a credential from {from} does not decode on {to}: {e}")))
+        .map_err(|e| {
+            Wait::Retry(format!(
+                "a credential from {from} does not decode on {to}: {e}"
+            ))
+        })
 }
 
 async fn munge_round_trip<E: Executor>(
@@ -391,7 +399,11 @@ async fn wait_slurmdbd<E: Executor>(
         run_ok(exec, host, &["bash", "-c", probe.as_str()])
             .await
             .map(|_| ())
-            .map_err(|e| Wait::Retry(format!("slurmdbd does not accept connections on port {port}: {e}")))
+            .map_err(|e| {
+                Wait::Retry(format!(
+                    "slurmdbd does not accept connections on port {port}: {e}"
+                ))
+            })
     })
     .await;
     match r {
@@ -442,7 +454,11 @@ fn base_state(s: &str) -> &str {
 fn is_up(state: &str) -> bool {
     let s = state.trim();
     let base = base_state(s);
-    s == base && matches!(base, "idle" | "mixed" | "allocated" | "completing" | "planned")
+    s == base
+        && matches!(
+            base,
+            "idle" | "mixed" | "allocated" | "completing" | "planned"
+        )
 }
 
 /// `true` for states that waiting will not fix.
@@ -581,7 +597,11 @@ pub async fn deploy<E: Executor>(
     let mut phases = Vec::new();
     let mut timer = Instant::now();
     let mut lap = |name: &'static str, hosts: Vec<HostReport>, phases: &mut Vec<PhaseReport>| {
-        tracing::info!(phase = name, secs = timer.elapsed().as_secs_f64(), "SLURM phase done");
+        tracing::info!(
+            phase = name,
+            secs = timer.elapsed().as_secs_f64(),
+            "SLURM phase done"
+        );
         phases.push(PhaseReport {
             name,
             elapsed: timer.elapsed(),

@@ -57,7 +57,9 @@ mod plan;
 mod render;
 
 #[cfg(feature = "deploy")]
-pub use check::{CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir};
+pub use check::{
+    CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir,
+};
 #[cfg(feature = "deploy")]
 pub use deploy::{DeployError, DeployOptions, DeployReport, PhaseReport, deploy};
 #[cfg(feature = "deploy")]

@@ -163,9 +163,8 @@ fn accounting_plan(
 ) -> Result<HostPlan, PlanError> {
     let dbd_conf = render_slurmdbd_conf_with(cluster, password, opts)?;
     // Only when the SQL file changed; a failed run removes the file so the next run retries.
-    let load_sql = format!(
-        "mysql <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}"
-    );
+    let load_sql =
+        format!("mysql <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}");
     Ok(HostPlan::new(host.name.as_str())
         .step("mariadb", EnsureService::started("mariadb"))
         .step(
@@ -236,7 +235,10 @@ pub fn plan_deploy(
                 );
                 triggers.push("munge-key");
             }
-            p.step("munge", EnsureService::started("munge").restart_on(triggers))
+            p.step(
+                "munge",
+                EnsureService::started("munge").restart_on(triggers),
+            )
         })
         .collect();
 
@@ -266,7 +268,10 @@ pub fn plan_deploy(
                     "state-dir",
                     EnsureDirectory::new("/var/lib/slurm/slurmctld", 0o755).owner(slurm_owner()),
                 )
-                .step("slurmctld", EnsureService::started("slurmctld").restart_on(FILES));
+                .step(
+                    "slurmctld",
+                    EnsureService::started("slurmctld").restart_on(FILES),
+                );
             // A controller that also runs jobs restarts slurmd with its own files, here.
             if runs_slurmd(n) { with_slurmd(p) } else { p }
         })
@@ -302,7 +307,9 @@ mod tests {
     use hpc_remote::StepKind;
 
     fn cluster(path: &str) -> Cluster {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path);
         hpc_config::load_file(&p).unwrap()
     }
 
