@@ -228,19 +228,39 @@ pub fn render_slurm_conf(
         l.push_str(" State=UNKNOWN");
         line(&l);
     }
+    let hw_of = |name: &str| {
+        hardware
+            .get(name)
+            .copied()
+            .or_else(|| cluster.node(name).map(NodeHardware::from_config))
+    };
     for p in &slurm.partitions {
         let names: Vec<&str> = p.nodes.iter().map(|n| n.as_str()).collect();
         let max_time = match p.max_time.minutes() {
             None => "INFINITE".to_owned(),
             Some(_) => p.max_time.to_string(),
         };
-        line(&format!(
-            "PartitionName={} Nodes={} Default={} MaxTime={} State=UP",
+        let mut l = format!(
+            "PartitionName={} Nodes={} Default={} MaxTime={}",
             p.name,
             hostlist::compress(&names),
             if p.default { "YES" } else { "NO" },
             max_time,
-        ));
+        );
+        // A job that asks for no memory gets its CPUs' share of the smallest node, not the
+        // whole node (SLURM's default with CR_Core_Memory), so jobs can share nodes.
+        let per_cpu = names
+            .iter()
+            .filter_map(|n| hw_of(n))
+            .map(|hw| {
+                hw.configured_memory_mib(opts.memory_headroom_percent) / u64::from(hw.cpus.max(1))
+            })
+            .min();
+        if let Some(m) = per_cpu.filter(|m| *m > 0) {
+            let _ = write!(l, " DefMemPerCPU={m}");
+        }
+        l.push_str(" State=UP");
+        line(&l);
     }
     o
 }
