@@ -156,6 +156,30 @@ fn deploy_runs_jobs_with_accounting_and_a_rerun_restarts_nothing() {
     assert_eq!(rep.sbatch.sacct_state.as_deref(), Some("COMPLETED"));
     assert!(["h02", "h03", "h04"].contains(&rep.sbatch.node.as_str()));
 
+    // Jobs that ask for no memory share a node (DefMemPerCPU): while one runs on h02,
+    // another starts there at once.
+    let sh = |cmd: &str| {
+        let o = bed.exec_on("h01", &["sh", "-c", cmd]);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
+    };
+    let (ok, job) = sh("sbatch --parsable -w h02 -n1 --wrap 'sleep 120'");
+    assert!(ok, "{job}");
+    let mut state = String::new();
+    for _ in 0..60 {
+        state = sh(&format!("squeue -h -j {job} -o %T")).1;
+        if state == "RUNNING" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(state, "RUNNING");
+    let (ok, out) = sh("timeout 60 srun --immediate=30 -w h02 -n1 hostname 2>&1");
+    assert!(ok && out.ends_with("h02"), "{out}");
+    assert!(sh(&format!("scancel {job}")).0);
+
     // A second deploy of the unchanged cluster changes and restarts nothing.
     let before: Vec<String> = ["h01", "h02", "h03", "h04"]
         .iter()
