@@ -280,6 +280,9 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
                 if let Some(r) = crate::slurm::deploy(out, &l.cluster, &exec, &mut timings).await? {
                     changed += r.changed();
                 }
+                if crate::beegfs::deploy(out, &l.cluster, &exec, &mut timings).await? {
+                    changed += 1;
+                }
                 Ok::<usize, miette::Report>(changed)
             }
             .await;

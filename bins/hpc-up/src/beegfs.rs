@@ -166,7 +166,6 @@ async fn preflight(out: &Output, cluster: &Cluster, exec: &SshExecutor) -> Resul
 
 /// Deploy BeeGFS on the cluster's running nodes: preflight, then the phases in order.
 /// Adds one `beegfs` column to `timings`.
-#[allow(dead_code)] // called from `up` once wired there (apply.rs is the SLURM issue's file)
 pub(crate) async fn deploy(
     out: &Output,
     cluster: &Cluster,

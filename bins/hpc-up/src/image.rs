@@ -71,6 +71,30 @@ fn paths(cluster: &Cluster) -> Result<ImagePaths> {
     })
 }
 
+/// The `.deb` files of `beegfs.packages.debs` (sorted), baked into the image with
+/// `image.debs`.
+fn beegfs_debs(cluster: &Cluster) -> Result<Vec<PathBuf>> {
+    let Some(hpc_config::BeegfsPackageSource::Debs { dir }) =
+        cluster.beegfs.as_ref().map(|b| &b.packages)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut debs: Vec<PathBuf> = fs_err::read_dir(dir)
+        .into_diagnostic()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb") && p.is_file())
+        .filter(|p| !cluster.image.debs.contains(p))
+        .collect();
+    debs.sort();
+    if debs.is_empty() {
+        return Err(miette!(
+            "beegfs.packages.debs: {} holds no .deb files",
+            dir.display()
+        ));
+    }
+    Ok(debs)
+}
+
 pub(crate) fn build(out: &Output, t: &Target<'_>, force: bool) -> Result<ExitCode> {
     let Some(l) = load(out, t)? else {
         return Ok(ExitCode::from(1));
@@ -78,7 +102,8 @@ pub(crate) fn build(out: &Output, t: &Target<'_>, force: bool) -> Result<ExitCod
     let paths = paths(&l.cluster)?;
     let (_, public) = cluster_key(&l.cluster)?;
     let key = fs_err::read_to_string(&public).into_diagnostic()?;
-    let recipe = Recipe::for_cluster(&l.cluster, &key);
+    let mut recipe = Recipe::for_cluster(&l.cluster, &key);
+    recipe.debs.extend(beegfs_debs(&l.cluster)?);
     if force {
         let _ = fs_err::remove_file(paths.manifest());
     }

@@ -150,3 +150,27 @@ fn render_refuses_an_invalid_file_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!out.exists());
 }
+
+#[test]
+fn image_build_refuses_an_empty_beegfs_debs_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    fs_err::create_dir(&debs).unwrap();
+    let text = fs_err::read_to_string(repo().join("examples/full-stack.yaml"))
+        .unwrap()
+        .replace("/srv/hpc-up/full/beegfs-debs", debs.to_str().unwrap())
+        .replace("/var/lib/hpc-up/images", dir.path().to_str().unwrap());
+    let cfg = dir.path().join("full.yaml");
+    fs_err::write(&cfg, text).unwrap();
+    let state = dir.path().join("state");
+    let o = hpc_up(&[
+        "--state-dir",
+        state.to_str().unwrap(),
+        "image",
+        "build",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("holds no .deb files"), "{}", stderr(&o));
+    assert!(!dir.path().join("base.qcow2").exists());
+}

@@ -4,8 +4,9 @@
 //! `down` (nothing left), then `kill -9` of an `up` midway and `down` again. Every node has
 //! two virtio-fs shares (read-write and read-only): files cross both ways, the read-only one
 //! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot. `up`
-//! deploys SLURM: `srun -N2` runs on both compute nodes and `check slurm` passes (an sbatch
-//! job's output comes back through the read-write share).
+//! deploys SLURM with accounting and cgroup constraints: `srun -N2` runs on both compute
+//! nodes, a step runs in its job's cgroup, and `check slurm` passes (an sbatch job's output
+//! comes back through the read-write share; sacct shows it COMPLETED).
 //!
 //! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
 //! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
@@ -79,6 +80,12 @@ fn config(dir: &Path) -> PathBuf {
             dir.join("shared").display(),
             data.display()
         ),
+    );
+    // SLURM as full-stack.yaml has it: accounting (MariaDB + slurmdbd on ctl) and cgroups
+    assert!(text.trim_end().ends_with("max-time: \"1:00:00\""), "{text}");
+    let text = format!(
+        "{}\n  accounting: {{enabled: true, host: ctl}}\n  cgroup: {{constrain-cores: true, constrain-ram-space: true}}\n",
+        text.trim_end()
     );
     let cfg = dir.join("minimal.yaml");
     fs_err::write(&cfg, text).unwrap();
@@ -194,6 +201,27 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
     let table = ok(&o, "check slurm");
     eprintln!("check slurm:\n{table}");
     assert!(table.contains("output via share shared"), "{table}");
+    assert!(table.contains("COMPLETED"), "sacct: {table}");
+    // task/cgroup: a step runs in its job's cgroup
+    let o = hpc_up(
+        Some(&bed),
+        &[
+            "ssh",
+            cfg_s,
+            "ctl",
+            "--",
+            "timeout",
+            "300",
+            "srun",
+            "-N1",
+            "-w",
+            "cn2",
+            "cat",
+            "/proc/self/cgroup",
+        ],
+    );
+    let cg = ok(&o, "srun cat /proc/self/cgroup");
+    assert!(cg.contains("/job_"), "not in a job cgroup: {cg}");
 
     // the mounts come back after a reboot
     let boot_id = |n: &str| {
