@@ -44,7 +44,7 @@ pub(crate) fn artefacts(cluster: &Cluster) -> Result<Vec<Artefact>> {
     if cluster.slurm.is_some() {
         // Hardware estimated from the file until the nodes' `slurmd -C` is known;
         // slurmdbd.conf is not rendered here: it carries the database password.
-        let opts = hpc_slurm::RenderOptions::default();
+        let opts = hpc_slurm::RenderOptions::for_cluster(cluster);
         let files = [
             (
                 "slurm.conf",

@@ -18,6 +18,8 @@ use crate::types::{
 
 /// Default libvirt connection.
 pub const DEFAULT_URI: &str = "qemu:///system";
+/// Default share of a node's memory kept back from SLURM jobs, in percent.
+pub const DEFAULT_MEMORY_HEADROOM_PERCENT: u8 = 5;
 /// Default vCPUs per node.
 pub const DEFAULT_VCPUS: u32 = 2;
 /// Default memory per node.
@@ -452,6 +454,13 @@ pub struct SlurmSettings {
     #[serde(default)]
     #[schemars(example = &serde_json::json!({"constrain-cores": true, "constrain-ram-space": true}))]
     pub cgroup: Cgroup,
+
+    /// Memory kept back from jobs on every node, in percent of what `slurmd -C` reports:
+    /// `RealMemory` is the reported memory minus this share, so a node does not turn INVAL
+    /// over the few MiB the kernel takes after the measurement. Default: 5.
+    #[serde(default)]
+    #[schemars(example = 5, range(min = 0, max = 50))]
+    pub memory_headroom_percent: Option<u8>,
 }
 
 /// A SLURM partition.

@@ -205,6 +205,8 @@ pub struct Slurm {
     pub constrain_ram_space: bool,
     /// `ConstrainDevices`.
     pub constrain_devices: bool,
+    /// Memory kept back from jobs, in percent of what `slurmd -C` reports.
+    pub memory_headroom_percent: u8,
 }
 
 /// A SLURM partition, resolved.

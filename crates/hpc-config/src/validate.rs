@@ -1209,5 +1209,8 @@ fn resolve_slurm(
         constrain_cores: s.cgroup.constrain_cores,
         constrain_ram_space: s.cgroup.constrain_ram_space,
         constrain_devices: s.cgroup.constrain_devices,
+        memory_headroom_percent: s
+            .memory_headroom_percent
+            .unwrap_or(crate::file::DEFAULT_MEMORY_HEADROOM_PERCENT),
     }
 }

@@ -349,3 +349,19 @@ fn read_only_shares_take_owner_and_mode_from_the_host() {
         "read-only share `d` is not valid: `owner`, `group` and `mode` cannot be set on it: they are the host directory's"
     );
 }
+
+#[test]
+fn slurm_memory_headroom_is_a_percentage_up_to_50() {
+    let c = load_str(
+        "t.yaml",
+        &with("slurm:\n  memory-headroom-percent: 10\n"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.slurm.unwrap().memory_headroom_percent, 10);
+    let c = load_str("t.yaml", &with("slurm: {}\n"), &env).unwrap();
+    assert_eq!(c.slurm.unwrap().memory_headroom_percent, 5);
+    let (line, col, msg) = one(&with("slurm:\n  memory-headroom-percent: 80\n"));
+    assert_eq!((line, col), (15, 28), "{msg}");
+    assert!(msg.contains("80") && msg.contains("50"), "{msg}");
+}

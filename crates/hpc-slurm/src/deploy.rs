@@ -34,8 +34,9 @@ use crate::render::{RenderOptions, render_gres_conf, render_slurm_conf, slurmd_n
 /// How to deploy.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
-    /// Rendering choices (memory headroom, ports).
-    pub render: RenderOptions,
+    /// Rendering choices (memory headroom, ports); `None`: the defaults with the cluster
+    /// file's choices ([`RenderOptions::for_cluster`]).
+    pub render: Option<RenderOptions>,
     /// The bound of every wait (munge round trip, slurmdbd, slurmctld, nodes idle).
     pub wait_timeout: Duration,
     /// Hardware already known per node; `slurmd -C` is asked only for the other nodes.
@@ -45,7 +46,7 @@ pub struct DeployOptions {
 impl Default for DeployOptions {
     fn default() -> Self {
         Self {
-            render: RenderOptions::default(),
+            render: None,
             wait_timeout: Duration::from_secs(120),
             hardware: BTreeMap::new(),
         }
@@ -593,6 +594,10 @@ pub async fn deploy<E: Executor>(
         .next()
         .map(|n| n.name.to_string())
         .ok_or(PlanError::NotConfigured)?;
+    let render = opts
+        .render
+        .clone()
+        .unwrap_or_else(|| RenderOptions::for_cluster(cluster));
     let job_nodes = slurmd_nodes(cluster, slurm);
     let mut phases = Vec::new();
     let mut timer = Instant::now();
@@ -611,7 +616,7 @@ pub async fn deploy<E: Executor>(
     };
 
     let hardware = collect_hardware(exec, &job_nodes, &opts.hardware).await?;
-    let slurm_conf = render_slurm_conf(cluster, &hardware, &opts.render);
+    let slurm_conf = render_slurm_conf(cluster, &hardware, &render);
     let problems = check_consistency(cluster, &slurm_conf, &render_gres_conf(cluster));
     if !problems.is_empty() {
         return Err(DeployError::Inconsistent(
@@ -621,7 +626,7 @@ pub async fn deploy<E: Executor>(
     scontrol_parse(exec, &ctl, &slurm_conf).await?;
     lap("hardware", Vec::new(), &mut phases);
 
-    let plan = plan_deploy(cluster, &slurm_conf, secrets, &opts.render)?;
+    let plan = plan_deploy(cluster, &slurm_conf, secrets, &render)?;
     for phase in &plan.phases {
         let hosts = apply_phase(exec, phase.kind, &phase.plans).await?;
         lap(phase.kind.name(), hosts, &mut phases);
@@ -632,13 +637,8 @@ pub async fn deploy<E: Executor>(
             }
             PhaseKind::Accounting => {
                 if let Some(host) = &slurm.accounting_host {
-                    wait_slurmdbd(
-                        exec,
-                        host.as_str(),
-                        opts.render.slurmdbd_port,
-                        opts.wait_timeout,
-                    )
-                    .await?;
+                    wait_slurmdbd(exec, host.as_str(), render.slurmdbd_port, opts.wait_timeout)
+                        .await?;
                     lap("slurmdbd up", Vec::new(), &mut phases);
                 }
             }

@@ -9,8 +9,8 @@ use hpc_config::{Cluster, Node, Role, Slurm};
 use crate::hardware::NodeHardware;
 use crate::hostlist;
 
-/// Default [`RenderOptions::memory_headroom_percent`].
-pub const DEFAULT_MEMORY_HEADROOM_PERCENT: u8 = 5;
+/// Default [`RenderOptions::memory_headroom_percent`] (the cluster file's default too).
+pub const DEFAULT_MEMORY_HEADROOM_PERCENT: u8 = hpc_config::file::DEFAULT_MEMORY_HEADROOM_PERCENT;
 /// Default `SlurmctldPort`.
 pub const DEFAULT_SLURMCTLD_PORT: u16 = 6817;
 /// Default `SlurmdPort`.
@@ -49,6 +49,21 @@ pub struct RenderOptions {
     pub slurmd_port: u16,
     /// `DbdPort` (slurmdbd).
     pub slurmdbd_port: u16,
+}
+
+impl RenderOptions {
+    /// The defaults, with the cluster file's choices (the memory headroom) applied.
+    pub fn for_cluster(cluster: &Cluster) -> Self {
+        Self {
+            memory_headroom_percent: cluster
+                .slurm
+                .as_ref()
+                .map_or(DEFAULT_MEMORY_HEADROOM_PERCENT, |s| {
+                    s.memory_headroom_percent
+                }),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for RenderOptions {
@@ -141,6 +156,7 @@ pub fn render_slurm_conf(
         constrain_cores: false,
         constrain_ram_space: false,
         constrain_devices: false,
+        memory_headroom_percent: DEFAULT_MEMORY_HEADROOM_PERCENT,
     };
     let slurm = cluster.slurm.as_ref().unwrap_or(&empty);
     let mut o = String::from(HEADER);
