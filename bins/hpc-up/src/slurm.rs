@@ -174,12 +174,12 @@ pub(crate) fn check(out: &Output, t: &Target<'_>, timeout: Duration) -> Result<E
         }));
     } else {
         let mut s = format!(
-            "{:<8} {:<12} {:<40} {:>8}\n",
+            "{:<8} {:<12} {:<50} {:>8}\n",
             "check", "partition", "result", "time"
         );
         for r in &report.srun {
             s.push_str(&format!(
-                "{:<8} {:<12} {:<40} {:>7.1}s\n",
+                "{:<8} {:<12} {:<50} {:>7.1}s\n",
                 "srun",
                 r.partition,
                 format!("ok: {}", r.nodes.join(" ")),
@@ -191,14 +191,14 @@ pub(crate) fn check(out: &Output, t: &Target<'_>, timeout: Duration) -> Result<E
             .as_ref()
             .map_or_else(|| "node-local /tmp".to_owned(), |t| format!("share {t}"));
         s.push_str(&format!(
-            "{:<8} {:<12} {:<40} {:>7.1}s\n",
+            "{:<8} {:<12} {:<50} {:>7.1}s\n",
             "sbatch",
             b.partition,
             format!("ok: job {} on {}, output via {via}", b.job_id, b.node),
             b.elapsed.as_secs_f64()
         ));
         s.push_str(&format!(
-            "{:<8} {:<12} {:<40}\n",
+            "{:<8} {:<12} {:<50}\n",
             "sacct",
             b.partition,
             match &b.sacct_state {
