@@ -3,21 +3,11 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn hpc_up(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpc-up"))
-        .args(args)
-        .current_dir(repo())
-        .env("HOME", "/home/user")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use common::{hpc_up_cli as hpc_up, repo};
 
 /// `examples/full-stack.yaml` with its BeeGFS version (and `beegfs` lines) changed, in `dir`.
 fn example(dir: &Path, version: &str, replace: &[(&str, &str)]) -> PathBuf {

@@ -1,9 +1,26 @@
-//! Helpers shared by the tests that run clusters on the real QEMU driver.
+//! Helpers shared by the CLI tests and the tests that run clusters on the real QEMU driver.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use hpc_tests::libvirt_bed::LibvirtBed;
+
+/// The repository's root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs the built `hpc-up` as a user would, from the repository's root.
+pub(crate) fn hpc_up_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpc-up"))
+        .args(args)
+        .current_dir(repo())
+        .env("HOME", "/home/user")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
 
 pub(crate) fn names(bed: &LibvirtBed, args: &[&str]) -> Vec<String> {
     bed.virsh(args)
