@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use hpc_config::{Cluster, Mount, Node};
 use hpc_remote::Executor;
 
+use crate::deploy::run_ok;
 use crate::hostlist;
 
 /// How to check.
@@ -87,24 +88,6 @@ fn failed(what: impl Into<String>, detail: impl Into<String>) -> CheckError {
     CheckError::Failed {
         what: what.into(),
         detail: detail.into(),
-    }
-}
-
-fn argv(words: &[&str]) -> Vec<String> {
-    words.iter().map(|s| (*s).to_owned()).collect()
-}
-
-async fn run_ok<E: Executor>(exec: &E, node: &str, words: &[&str]) -> Result<String, String> {
-    match exec.run(node, &argv(words)).await {
-        Ok(o) if o.status == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-        Ok(o) => Err(format!(
-            "`{}` on {node} exited with {:?}: {}{}",
-            words.join(" "),
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim_end(),
-            String::from_utf8_lossy(&o.stdout).trim_end(),
-        )),
-        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -288,9 +271,12 @@ pub async fn check<E: Executor>(
     // Read the output back: through the share on the controller, else on the batch node.
     let path = output.replace("%j", &id);
     let reader = if share.is_some() { ctl } else { node.as_str() };
-    let content = run_ok(exec, reader, &["cat", &path])
-        .await
-        .map_err(|e| failed(format!("{sbatch_what}, job {id}: reading its output"), e))?;
+    let content = run_ok(exec, reader, &["cat", &path]).await.map_err(|e| {
+        failed(
+            format!("{sbatch_what}, job {id}: reading its output on {reader}"),
+            e,
+        )
+    })?;
     let want = format!("hpc-up-check job {id} on {node}");
     if content.trim() != want {
         return Err(failed(

@@ -150,12 +150,16 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
-fn argv(words: &[&str]) -> Vec<String> {
+pub(crate) fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// Runs `argv` on `node`; `Ok(stdout)` on exit 0, else `Err(stderr or stdout or error)`.
-async fn run_ok<E: Executor>(exec: &E, node: &str, words: &[&str]) -> Result<String, String> {
+pub(crate) async fn run_ok<E: Executor>(
+    exec: &E,
+    node: &str,
+    words: &[&str],
+) -> Result<String, String> {
     match exec.run(node, &argv(words)).await {
         Ok(o) if o.status == Some(0) => Ok(text(&o.stdout)),
         Ok(o) => {

@@ -109,8 +109,8 @@ fn slurm_owner() -> Owner {
     Owner::new(SLURM_USER, SLURM_USER)
 }
 
-/// Directories and the three SLURM files, as every node gets them.
-fn slurm_files(plan: HostPlan, slurm_conf: &str, gres: &str, cgroup: &str) -> HostPlan {
+/// `/etc/slurm` and the log directory, which every SLURM daemon needs.
+fn config_and_log_dirs(plan: HostPlan) -> HostPlan {
     plan.step(
         "etc-slurm",
         EnsureDirectory::new("/etc/slurm", 0o755).owner(root()),
@@ -119,22 +119,27 @@ fn slurm_files(plan: HostPlan, slurm_conf: &str, gres: &str, cgroup: &str) -> Ho
         "log-dir",
         EnsureDirectory::new("/var/log/slurm", 0o755).owner(slurm_owner()),
     )
-    .step(
-        "lib-dir",
-        EnsureDirectory::new("/var/lib/slurm", 0o755).owner(slurm_owner()),
-    )
-    .step(
-        FILES[0],
-        EnsureFile::new(SLURM_CONF_PATH, slurm_conf, SLURM_CONF_MODE).owner(root()),
-    )
-    .step(
-        FILES[1],
-        EnsureFile::new(GRES_CONF_PATH, gres, SLURM_CONF_MODE).owner(root()),
-    )
-    .step(
-        FILES[2],
-        EnsureFile::new(CGROUP_CONF_PATH, cgroup, SLURM_CONF_MODE).owner(root()),
-    )
+}
+
+/// Directories and the three SLURM files, as every node gets them.
+fn slurm_files(plan: HostPlan, slurm_conf: &str, gres: &str, cgroup: &str) -> HostPlan {
+    config_and_log_dirs(plan)
+        .step(
+            "lib-dir",
+            EnsureDirectory::new("/var/lib/slurm", 0o755).owner(slurm_owner()),
+        )
+        .step(
+            FILES[0],
+            EnsureFile::new(SLURM_CONF_PATH, slurm_conf, SLURM_CONF_MODE).owner(root()),
+        )
+        .step(
+            FILES[1],
+            EnsureFile::new(GRES_CONF_PATH, gres, SLURM_CONF_MODE).owner(root()),
+        )
+        .step(
+            FILES[2],
+            EnsureFile::new(CGROUP_CONF_PATH, cgroup, SLURM_CONF_MODE).owner(root()),
+        )
 }
 
 fn with_slurmd(plan: HostPlan) -> HostPlan {
@@ -165,16 +170,8 @@ fn accounting_plan(
     // Only when the SQL file changed; a failed run removes the file so the next run retries.
     let load_sql =
         format!("mysql <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}");
-    Ok(HostPlan::new(host.name.as_str())
-        .step("mariadb", EnsureService::started("mariadb"))
-        .step(
-            "etc-slurm",
-            EnsureDirectory::new("/etc/slurm", 0o755).owner(root()),
-        )
-        .step(
-            "log-dir",
-            EnsureDirectory::new("/var/log/slurm", 0o755).owner(slurm_owner()),
-        )
+    let plan = HostPlan::new(host.name.as_str()).step("mariadb", EnsureService::started("mariadb"));
+    Ok(config_and_log_dirs(plan)
         .step(
             "accounting-sql",
             EnsureFile::new(ACCOUNTING_SQL_PATH, accounting_sql(password), 0o600)
