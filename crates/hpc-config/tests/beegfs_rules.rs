@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hpc_config::{BeegfsPackageSource, LoadError, Problem, load_str};
+use hpc_config::{BeegfsPackageSource, load_str};
 
 const BASE: &str = "\
 name: lab
@@ -24,27 +24,9 @@ beegfs:
   version: \"8.1.0\"
 ";
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "HOME" => Some("/home/user".into()),
-        _ => None,
-    }
-}
+mod common;
 
-fn problems(text: &str) -> Vec<Problem> {
-    match load_str("test.yaml", text, &env) {
-        Ok(_) => Vec::new(),
-        Err(LoadError::Invalid(e)) => e.problems,
-        Err(e) => panic!("unexpected error {e}"),
-    }
-}
-
-/// The only problem of `text`, as (line, column, message).
-fn one(text: &str) -> (usize, usize, String) {
-    let p = problems(text);
-    assert_eq!(p.len(), 1, "expected one problem, got {p:#?}");
-    (p[0].line, p[0].column, p[0].message.clone())
-}
+use common::{env, one, problems};
 
 fn with(extra: &str) -> String {
     format!("{BASE}{extra}")

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 //! exactly the expected problem at the expected position.
 
-use hpc_config::{ErrorKind, LoadError, Problem, ValidationError, load_str};
+use hpc_config::{ErrorKind, ValidationError, load_str};
 
 const BASE: &str = "\
 name: lab
@@ -20,27 +20,9 @@ compute:
     count: 2
 ";
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "HOME" => Some("/home/user".into()),
-        _ => None,
-    }
-}
+mod common;
 
-fn problems(text: &str) -> Vec<Problem> {
-    match load_str("test.yaml", text, &env) {
-        Ok(_) => Vec::new(),
-        Err(LoadError::Invalid(e)) => e.problems,
-        Err(e) => panic!("unexpected error {e}"),
-    }
-}
-
-/// The only problem of `text`, as (line, column, message).
-fn one(text: &str) -> (usize, usize, String) {
-    let p = problems(text);
-    assert_eq!(p.len(), 1, "expected one problem, got {p:#?}");
-    (p[0].line, p[0].column, p[0].message.clone())
-}
+use common::{env, one, problems};
 
 fn with(extra: &str) -> String {
     format!("{BASE}{extra}")
