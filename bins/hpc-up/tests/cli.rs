@@ -1,12 +1,12 @@
 //! The command line, run as a user runs it.
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 mod common;
 
-use common::{hpc_up_cli as hpc_up, repo};
+use common::{hpc_up_cli as hpc_up, read_tree, repo};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -74,26 +74,6 @@ fn schema_command_prints_the_committed_schema() {
     assert_eq!(o.status.code(), Some(0));
     let committed = fs_err::read_to_string(repo().join("schema/hpc-config.schema.json")).unwrap();
     assert_eq!(String::from_utf8(o.stdout).unwrap(), committed);
-}
-
-fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs_err::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    fs_err::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

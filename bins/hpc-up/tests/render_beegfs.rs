@@ -7,7 +7,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{hpc_up_cli as hpc_up, repo};
+use common::{hpc_up_cli as hpc_up, read_tree, repo};
 
 /// `examples/full-stack.yaml` with its BeeGFS version (and `beegfs` lines) changed, in `dir`.
 fn example(dir: &Path, version: &str, replace: &[(&str, &str)]) -> PathBuf {
@@ -33,21 +33,10 @@ fn render(file: &Path, out: &Path) -> Output {
 
 /// Relative paths of the files under `dir/beegfs`, sorted.
 fn tree(dir: &Path) -> Vec<String> {
-    let root = dir.join("beegfs");
-    let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in fs_err::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(&root).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    read_tree(&dir.join("beegfs"))
+        .into_iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect()
 }
 
 fn read(dir: &Path, rel: &str) -> String {

@@ -22,6 +22,27 @@ pub(crate) fn hpc_up_cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Every file under `dir`: its path relative to `dir` and its bytes, sorted by path.
+pub(crate) fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs_err::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs_err::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub(crate) fn names(bed: &LibvirtBed, args: &[&str]) -> Vec<String> {
     bed.virsh(args)
         .unwrap()
