@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hpc_config::{Cluster, Mount, Node};
 use hpc_remote::Executor;
 
-use crate::deploy::run_ok;
+use crate::deploy::{Wait, run_ok, wait_for};
 use crate::hostlist;
 
 /// How to check.
@@ -233,40 +233,23 @@ pub async fn check<E: Executor>(
     let id = job_id.to_string();
 
     // Wait for the job to end.
-    let deadline = Instant::now() + opts.timeout;
-    let (node, state) = loop {
+    let job_what = format!("{sbatch_what}, job {id}");
+    let node = wait_for(opts.timeout, Duration::from_millis(500), || async {
         let line = run_ok(exec, ctl, &["scontrol", "show", "job", "-o", &id])
             .await
-            .map_err(|e| failed(format!("{sbatch_what}, job {id}"), e))?;
-        let state = job_field(&line, "JobState").unwrap_or("UNKNOWN").to_owned();
-        let node = job_field(&line, "BatchHost").unwrap_or("").to_owned();
-        let done = !matches!(
-            state.as_str(),
-            "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "SUSPENDED"
-        );
-        if done {
-            if state != "COMPLETED" {
-                let reason = job_field(&line, "Reason").unwrap_or("-");
-                return Err(failed(
-                    format!("{sbatch_what}, job {id}"),
-                    format!("ended {state} (reason {reason})"),
-                ));
+            .map_err(Wait::Stop)?;
+        let state = job_field(&line, "JobState").unwrap_or("UNKNOWN");
+        let reason = job_field(&line, "Reason").unwrap_or("-");
+        match state {
+            "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "SUSPENDED" => {
+                Err(Wait::Retry(format!("{state} (reason {reason})")))
             }
-            break (node, state);
+            "COMPLETED" => Ok(job_field(&line, "BatchHost").unwrap_or("").to_owned()),
+            _ => Err(Wait::Stop(format!("ended {state} (reason {reason})"))),
         }
-        if Instant::now() >= deadline {
-            let reason = job_field(&line, "Reason").unwrap_or("-");
-            return Err(failed(
-                format!("{sbatch_what}, job {id}"),
-                format!(
-                    "still {state} (reason {reason}) after {}s",
-                    opts.timeout.as_secs()
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    debug_assert_eq!(state, "COMPLETED");
+    })
+    .await
+    .map_err(|w| failed(&job_what, w.into_inner()))?;
 
     // Read the output back: through the share on the controller, else on the batch node.
     let path = output.replace("%j", &id);
@@ -287,31 +270,24 @@ pub async fn check<E: Executor>(
     let _ = run_ok(exec, reader, &["rm", "-f", &path]).await;
 
     let sacct_state = if slurm.accounting_host.is_some() {
-        let deadline = Instant::now() + opts.timeout;
-        loop {
+        let state = wait_for(opts.timeout, Duration::from_millis(500), || async {
             let out = run_ok(
                 exec,
                 ctl,
                 &["sacct", "-n", "-X", "-P", "-j", &id, "-o", "State"],
             )
             .await
-            .map_err(|e| failed(format!("sacct -j {id}"), e))?;
-            let st = out.lines().next().unwrap_or("").trim().to_owned();
-            if st == "COMPLETED" {
-                break Some(st);
+            .map_err(Wait::Stop)?;
+            match out.lines().next().unwrap_or("").trim() {
+                "COMPLETED" => Ok("COMPLETED".to_owned()),
+                st => Err(Wait::Retry(format!(
+                    "the accounting database does not show the job as COMPLETED (it says {st:?})"
+                ))),
             }
-            if Instant::now() >= deadline {
-                return Err(failed(
-                    format!("sacct -j {id}"),
-                    format!(
-                        "the accounting database does not show the job as COMPLETED after {}s (it says {:?})",
-                        opts.timeout.as_secs(),
-                        st
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        })
+        .await
+        .map_err(|w| failed(format!("sacct -j {id}"), w.into_inner()))?;
+        Some(state)
     } else {
         None
     };

@@ -179,7 +179,11 @@ pub(crate) async fn run_ok<E: Executor>(
 
 /// Polls `probe` every `every` until it gives `Ok`, or `timeout` passed (then the last
 /// `Err`). `probe` returning `Err(Stop(..))` ends the wait at once.
-async fn wait_for<T, F, Fut>(timeout: Duration, every: Duration, mut probe: F) -> Result<T, Wait>
+pub(crate) async fn wait_for<T, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: F,
+) -> Result<T, Wait>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Wait>>,
@@ -204,7 +208,7 @@ where
 
 /// The outcome of one probe of a wait.
 #[derive(Debug)]
-enum Wait {
+pub(crate) enum Wait {
     /// Not yet; try again.
     Retry(String),
     /// Will not get better; stop waiting.
@@ -212,7 +216,7 @@ enum Wait {
 }
 
 impl Wait {
-    fn into_inner(self) -> String {
+    pub(crate) fn into_inner(self) -> String {
         match self {
             Self::Retry(s) | Self::Stop(s) => s,
         }
