@@ -222,12 +222,18 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
     let mut journal = journal(&l.cluster)?;
     let started = Instant::now();
     let mut applied = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     for uri in uris(&l.plan) {
         let hv = connect(&uri)?;
         if is_local(&uri) {
             create_share_dirs(&l.cluster, &uri)?;
         }
-        let problems = hpc_libvirt::preflight(&l.cluster, &l.plan, &hv);
+        let preflight = hpc_libvirt::preflight_report(&l.cluster, &l.plan, &hv);
+        for w in &preflight.warnings {
+            out.note(&format!("warning: preflight on {uri}: {w}"));
+        }
+        warnings.extend(preflight.warnings.iter().map(|w| format!("{uri}: {w}")));
+        let problems = preflight.problems;
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
             return Err(miette!(
@@ -305,6 +311,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             "changes": changes,
             "created": created, "updated": updated, "started": started_n, "unchanged": unchanged,
             "seconds": started.elapsed().as_secs_f64(),
+            "warnings": warnings,
             "timings": timings.iter().map(|(node, row)| {
                 (node.clone(), row.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect::<std::collections::BTreeMap<String, f64>>())
             }).collect::<std::collections::BTreeMap<_, _>>(),

@@ -62,7 +62,10 @@ pub use lifecycle::{
     STOP_POLL_INTERVAL, StopReport, UpReport, diff, down, on_connection, plan_cluster, start,
     status, stop, up,
 };
-pub use preflight::{ImageFile, PciIdKind, PreflightProblem, nodedev_name, preflight};
+pub use preflight::{
+    ImageFile, PciIdKind, PreflightProblem, PreflightReport, PreflightWarning, nodedev_name,
+    preflight, preflight_report,
+};
 #[cfg(feature = "virt")]
 pub use virt;
 #[cfg(feature = "virt")]

@@ -1,10 +1,11 @@
 //! Preflight: everything `up` can find wrong on a connection before it creates anything.
 //!
-//! [`preflight`] runs every check for the part of a cluster that lives on one hypervisor
-//! connection and returns *all* problems it finds, each naming the node, object or path it
-//! is about. It only reads: it never defines, starts or changes anything. The caller runs it
-//! once per connection of [`LibvirtPlan::uris`]; a connection that cannot be opened at all is
-//! the caller's (connect) error.
+//! [`preflight_report`] runs every check for the part of a cluster that lives on one
+//! hypervisor connection and returns *all* problems it finds, each naming the node, object or
+//! path it is about, and the warnings: what does not stop `up` but should be said.
+//! ([`preflight`] returns the problems alone.) It only reads: it never defines, starts or
+//! changes anything. The caller runs it once per connection of [`LibvirtPlan::uris`]; a
+//! connection that cannot be opened at all is the caller's (connect) error.
 //!
 //! The checks:
 //!
@@ -22,6 +23,25 @@
 //! 6. no domain or network with one of the cluster's names exists that belongs to another
 //!    cluster or to no hpc-up cluster.
 //!
+//! **Warning** ([`PreflightWarning::KvmCacheReprobed`], made before check 3 and without a
+//! libvirt call): on a local `qemu:///system` (or `qemu:///session`) connection, `/dev/kvm`
+//! exists for the daemon but the QEMU user cannot open it read-write. A root daemon probes
+//! QEMU with root's file access, so the probe records KVM; every later lookup checks the QEMU
+//! user's access, finds KVM "not available now", judges the capabilities cache outdated and
+//! probes QEMU again — about a minute for every define and every domain-capabilities call
+//! (check 3 included). The daemon's view is what counts (hpc-up may run in another mount
+//! namespace): the daemon is the `libvirtd` or `virtqemud` process serving the connection
+//! (pid files `/run/hpc-up-sandbox/libvirtd.pid`, `/run/virtqemud.pid`, `/run/libvirtd.pid`
+//! first, then every process: root for `system`, hpc-up's user for `session`), and
+//! `/dev/kvm`, `/etc/libvirt/qemu.conf` (`user`, `group`: names or `+N` ids; the built-in
+//! defaults are the file's commented `#user = …` lines, `libvirt-qemu` on Debian),
+//! `/etc/passwd` and `/etc/group` are read through its `/proc/<pid>/root/` (hpc-up's own when
+//! that is not readable, i.e. hpc-up is not root; the warning says so). The QEMU user's groups
+//! are libvirt's: qemu.conf's group, its passwd group, every group listing it. A session
+//! daemon that is not root probes with its QEMU's own access, so it is never warned about.
+//! When a fact cannot be had (no daemon visible, a file unreadable, a user unknown), there is
+//! no warning; the reason is logged at debug level.
+//!
 //! **Not checked.** Checks 1 and 2 read the local filesystem, so they run only when the
 //! connection is local ([`ConnectUri::remote_host`] is `None`): libvirt offers no way to look
 //! at a remote host's files, so for `qemu+ssh://…` these paths are not checked here (libvirt
@@ -31,6 +51,10 @@
 //! libvirt advertises virtio-fs from QEMU's device list, so a missing `virtiofsd` binary is
 //! only found when the domain starts. Host network interfaces that are no libvirt network's
 //! bridge are not looked at (hpc-up may run in another network namespace than libvirtd).
+//! The `/dev/kvm` warning is not made for remote connections (their host's files cannot be
+//! read), decides by mode bits alone (POSIX ACLs on `/dev/kvm` and users known only to NSS
+//! beyond `/etc/passwd` are not seen), and does not catch the reverse mismatch — a probe
+//! that found no KVM although the QEMU user can use it (e.g. KVM that fails inside QEMU).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -300,6 +324,76 @@ pub enum PreflightProblem {
     },
 }
 
+/// Something [`preflight_report`] found that does not stop `up` but costs or risks something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PreflightWarning {
+    /// libvirt would re-probe QEMU at every capabilities lookup: `/dev/kvm` exists for the
+    /// daemon, whose probe runs with root's access, but the QEMU user cannot open it.
+    #[error(
+        "libvirt re-probes QEMU on every define and capabilities lookup on `{uri}` (~1 min \
+         each): {daemon} sees /dev/kvm (mode {mode:04o}, {owner}:{group}){}; its QEMU probe \
+         runs with root's file access and records KVM, but its QEMU user `{qemu_user}` (uid \
+         {qemu_uid}, groups {}) cannot open /dev/kvm read-write, so libvirt finds its \
+         capabilities cache outdated at every lookup. Fix one of: give the QEMU user access \
+         as udev normally does (`chgrp {fix_group} /dev/kvm && chmod 0660 /dev/kvm`); on a \
+         host for TCG guests only, run libvirtd in a mount namespace without /dev/kvm (as \
+         scripts/libvirt-sandbox does); or set `user` in /etc/libvirt/qemu.conf to a user \
+         that can open /dev/kvm",
+        own_view_text(*own_view),
+        list_or_none(qemu_groups)
+    )]
+    KvmCacheReprobed {
+        /// The connection.
+        uri: String,
+        /// The daemon serving it, e.g. `libvirtd (pid 4242)`.
+        daemon: String,
+        /// The facts were read in hpc-up's own mount namespace (the daemon's root was not
+        /// readable).
+        own_view: bool,
+        /// Permission bits of `/dev/kvm`.
+        mode: u32,
+        /// Its owner (name, or uid when unnamed).
+        owner: String,
+        /// Its group (name, or gid when unnamed).
+        group: String,
+        /// The QEMU user as configured.
+        qemu_user: String,
+        /// Its uid.
+        qemu_uid: u32,
+        /// Its groups (names, or gids when unnamed).
+        qemu_groups: Vec<String>,
+        /// A group the QEMU user is in, for the suggested `chgrp`.
+        fix_group: String,
+    },
+}
+
+fn own_view_text(own_view: bool) -> &'static str {
+    if own_view {
+        " as read in hpc-up's mount namespace (the daemon's /proc/<pid>/root is not readable)"
+    } else {
+        ""
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// What [`preflight_report`] found on one connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PreflightReport {
+    /// Problems: `up` must not go ahead while there are any.
+    pub problems: Vec<PreflightProblem>,
+    /// Warnings: `up` goes ahead, the caller shows them.
+    pub warnings: Vec<PreflightWarning>,
+}
+
 fn nodes_text(nodes: &[String]) -> String {
     let word = if nodes.len() == 1 { "node" } else { "nodes" };
     let list: Vec<String> = nodes.iter().map(|n| format!("`{n}`")).collect();
@@ -359,13 +453,25 @@ fn names(nodes: &[&Node]) -> Vec<String> {
 
 /// Check everything `up` needs of the connection `hv` for the part of `cluster` (and its
 /// `plan`) that lives there, before anything is created. Returns every problem found, in
-/// check order (see the module docs); empty means `up` may go ahead.
+/// check order (see the module docs); empty means `up` may go ahead. The warnings are
+/// [`preflight_report`]'s.
 pub fn preflight<H: Hypervisor>(
     cluster: &Cluster,
     plan: &LibvirtPlan,
     hv: &H,
 ) -> Vec<PreflightProblem> {
+    preflight_report(cluster, plan, hv).problems
+}
+
+/// [`preflight`] with its warnings: every problem, in check order, and every warning (see the
+/// module docs).
+pub fn preflight_report<H: Hypervisor>(
+    cluster: &Cluster,
+    plan: &LibvirtPlan,
+    hv: &H,
+) -> PreflightReport {
     let uri = hv.uri();
+    let mut warnings = Vec::new();
     let nodes: Vec<&Node> = cluster
         .nodes
         .iter()
@@ -375,6 +481,12 @@ pub fn preflight<H: Hypervisor>(
     if local(uri, &nodes) {
         check_image(cluster, &nodes, &mut out);
         check_shares(&nodes, &mut out);
+    }
+    // Before check 3: a re-probing daemon makes its domain-capabilities call slow too.
+    match kvm::check(kvm::Host::real(), uri) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(reason) => tracing::debug!(uri, %reason, "/dev/kvm capabilities-cache check skipped"),
     }
     check_capabilities(&nodes, hv, &mut out);
     let networks = match hv.list(ObjectKind::Network) {
@@ -389,7 +501,10 @@ pub fn preflight<H: Hypervisor>(
     }
     check_names(cluster, plan, networks.as_deref(), hv, &mut out);
     check_pci(&nodes, hv, &mut out);
-    out
+    PreflightReport {
+        problems: out,
+        warnings,
+    }
 }
 
 fn failed(
@@ -882,6 +997,8 @@ fn device_facts<H: Hypervisor>(hv: &H, address: &PciAddress) -> Result<Option<Pc
     xml.map(|x| pci_facts(&x).map_err(|e| chain(&e)))
         .transpose()
 }
+
+mod kvm;
 
 #[cfg(test)]
 mod tests;
