@@ -223,6 +223,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
     let started = Instant::now();
     let mut applied = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
+    let mut seeded = false;
     for uri in uris(&l.plan) {
         let hv = connect(&uri)?;
         if is_local(&uri) {
@@ -244,6 +245,11 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
         }
         if is_local(&uri) {
             prepare_local_dirs(&l.cluster)?;
+            if !seeded {
+                // What each node applies to itself while it boots (see seed.rs).
+                crate::seed::write(&l.cluster, crate::slurm::seed_plan(&l.cluster)?.as_ref())?;
+                seeded = true;
+            }
         }
         out.note(&format!("bringing up {} on {uri}", l.cluster.name));
         let report = hpc_libvirt::up(&l.plan, &hv, &mut journal, &cancel)
@@ -259,34 +265,32 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
         applied.extend(report.objects.into_iter().map(|a| (uri.clone(), a)));
     }
     let libvirt_secs = started.elapsed().as_secs_f64();
-    let mut timings = crate::nodes::Timings::new();
-    for n in &l.cluster.nodes {
-        timings
-            .entry(n.name.to_string())
-            .or_default()
-            .push(("libvirt", libvirt_secs));
-    }
+    let progress = crate::nodes::Progress::new(started);
     let mut remote_changes = 0;
     if !opts.no_ssh {
         out.note(&format!(
-            "waiting for SSH on {} node(s) (at most {}s)",
-            l.cluster.nodes.len(),
+            "libvirt done in {libvirt_secs:.1}s; each node is configured as soon as it answers over SSH (at most {}s)",
             opts.ssh_timeout.as_secs()
         ));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .into_diagnostic()?;
+        let deadline = Instant::now() + opts.ssh_timeout;
         remote_changes = rt.block_on(async {
             let exec = crate::nodes::executor(&l.cluster, opts.parallel)?;
             let r = async {
-                crate::nodes::wait_for_ssh(&l.cluster, &exec, opts.ssh_timeout, &mut timings)
-                    .await?;
-                let mut changed = crate::nodes::configure(&l.cluster, &exec, &mut timings).await?;
-                if let Some(r) = crate::slurm::deploy(out, &l.cluster, &exec, &mut timings).await? {
-                    changed += r.changed();
+                let (c, e, p, t) = (&l.cluster, &exec, &progress, opts.ssh_timeout);
+                let ready = |name: String| crate::nodes::ready(c, e, p, deadline, t, name);
+                let mut changed = 0;
+                match crate::slurm::deploy(out, c, e, p, ready).await? {
+                    Some(r) => changed += r.changed(),
+                    None => crate::nodes::ready_all(c, e, p, deadline, t).await?,
                 }
-                if crate::beegfs::deploy(out, &l.cluster, &exec, &mut timings).await? {
+                if let Ok(m) = p.nodes.lock() {
+                    changed += m.values().map(|t| t.base_changed).sum::<usize>();
+                }
+                if crate::beegfs::deploy(out, c, e, p).await? {
                     changed += 1;
                 }
                 Ok::<usize, miette::Report>(changed)
@@ -296,6 +300,7 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             r
         })?;
     }
+    let timings = progress.into_timings();
     let count = |o: Outcome| applied.iter().filter(|(_, a)| a.outcome == o).count();
     let (created, updated, started_n, unchanged) = (
         count(Outcome::Created),
@@ -312,9 +317,9 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             "created": created, "updated": updated, "started": started_n, "unchanged": unchanged,
             "seconds": started.elapsed().as_secs_f64(),
             "warnings": warnings,
-            "timings": timings.iter().map(|(node, row)| {
-                (node.clone(), row.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect::<std::collections::BTreeMap<String, f64>>())
-            }).collect::<std::collections::BTreeMap<_, _>>(),
+            "libvirt_seconds": libvirt_secs,
+            "nodes": timings,
+            "timing_table": crate::nodes::timing_table(&timings),
         }));
     } else {
         if changes == 0 {
@@ -339,7 +344,12 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             ));
         }
         out.note(&summary);
-        out.note(&crate::nodes::timing_table(&timings));
+        if !timings.is_empty() {
+            out.note(&format!(
+                "libvirt: {libvirt_secs:.1}s; per node (seconds since up started, or durations):\n{}",
+                crate::nodes::timing_table(&timings)
+            ));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -410,9 +420,13 @@ fn remove_local_leftovers(cluster: &Cluster) -> Result<()> {
     // The VMs are gone, and new ones make new host keys: forget the pinned ones (the
     // cluster's own key pair stays, images trust it).
     let _ = fs_err::remove_file(crate::image::known_hosts(cluster));
-    let console = hpc_libvirt::console_dir(&cluster.state_dir);
-    if console.is_dir() {
-        fs_err::remove_dir_all(&console).into_diagnostic()?;
+    for dir in [
+        hpc_libvirt::console_dir(&cluster.state_dir),
+        hpc_libvirt::seed_dir(&cluster.state_dir),
+    ] {
+        if dir.is_dir() {
+            fs_err::remove_dir_all(&dir).into_diagnostic()?;
+        }
     }
     // libvirt 9 leaves a network's runtime directory and a dead dnsmasq's pid file behind
     // after the network is removed; the next network of that name then trips over them.

@@ -165,12 +165,12 @@ async fn preflight(out: &Output, cluster: &Cluster, exec: &SshExecutor) -> Resul
 }
 
 /// Deploy BeeGFS on the cluster's running nodes: preflight, then the phases in order.
-/// Adds one `beegfs` column to `timings`.
+/// Sets each BeeGFS node's `beegfs` time in `progress`.
 pub(crate) async fn deploy(
     out: &Output,
     cluster: &Cluster,
     exec: &SshExecutor,
-    timings: &mut crate::nodes::Timings,
+    progress: &crate::nodes::Progress,
 ) -> Result<bool> {
     if cluster.beegfs.is_none() {
         return Ok(false);
@@ -197,7 +197,7 @@ pub(crate) async fn deploy(
     }
     let secs = started.elapsed().as_secs_f64();
     for (n, _) in &plan.roles {
-        timings.entry(n.clone()).or_default().push(("beegfs", secs));
+        progress.update(n, |t| t.beegfs = Some(secs));
     }
     Ok(changed)
 }

@@ -9,6 +9,7 @@ mod image;
 mod nodes;
 mod output;
 mod render;
+mod seed;
 mod slurm;
 
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! `/etc/hosts`. Composition of `hpc-remote` with the cluster; the steps are plain data.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hpc_config::{Cluster, Node};
@@ -11,9 +12,6 @@ use hpc_remote::{
 use miette::{IntoDiagnostic, Result, miette};
 
 use crate::image::cluster_key;
-
-/// Seconds each phase took, per node (for the timing table).
-pub(crate) type Timings = BTreeMap<String, Vec<(&'static str, f64)>>;
 
 /// The SSH executor for the cluster's nodes: its key, host keys pinned in
 /// `<state>/ssh/known_hosts` on first contact.
@@ -80,55 +78,153 @@ fn console_tail(cluster: &Cluster, node: &Node, lines: usize) -> String {
     }
 }
 
-/// Wait until every node answers over SSH (all at once), within `timeout`. A node that does
-/// not is an error showing the end of its console log.
-pub(crate) async fn wait_for_ssh(
-    cluster: &Cluster,
-    exec: &SshExecutor,
-    timeout: Duration,
-    timings: &mut Timings,
-) -> Result<()> {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let waits = cluster.nodes.iter().map(|n| async move {
-        let argv = vec!["true".to_owned()];
-        loop {
-            match exec.run(n.name.as_str(), &argv).await {
-                Ok(out) if out.status == Some(0) => {
-                    return (n, Ok(start.elapsed().as_secs_f64()));
-                }
-                // A changed host key will not change by waiting.
-                Err(e @ HostError::HostKeyChanged { .. }) => return (n, Err(e.to_string())),
-                other => {
-                    if Instant::now() >= deadline {
-                        let why = match other {
-                            Ok(o) => format!("`true` exited with {:?}", o.status),
-                            Err(e) => e.to_string(),
-                        };
-                        return (n, Err(why));
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    });
-    let results = futures_util::future::join_all(waits).await;
-    let mut failures = Vec::new();
-    for (n, r) in results {
-        match r {
-            Ok(secs) => timings
-                .entry(n.name.to_string())
-                .or_default()
-                .push(("ssh ready", secs)),
-            Err(why) => failures.push(format!(
-                "node {} ({}) did not answer over SSH within {}s: {why}\n  console log, last lines:\n    {}",
-                n.name,
-                n.ip,
-                timeout.as_secs(),
-                console_tail(cluster, n, 15).replace('\n', "\n    ")
-            )),
+/// What happened to each node during `up`, for the timing table and `--output json`: times
+/// are seconds since `up` started (`*_at`) or durations.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub(crate) struct NodeTimes {
+    /// When the node first answered over SSH.
+    pub(crate) ssh_ready_at: Option<f64>,
+    /// Its base configuration (hostname, `/etc/hosts`, mounts) over SSH.
+    pub(crate) base: Option<f64>,
+    /// Its own SLURM phases (waits for other nodes not counted).
+    pub(crate) slurm: Option<f64>,
+    /// When its last step ended (before the cluster-wide checks).
+    pub(crate) done_at: Option<f64>,
+    /// The BeeGFS deployment (all phases, after SLURM), on BeeGFS nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) beegfs: Option<f64>,
+    /// Steps the base configuration changed.
+    #[serde(skip)]
+    pub(crate) base_changed: usize,
+}
+
+/// Per node, in name order.
+pub(crate) type Timings = BTreeMap<String, NodeTimes>;
+
+/// Shared by the nodes' concurrent pipelines (one thread: the lock is never contended).
+pub(crate) struct Progress {
+    pub(crate) started: Instant,
+    pub(crate) nodes: Mutex<Timings>,
+}
+
+impl Progress {
+    pub(crate) fn new(started: Instant) -> Self {
+        Self {
+            started,
+            nodes: Mutex::new(Timings::new()),
         }
     }
+
+    pub(crate) fn update(&self, node: &str, f: impl FnOnce(&mut NodeTimes)) {
+        if let Ok(mut m) = self.nodes.lock() {
+            f(m.entry(node.to_owned()).or_default());
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub(crate) fn into_timings(self) -> Timings {
+        self.nodes.into_inner().unwrap_or_default()
+    }
+}
+
+/// Wait until `node` answers over SSH, until `deadline`; a node that does not is an error
+/// showing the end of its console log.
+async fn wait_for_ssh(
+    cluster: &Cluster,
+    exec: &SshExecutor,
+    node: &Node,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), String> {
+    let argv = vec!["true".to_owned()];
+    loop {
+        match exec.run(node.name.as_str(), &argv).await {
+            Ok(out) if out.status == Some(0) => return Ok(()),
+            // A changed host key will not change by waiting.
+            Err(e @ HostError::HostKeyChanged { .. }) => return Err(e.to_string()),
+            other => {
+                if Instant::now() >= deadline {
+                    let why = match other {
+                        Ok(o) => format!("`true` exited with {:?}", o.status),
+                        Err(e) => e.to_string(),
+                    };
+                    return Err(format!(
+                        "({}) did not answer over SSH within {}s: {why}\n  console log, last lines:\n    {}",
+                        node.ip,
+                        timeout.as_secs(),
+                        console_tail(cluster, node, 15).replace('\n', "\n    ")
+                    ));
+                }
+                tokio::time::sleep(SSH_POLL).await;
+            }
+        }
+    }
+}
+
+/// How often a node that does not answer yet is tried again.
+const SSH_POLL: Duration = Duration::from_millis(500);
+
+/// One node, as soon as it can: wait for SSH, then apply its base configuration. The hook
+/// `hpc_slurm::deploy_with` calls before the node's SLURM steps.
+pub(crate) async fn ready(
+    cluster: &Cluster,
+    exec: &SshExecutor,
+    progress: &Progress,
+    deadline: Instant,
+    timeout: Duration,
+    name: String,
+) -> Result<(), String> {
+    let node = cluster
+        .node(&name)
+        .ok_or_else(|| format!("no node {name} in the cluster"))?;
+    wait_for_ssh(cluster, exec, node, deadline, timeout).await?;
+    let at = progress.now();
+    progress.update(&name, |t| t.ssh_ready_at = Some(at));
+    let started = Instant::now();
+    let plan = base_plan(cluster, node);
+    let summary = hpc_remote::apply_all(exec, std::slice::from_ref(&plan), Mode::APPLY).await;
+    let secs = started.elapsed().as_secs_f64();
+    let at = progress.now();
+    progress.update(&name, |t| {
+        t.base = Some(secs);
+        t.done_at = Some(at);
+        t.base_changed = summary.changed();
+    });
+    if summary.is_success() {
+        Ok(())
+    } else {
+        Err(format!("base configuration failed:\n{summary}"))
+    }
+}
+
+/// [`ready`] on every node at once (a cluster without SLURM).
+pub(crate) async fn ready_all(
+    cluster: &Cluster,
+    exec: &SshExecutor,
+    progress: &Progress,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<()> {
+    let all = cluster.nodes.iter().map(|n| async move {
+        let r = ready(
+            cluster,
+            exec,
+            progress,
+            deadline,
+            timeout,
+            n.name.to_string(),
+        )
+        .await;
+        (n, r)
+    });
+    let failures: Vec<String> = futures_util::future::join_all(all)
+        .await
+        .into_iter()
+        .filter_map(|(n, r)| r.err().map(|e| format!("node {}: {e}", n.name)))
+        .collect();
     if failures.is_empty() {
         Ok(())
     } else {
@@ -136,54 +232,32 @@ pub(crate) async fn wait_for_ssh(
     }
 }
 
-/// Apply the base configuration on every node; returns the number of changed steps.
-pub(crate) async fn configure(
-    cluster: &Cluster,
-    exec: &SshExecutor,
-    timings: &mut Timings,
-) -> Result<usize> {
-    let plans: Vec<HostPlan> = cluster
-        .nodes
-        .iter()
-        .map(|n| base_plan(cluster, n))
-        .collect();
-    let started = Instant::now();
-    let summary = hpc_remote::apply_all(exec, &plans, Mode::APPLY).await;
-    let secs = started.elapsed().as_secs_f64();
-    for n in &cluster.nodes {
-        timings
-            .entry(n.name.to_string())
-            .or_default()
-            .push(("configure", secs));
-    }
-    if !summary.is_success() {
-        return Err(miette!("configuring the nodes failed:\n{summary}"));
-    }
-    Ok(summary.changed())
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"))
 }
 
-/// The phase × node table.
+/// The node × phase table: when each node answered SSH and was done (seconds since `up`
+/// started), and how long its own base and SLURM steps took.
 pub(crate) fn timing_table(timings: &Timings) -> String {
-    let mut phases: Vec<&'static str> = Vec::new();
-    for row in timings.values() {
-        for (p, _) in row {
-            if !phases.contains(p) {
-                phases.push(p);
-            }
-        }
-    }
-    let mut s = format!("{:<14}", "node");
-    for p in &phases {
-        s.push_str(&format!(" {p:>12}"));
+    let beegfs = timings.values().any(|t| t.beegfs.is_some());
+    let mut s = format!(
+        "{:<14} {:>10} {:>8} {:>8} {:>8}",
+        "node", "ssh ready", "base", "slurm", "done"
+    );
+    if beegfs {
+        s.push_str(&format!(" {:>8}", "beegfs"));
     }
     s.push('\n');
-    for (node, row) in timings {
-        s.push_str(&format!("{node:<14}"));
-        for p in &phases {
-            match row.iter().find(|(q, _)| q == p) {
-                Some((_, secs)) => s.push_str(&format!(" {:>11.1}s", secs)),
-                None => s.push_str(&format!(" {:>12}", "-")),
-            }
+    for (node, t) in timings {
+        s.push_str(&format!(
+            "{node:<14} {:>10} {:>8} {:>8} {:>8}",
+            cell(t.ssh_ready_at),
+            cell(t.base),
+            cell(t.slurm),
+            cell(t.done_at)
+        ));
+        if beegfs {
+            s.push_str(&format!(" {:>8}", cell(t.beegfs)));
         }
         s.push('\n');
     }
@@ -195,15 +269,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timing_table_has_a_column_per_phase() {
+    fn timing_table_has_a_row_per_node() {
         let mut t = Timings::new();
-        t.entry("ctl".into()).or_default().push(("libvirt", 1.0));
-        t.entry("ctl".into()).or_default().push(("ssh ready", 42.5));
-        t.entry("cn1".into()).or_default().push(("libvirt", 1.0));
+        t.insert(
+            "ctl".into(),
+            NodeTimes {
+                ssh_ready_at: Some(42.5),
+                base: Some(0.4),
+                slurm: Some(3.3),
+                done_at: Some(47.0),
+                beegfs: None,
+                base_changed: 3,
+            },
+        );
+        t.insert("cn1".into(), NodeTimes::default());
         let s = timing_table(&t);
         assert_eq!(
             s,
-            "node                libvirt    ssh ready\ncn1                    1.0s            -\nctl                    1.0s        42.5s\n"
+            "node            ssh ready     base    slurm     done\n\
+             cn1                     -        -        -        -\n\
+             ctl                 42.5s     0.4s     3.3s    47.0s\n"
         );
     }
 }

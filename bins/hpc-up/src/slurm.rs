@@ -12,7 +12,7 @@ use miette::{IntoDiagnostic, Result, WrapErr, miette};
 use serde_json::json;
 
 use crate::apply::{Target, load};
-use crate::nodes::Timings;
+use crate::nodes::Progress;
 use crate::output::Output;
 
 /// Bytes of the munge key hpc-up makes (munged wants at least 32; `mungekey` makes 1024).
@@ -59,30 +59,66 @@ fn hex(bytes: Vec<u8>) -> Vec<u8> {
         .collect()
 }
 
-/// Deploy SLURM on the cluster's running nodes; adds one `slurm` column to `timings`.
-pub(crate) async fn deploy(
-    out: &Output,
-    cluster: &Cluster,
-    exec: &SshExecutor,
-    timings: &mut Timings,
-) -> Result<Option<DeployReport>> {
-    let Some(slurm) = &cluster.slurm else {
-        return Ok(None);
-    };
+/// The cluster's SLURM secrets, made once: the munge key, and the database password when
+/// accounting is on.
+fn secrets(cluster: &Cluster) -> Result<(Vec<u8>, Option<String>)> {
     let key = secret(cluster, "munge.key", MUNGE_KEY_BYTES, |b| b)?;
-    let password = match slurm.accounting_host {
+    let password = match cluster
+        .slurm
+        .as_ref()
+        .and_then(|s| s.accounting_host.as_ref())
+    {
         Some(_) => Some(
             String::from_utf8(secret(cluster, "slurmdbd.password", 24, hex)?)
                 .map_err(|_| miette!("the saved slurmdbd password is not text"))?,
         ),
         None => None,
     };
+    Ok((key, password))
+}
+
+/// The deployment plan the nodes' seeds take their SLURM phases from: `slurm.conf` with the
+/// declared hardware, as [`deploy`] renders it. `None` without a `slurm:` section.
+pub(crate) fn seed_plan(cluster: &Cluster) -> Result<Option<hpc_slurm::DeployPlan>> {
+    if cluster.slurm.is_none() {
+        return Ok(None);
+    }
+    let (key, password) = secrets(cluster)?;
+    let render = hpc_slurm::RenderOptions::for_cluster(cluster);
+    let conf =
+        hpc_slurm::render_slurm_conf(cluster, &crate::seed::declared_hardware(cluster), &render);
+    let secrets = Secrets {
+        munge_key: Some(&key),
+        db_password: password.as_deref(),
+    };
+    hpc_slurm::plan_deploy(cluster, &conf, &secrets, &render)
+        .map(Some)
+        .map_err(|e| miette!("{e}"))
+}
+
+/// Deploy SLURM on the cluster's nodes, each as soon as `ready(node)` (SSH + base
+/// configuration) returns; fills in each node's `slurm` and `done_at` in `progress`.
+pub(crate) async fn deploy<R, RF>(
+    out: &Output,
+    cluster: &Cluster,
+    exec: &SshExecutor,
+    progress: &Progress,
+    ready: R,
+) -> Result<Option<DeployReport>>
+where
+    R: Fn(String) -> RF,
+    RF: std::future::Future<Output = std::result::Result<(), String>>,
+{
+    if cluster.slurm.is_none() {
+        return Ok(None);
+    }
+    let (key, password) = secrets(cluster)?;
     let secrets = Secrets {
         munge_key: Some(&key),
         db_password: password.as_deref(),
     };
     out.note(&format!(
-        "deploying SLURM on {} node(s): munge, {}slurmctld, slurmd",
+        "deploying SLURM on {} node(s) as each comes up: munge, {}slurmctld, slurmd",
         cluster.nodes.len(),
         if password.is_some() {
             "MariaDB + slurmdbd, "
@@ -93,26 +129,30 @@ pub(crate) async fn deploy(
     let opts = DeployOptions {
         // TCG guests start daemons slowly.
         wait_timeout: Duration::from_secs(300),
+        // What the domains give the nodes, as the seeds have it.
+        hardware: crate::seed::declared_hardware(cluster),
         ..DeployOptions::default()
     };
-    let report = hpc_slurm::deploy(exec, cluster, &secrets, &opts)
+    let offset = progress.started.elapsed();
+    let report = hpc_slurm::deploy_with(exec, cluster, &secrets, &opts, ready)
         .await
         .map_err(|e| miette!("{e}"))?;
-    let secs: f64 = report.phases.iter().map(|p| p.elapsed.as_secs_f64()).sum();
-    for n in &cluster.nodes {
-        timings
-            .entry(n.name.to_string())
-            .or_default()
-            .push(("slurm", secs));
+    for (node, (own, done)) in report.per_node() {
+        let done_at = (offset + done).as_secs_f64();
+        progress.update(&node, |t| {
+            t.slurm = Some(own.as_secs_f64());
+            t.done_at = Some(t.done_at.map_or(done_at, |d| d.max(done_at)));
+        });
     }
-    let phases: Vec<String> = report
+    let cluster_wide: Vec<String> = report
         .phases
         .iter()
+        .filter(|p| p.node.is_none())
         .map(|p| format!("{} {:.1}s", p.name, p.elapsed.as_secs_f64()))
         .collect();
     out.note(&format!(
         "SLURM ready: every node idle, config hashes match ({}; {} change(s), {} service start(s))",
-        phases.join(", "),
+        cluster_wide.join(", "),
         report.changed(),
         report.restarted().len()
     ));

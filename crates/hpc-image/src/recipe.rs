@@ -9,7 +9,15 @@ use hpc_config::types::ByteSize;
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the build steps change in a way the inputs do not show.
-pub const RECIPE_VERSION: u32 = 1;
+pub const RECIPE_VERSION: u32 = 2;
+
+/// `/usr/local/sbin/hpc-up-seed`: applies the node's seed disk at boot (see
+/// `hpc_libvirt::seed_path`). Part of the cache key.
+pub(crate) const SEED_SCRIPT: &str = include_str!("seed/hpc-up-seed");
+
+/// `/etc/systemd/system/hpc-up-seed.service`, enabled: runs [`SEED_SCRIPT`] once per boot,
+/// before sshd and the SLURM and munge services it may start. Part of the cache key.
+pub(crate) const SEED_UNIT: &str = include_str!("seed/hpc-up-seed.service");
 
 /// The Debian release images are built from.
 pub const SUITE: &str = "bookworm";
@@ -103,6 +111,8 @@ impl Recipe {
             self.size.bytes(),
             self.authorized_key
         ));
+        h.update(SEED_SCRIPT);
+        h.update(SEED_UNIT);
         hex(&h.finalize())
     }
 
@@ -170,7 +180,13 @@ impl Recipe {
             "mkdir -p \"$1/etc/systemd/network\" && printf '[Match]\\nName=en* eth*\\n[Network]\\nDHCP=ipv4\\nLLMNR=no\\n[DHCPv4]\\nUseHostname=no\\nUseDomains=yes\\n' > \"$1/etc/systemd/network/10-dhcp.network\"".to_owned(),
             "mkdir -p \"$1/etc/systemd/resolved.conf.d\" && printf '[Resolve]\\nLLMNR=no\\nMulticastDNS=no\\n' > \"$1/etc/systemd/resolved.conf.d/hpc-up.conf\"".to_owned(),
             "ln -sf /run/systemd/resolve/stub-resolv.conf \"$1/etc/resolv.conf\"".to_owned(),
-            "chroot \"$1\" systemctl enable systemd-networkd systemd-resolved ssh".to_owned(),
+            format!(
+                "mkdir -p \"$1/usr/local/sbin\" && cat > \"$1/usr/local/sbin/hpc-up-seed\" <<'HPCUPEOF'\n{SEED_SCRIPT}HPCUPEOF\nchmod 0755 \"$1/usr/local/sbin/hpc-up-seed\""
+            ),
+            format!(
+                "cat > \"$1/etc/systemd/system/hpc-up-seed.service\" <<'HPCUPEOF'\n{SEED_UNIT}HPCUPEOF\n"
+            ),
+            "chroot \"$1\" systemctl enable systemd-networkd systemd-resolved ssh hpc-up-seed".to_owned(),
             format!(
                 "chroot \"$1\" systemctl disable {} || true",
                 DISABLED_SERVICES.join(" ")

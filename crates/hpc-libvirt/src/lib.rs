@@ -48,9 +48,9 @@ pub mod virtiofs;
 pub mod xml;
 
 pub use plan::{
-    LibvirtPlan, METADATA_NS, NETWORK_ROLE, Object, ObjectKind, Owner, console_dir,
+    LibvirtPlan, METADATA_NS, NETWORK_ROLE, Object, ObjectKind, Owner, SEED_SERIAL, console_dir,
     console_log_path, domain_name, domain_xml, network_name, network_xml, owner_from_xml, plan,
-    pool_name, pool_path, pool_xml, volume_name, volume_path, volume_xml,
+    pool_name, pool_path, pool_xml, seed_dir, seed_path, volume_name, volume_path, volume_xml,
 };
 
 pub use hypervisor::{

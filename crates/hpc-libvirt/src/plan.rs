@@ -118,6 +118,23 @@ pub fn volume_path(state_dir: &Path, cluster: &str, node: &str) -> PathBuf {
     pool_path(state_dir).join(volume_name(cluster, node))
 }
 
+/// The serial number of every node's seed disk, by which the guest finds it.
+pub const SEED_SERIAL: &str = "hpc-up-seed";
+
+/// The directory of the nodes' seed disks: `<state_dir>/seed`.
+pub fn seed_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("seed")
+}
+
+/// A node's seed disk: `<state_dir>/seed/<node>.img`, attached read-only as a raw virtio
+/// disk with serial [`SEED_SERIAL`]. It holds what the node applies to itself while it boots
+/// (a tar of programs, written by whoever brings the cluster up before the domain starts;
+/// zeros or an empty archive mean nothing to do). Images built by `hpc-image` carry the
+/// unit that reads it; other images simply ignore the disk.
+pub fn seed_path(state_dir: &Path, node: &str) -> PathBuf {
+    seed_dir(state_dir).join(format!("{node}.img"))
+}
+
 /// The directory of the serial console logs: `<state_dir>/console`.
 pub fn console_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("console")
@@ -344,7 +361,29 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
                     dev: "vda".to_owned(),
                     bus: "virtio".to_owned(),
                 },
-            }],
+                serial: None,
+                readonly: None,
+            }]
+            .into_iter()
+            // The seed is a file of this machine: nodes on other hosts boot without one.
+            .chain(node.uri.remote_host().is_none().then(|| Disk {
+                kind: "file".to_owned(),
+                device: "disk".to_owned(),
+                driver: DiskDriver {
+                    name: "qemu".to_owned(),
+                    format: "raw".to_owned(),
+                },
+                source: DiskSource {
+                    file: path_text(&seed_path(&cluster.state_dir, nname)),
+                },
+                target: DiskTarget {
+                    dev: "vdb".to_owned(),
+                    bus: "virtio".to_owned(),
+                },
+                serial: Some(SEED_SERIAL.to_owned()),
+                readonly: Some(()),
+            }))
+            .collect(),
             filesystem: fs.filesystems,
             interface: vec![Interface {
                 kind: "network".to_owned(),

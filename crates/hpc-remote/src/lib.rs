@@ -87,7 +87,7 @@ pub use local::LocalExecutor;
 pub use quote::{quote, quote_argv};
 pub use report::{HostReport, StepReport, StepStatus, Summary};
 pub use russh;
-pub use script::validate;
+pub use script::{boot_program, validate};
 pub use ssh::{KeyError, SshExecutor, SshHost, SshOptions};
 pub use step::{
     EnsureDirectory, EnsureFile, EnsureMount, EnsureService, HostPlan, Owner, RunCommand, RunWhen,

@@ -233,6 +233,19 @@ hpc_cmd() {
 	hpc_changed "$i"
 }
 
+# systemctl for a program that runs while the target boots, from a unit ordered before the
+# services it starts (see `boot_program`): a start or restart is queued (--no-block), since
+# waiting for a job that waits for us would deadlock; enable/disable only change the links
+# (--no-reload: a manager reload per service is slow on an emulated CPU, and the queued
+# start does not need it). Other verbs run as usual.
+hpc_systemctl_boot() {
+	case "$1" in
+	start | restart | try-restart) systemctl --no-block "$@" ;;
+	enable | disable) systemctl --no-reload "$@" ;;
+	*) systemctl "$@" ;;
+	esac
+}
+
 # hpc_sys VERB NAME: run systemctl (or the override) quietly into the step log.
 hpc_sys() { "$SYSTEMCTL" "$1" "$2" </dev/null >>"$E" 2>&1 3>&-; }
 hpc_sysq() { "$SYSTEMCTL" "$1" "$2" </dev/null >/dev/null 2>&1 3>&-; }

@@ -152,6 +152,26 @@ pub fn validate(plan: &HostPlan) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// The program that applies `plan` while the target boots, from a oneshot unit ordered
+/// before the services the plan starts (the node's seed, read from a disk at boot): the same
+/// steps and on-target code as [`crate::apply_all`] with [`Mode::APPLY`], except that service
+/// starts and restarts are queued (`systemctl --no-block`) instead of awaited, since the
+/// services are ordered after the unit that runs this. Run as `sh PROGRAM >REPORT 2>LOG`:
+/// report lines go to standard output (`@@HPC <step> changed|unchanged|…`; a failed step
+/// prints `@@HPC <step> failed` and skips the rest of the plan; the last line is
+/// `@@HPC - done`), everything else to standard error. The result may contain secret file
+/// content.
+pub fn boot_program(plan: &HostPlan) -> Result<Vec<u8>, PlanError> {
+    compile(
+        plan,
+        Mode::APPLY,
+        &Target {
+            systemctl: "hpc_systemctl_boot",
+            ..Target::default()
+        },
+    )
+}
+
 /// Builds the runner program for `plan`. The result may contain secret file content:
 /// it is never logged.
 pub(crate) fn compile(

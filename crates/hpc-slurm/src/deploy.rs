@@ -1,21 +1,31 @@
-//! Deploying SLURM on running nodes through any [`Executor`] (SSH in practice), in order and
-//! with every wait bounded:
+//! Deploying SLURM on running nodes through any [`Executor`] (SSH in practice). Each node
+//! goes through its own steps as soon as it is ready, and waits for another node only where
+//! SLURM needs it; every wait is bounded:
 //!
-//! 1. `slurmd -C` on every node that runs jobs, so `NodeName` lines state what the nodes
-//!    really have; render `slurm.conf`; check it against `gres.conf` ourselves and with
-//!    SLURM's own parser (`scontrol`, on the first controller).
-//! 2. munge key and munged on every node; then a munge credential made on the controller
-//!    must decode on every node, and one made on every node must decode on the controller.
-//! 3. MariaDB, the database user and slurmdbd on the accounting host (when accounting is
-//!    on); wait until slurmdbd accepts connections.
-//! 4. The files and slurmctld on the controllers; wait for `scontrol ping`.
-//! 5. The files everywhere else, slurmd on the nodes that run jobs; wait until every node is
-//!    idle. A node that turns INVAL, DRAIN or FAIL stops the run at once with `sinfo -R`'s
-//!    reason; one still DOWN when the wait ends fails it too.
-//! 6. Every node's `scontrol show config` must say `HASH_VAL = Match`.
+//! - Before anything else, the hardware of the nodes that run jobs: what the caller already
+//!   knows ([`DeployOptions::hardware`]: for VMs, what their domains give them), else
+//!   `slurmd -C` on every such node (then every node must be ready first: the one
+//!   cluster-wide barrier at the start). Render `slurm.conf` and check it against
+//!   `gres.conf` ourselves.
+//! - Per node, in this order, starting when [`deploy_with`]'s `ready` hook says the node is
+//!   ready:
+//!   1. munge key and munged; then, once the controller's munged runs, a credential made on
+//!      the controller must decode on the node and one made on the node on the controller;
+//!   2. on the accounting host (when accounting is on): MariaDB, the database user and
+//!      slurmdbd; wait until slurmdbd accepts connections;
+//!   3. on the controllers: SLURM's own parser (`scontrol`, on the first controller) checks
+//!      `slurm.conf` (after slurmdbd is up, when accounting is on); the files and slurmctld;
+//!      wait for `scontrol ping`;
+//!   4. everywhere else, once slurmctld answers: the files, and slurmd on the nodes that run
+//!      jobs.
+//! - Then, cluster-wide: every node is idle (a node that turns INVAL, DRAIN or FAIL stops
+//!   the run at once with `sinfo -R`'s reason; one still DOWN when the wait ends fails it
+//!   too), and every node's `scontrol show config` says `HASH_VAL = Match`.
 //!
-//! A service that fails to start is reported with its journal's last lines, so the daemon's
-//! own message (e.g. munged's `Keyfile is insecure`) reaches the user.
+//! A node whose step fails stops there; nodes waiting for it stop too (they are not counted
+//! as failures); the error names every failed node and step. A service that fails to start
+//! is reported with its journal's last lines, so the daemon's own message (e.g. munged's
+//! `Keyfile is insecure`) reaches the user.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -53,14 +63,19 @@ impl Default for DeployOptions {
     }
 }
 
-/// What one phase did.
+/// What one phase did, on one node or cluster-wide.
 #[derive(Debug, Clone)]
 pub struct PhaseReport {
-    /// Phase name (`hardware`, `munge`, `munge round trip`, `accounting`, `slurmctld`,
-    /// `slurmd`, `nodes idle`, `config hash`).
+    /// Phase name: per node `ready` (the caller's hook), `munge`, `munge round trip`,
+    /// `accounting`, `slurmdbd up`, `slurmctld`, `slurmctld up`, `slurmd`; cluster-wide
+    /// `hardware`, `nodes idle`, `config hash`.
     pub name: &'static str,
-    /// Wall time.
+    /// The node it ran on; `None` for a cluster-wide phase.
+    pub node: Option<String>,
+    /// Wall time of the phase itself (a node's waits for other nodes are not in it).
     pub elapsed: Duration,
+    /// When it ended, counted from the start of the deployment.
+    pub finished_at: Duration,
     /// Per-host reports of the phase's host plans (empty for waits and checks).
     pub hosts: Vec<HostReport>,
 }
@@ -72,7 +87,7 @@ pub struct DeployReport {
     pub slurm_conf: String,
     /// The hardware each job-running node reported (or was given).
     pub hardware: BTreeMap<String, NodeHardware>,
-    /// Phases, in order.
+    /// Phases, in the order they ended (nodes interleave).
     pub phases: Vec<PhaseReport>,
 }
 
@@ -84,6 +99,21 @@ impl DeployReport {
             .flat_map(|p| &p.hosts)
             .map(HostReport::changed)
             .sum()
+    }
+
+    /// Per node, the wall time of its own phases (ready hook excluded) and when its last
+    /// one ended, counted from the start of the deployment.
+    pub fn per_node(&self) -> BTreeMap<String, (Duration, Duration)> {
+        let mut m: BTreeMap<String, (Duration, Duration)> = BTreeMap::new();
+        for p in &self.phases {
+            let Some(node) = &p.node else { continue };
+            let e = m.entry(node.clone()).or_default();
+            if p.name != "ready" {
+                e.0 += p.elapsed;
+            }
+            e.1 = e.1.max(p.finished_at);
+        }
+        m
     }
 
     /// `(node, service)` for every service started or restarted in this run.
@@ -363,37 +393,26 @@ async fn munge_between<E: Executor>(exec: &E, from: &str, to: &str) -> Result<()
         })
 }
 
+/// Both directions between the controller `ctl` and `node`, retried until `timeout`; on
+/// failure the message carries both munged's state and journal.
 async fn munge_round_trip<E: Executor>(
     exec: &E,
-    cluster: &Cluster,
     ctl: &str,
+    node: &str,
     timeout: Duration,
 ) -> Result<(), DeployError> {
-    let checks = cluster.nodes.iter().map(|n| async move {
-        let node = n.name.as_str();
-        let r = wait_for(timeout, Duration::from_millis(500), || async {
-            munge_between(exec, ctl, node).await?;
-            munge_between(exec, node, ctl).await
-        })
-        .await;
-        (node, r)
-    });
-    let mut failures = Vec::new();
-    for (node, r) in join_all(checks).await {
-        if let Err(w) = r {
-            let mut msg = format!("node {node}: {}", w.into_inner());
-            for n in [node, ctl] {
-                msg.push_str("\n    ");
-                msg.push_str(&format!("on {n}: {}", diagnose(exec, n, "munge").await));
-            }
-            failures.push(msg);
-        }
+    let r = wait_for(timeout, Duration::from_millis(500), || async {
+        munge_between(exec, ctl, node).await?;
+        munge_between(exec, node, ctl).await
+    })
+    .await;
+    let Err(w) = r else { return Ok(()) };
+    let mut msg = format!("node {node}: {}", w.into_inner());
+    for n in [node, ctl] {
+        msg.push_str("\n    ");
+        msg.push_str(&format!("on {n}: {}", diagnose(exec, n, "munge").await));
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(phase_error("munge round trip", failures))
-    }
+    Err(phase_error("munge round trip", vec![msg]))
 }
 
 /// slurmdbd accepts TCP connections on its port on the accounting host.
@@ -588,14 +607,167 @@ async fn check_hashes<E: Executor>(exec: &E, cluster: &Cluster) -> Result<(), De
     }
 }
 
+/// A one-shot signal from the node that owns a milestone (the controller's munged, slurmdbd,
+/// slurmctld) to the nodes that wait for it: `true` when it was reached, `false` when its
+/// node failed first.
+struct Latch(tokio::sync::watch::Sender<Option<bool>>);
+
+impl Latch {
+    fn new() -> Self {
+        Self(tokio::sync::watch::channel(None).0)
+    }
+
+    /// Sets the outcome once; later calls change nothing.
+    fn set(&self, reached: bool) {
+        self.0.send_if_modified(|v| {
+            if v.is_none() {
+                *v = Some(reached);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    async fn wait(&self) -> bool {
+        let mut rx = self.0.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(v) => *v == Some(true),
+            Err(_) => false,
+        }
+    }
+}
+
+/// How one node's pipeline ended early.
+enum Stop {
+    /// Its own step failed.
+    Failed(DeployError),
+    /// A node it waits for failed; not a failure of its own.
+    Waited,
+}
+
+impl From<DeployError> for Stop {
+    fn from(e: DeployError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Phase reports of one node, timed from the deployment's start.
+struct Laps<'a> {
+    node: &'a str,
+    start: Instant,
+    timer: Instant,
+    phases: Vec<PhaseReport>,
+}
+
+impl<'a> Laps<'a> {
+    fn new(node: &'a str, start: Instant) -> Self {
+        Self {
+            node,
+            start,
+            timer: Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Starts timing the next phase (time spent waiting for other nodes is not counted).
+    fn restart(&mut self) {
+        self.timer = Instant::now();
+    }
+
+    fn lap(&mut self, name: &'static str, hosts: Vec<HostReport>) {
+        tracing::info!(
+            node = self.node,
+            phase = name,
+            secs = self.timer.elapsed().as_secs_f64(),
+            "SLURM phase done"
+        );
+        self.phases.push(PhaseReport {
+            name,
+            node: Some(self.node.to_owned()),
+            elapsed: self.timer.elapsed(),
+            finished_at: self.start.elapsed(),
+            hosts,
+        });
+        self.timer = Instant::now();
+    }
+}
+
+/// Merges the failures of several nodes: those of the earliest phase that failed come first
+/// (in the error's `phase`), the others follow with their own phase named.
+fn merge_failures(errors: Vec<DeployError>) -> DeployError {
+    const ORDER: [&str; 8] = [
+        "ready",
+        "munge",
+        "munge round trip",
+        "accounting",
+        "slurmdbd up",
+        "slurmctld",
+        "slurmctld up",
+        "slurmd",
+    ];
+    let rank = |e: &DeployError| match e {
+        DeployError::Phase { phase, .. } => ORDER.iter().position(|p| p == phase).unwrap_or(0),
+        _ => 0,
+    };
+    let mut errors = errors;
+    errors.sort_by_key(rank);
+    let mut it = errors.into_iter();
+    let Some(first) = it.next() else {
+        return phase_error("slurm", vec!["no node reported why it stopped".to_owned()]);
+    };
+    let DeployError::Phase {
+        phase,
+        mut failures,
+    } = first
+    else {
+        return first;
+    };
+    for e in it {
+        match e {
+            DeployError::Phase {
+                phase: p,
+                failures: f,
+            } if p == phase => failures.extend(f),
+            DeployError::Phase {
+                phase: p,
+                failures: f,
+            } => failures.extend(f.into_iter().map(|x| format!("(phase `{p}`) {x}"))),
+            other => failures.push(other.to_string()),
+        }
+    }
+    DeployError::Phase { phase, failures }
+}
+
 /// Deploy `cluster`'s SLURM on its running nodes (see the module docs for the order). Every
-/// node must be reachable through `exec` by its name.
+/// node must be reachable through `exec` by its name. The same as [`deploy_with`] with
+/// every node ready from the start.
 pub async fn deploy<E: Executor>(
     exec: &E,
     cluster: &Cluster,
     secrets: &Secrets<'_>,
     opts: &DeployOptions,
 ) -> Result<DeployReport, DeployError> {
+    deploy_with(exec, cluster, secrets, opts, |_| async { Ok(()) }).await
+}
+
+/// Deploy `cluster`'s SLURM, each node starting when `ready(node)` returns `Ok` (e.g. once it
+/// answers over SSH and has its base configuration), so that nodes that come up early do
+/// not wait for the others (see the module docs). `ready` is called once per node; an
+/// `Err(reason)` fails that node (phase `ready`).
+pub async fn deploy_with<E, R, RF>(
+    exec: &E,
+    cluster: &Cluster,
+    secrets: &Secrets<'_>,
+    opts: &DeployOptions,
+    ready: R,
+) -> Result<DeployReport, DeployError>
+where
+    E: Executor,
+    R: Fn(String) -> RF,
+    RF: Future<Output = Result<(), String>>,
+{
+    let start = Instant::now();
     let slurm = cluster.slurm.as_ref().ok_or(PlanError::NotConfigured)?;
     let ctl = cluster
         .controllers()
@@ -608,21 +780,36 @@ pub async fn deploy<E: Executor>(
         .unwrap_or_else(|| RenderOptions::for_cluster(cluster));
     let job_nodes = slurmd_nodes(cluster, slurm);
     let mut phases = Vec::new();
-    let mut timer = Instant::now();
-    let mut lap = |name: &'static str, hosts: Vec<HostReport>, phases: &mut Vec<PhaseReport>| {
-        tracing::info!(
-            phase = name,
-            secs = timer.elapsed().as_secs_f64(),
-            "SLURM phase done"
-        );
-        phases.push(PhaseReport {
-            name,
-            elapsed: timer.elapsed(),
-            hosts,
-        });
-        timer = Instant::now();
-    };
 
+    // Hardware the caller does not know comes from the nodes themselves: all of them must be
+    // ready before slurm.conf can be written.
+    let unknown = job_nodes
+        .iter()
+        .any(|n| !opts.hardware.contains_key(n.name.as_str()));
+    let all_ready_first = unknown;
+    if all_ready_first {
+        let waits = cluster.nodes.iter().map(|n| {
+            let name = n.name.to_string();
+            let fut = ready(name.clone());
+            async move {
+                let mut laps = Laps::new(n.name.as_str(), start);
+                let r = fut.await;
+                laps.lap("ready", Vec::new());
+                (name, r, laps.phases)
+            }
+        });
+        let mut failures = Vec::new();
+        for (name, r, laps) in join_all(waits).await {
+            phases.extend(laps);
+            if let Err(e) = r {
+                failures.push(format!("node {name}: {e}"));
+            }
+        }
+        if !failures.is_empty() {
+            return Err(phase_error("ready", failures));
+        }
+    }
+    let t = Instant::now();
     let hardware = collect_hardware(exec, &job_nodes, &opts.hardware).await?;
     let slurm_conf = render_slurm_conf(cluster, &hardware, &render);
     let problems = check_consistency(cluster, &slurm_conf, &render_gres_conf(cluster));
@@ -631,36 +818,135 @@ pub async fn deploy<E: Executor>(
             problems.iter().map(ToString::to_string).collect(),
         ));
     }
-    scontrol_parse(exec, &ctl, &slurm_conf).await?;
-    lap("hardware", Vec::new(), &mut phases);
+    if unknown {
+        phases.push(PhaseReport {
+            name: "hardware",
+            node: None,
+            elapsed: t.elapsed(),
+            finished_at: start.elapsed(),
+            hosts: Vec::new(),
+        });
+    }
 
     let plan = plan_deploy(cluster, &slurm_conf, secrets, &render)?;
-    for phase in &plan.phases {
-        let hosts = apply_phase(exec, phase.kind, &phase.plans).await?;
-        lap(phase.kind.name(), hosts, &mut phases);
-        match phase.kind {
-            PhaseKind::Munge => {
-                munge_round_trip(exec, cluster, &ctl, opts.wait_timeout).await?;
-                lap("munge round trip", Vec::new(), &mut phases);
-            }
-            PhaseKind::Accounting => {
-                if let Some(host) = &slurm.accounting_host {
-                    wait_slurmdbd(exec, host.as_str(), render.slurmdbd_port, opts.wait_timeout)
-                        .await?;
-                    lap("slurmdbd up", Vec::new(), &mut phases);
+    let plan_of = |kind: PhaseKind, node: &str| {
+        plan.phases
+            .iter()
+            .filter(|p| p.kind == kind)
+            .flat_map(|p| &p.plans)
+            .find(|p| p.host == node)
+            .cloned()
+    };
+    let accounting = slurm.accounting_host.as_ref().map(|h| h.to_string());
+    let (munge_up, dbd_up, ctld_up) = (Latch::new(), Latch::new(), Latch::new());
+    let (munge_up, dbd_up, ctld_up) = (&munge_up, &dbd_up, &ctld_up);
+    let (ctl, accounting, slurm_conf_ref) = (ctl.as_str(), accounting.as_deref(), &slurm_conf);
+    let pipelines = cluster.nodes.iter().map(|n| {
+        let name = n.name.as_str();
+        let is_controller = n.role == hpc_config::Role::Controller;
+        let ready = (!all_ready_first).then(|| ready(name.to_owned()));
+        let mine = |kind| plan_of(kind, name);
+        let (munge, acct, ctld, nodes) = (
+            mine(PhaseKind::Munge),
+            mine(PhaseKind::Accounting),
+            mine(PhaseKind::Controller),
+            mine(PhaseKind::Nodes),
+        );
+        async move {
+            let mut laps = Laps::new(name, start);
+            let r: Result<(), Stop> = async {
+                if let Some(ready) = ready {
+                    ready
+                        .await
+                        .map_err(|e| phase_error("ready", vec![format!("node {name}: {e}")]))?;
+                    laps.lap("ready", Vec::new());
                 }
+                if let Some(p) = munge {
+                    let hosts = apply_phase(exec, PhaseKind::Munge, &[p]).await?;
+                    laps.lap("munge", hosts);
+                }
+                if name == ctl {
+                    munge_up.set(true);
+                }
+                if !munge_up.wait().await {
+                    return Err(Stop::Waited);
+                }
+                laps.restart();
+                munge_round_trip(exec, ctl, name, opts.wait_timeout).await?;
+                laps.lap("munge round trip", Vec::new());
+                if let Some(p) = acct {
+                    let hosts = apply_phase(exec, PhaseKind::Accounting, &[p]).await?;
+                    laps.lap("accounting", hosts);
+                    if Some(name) == accounting {
+                        wait_slurmdbd(exec, name, render.slurmdbd_port, opts.wait_timeout).await?;
+                        laps.lap("slurmdbd up", Vec::new());
+                        dbd_up.set(true);
+                    }
+                }
+                if is_controller {
+                    if accounting.is_some() && !dbd_up.wait().await {
+                        return Err(Stop::Waited);
+                    }
+                    laps.restart();
+                    if name == ctl {
+                        scontrol_parse(exec, name, slurm_conf_ref).await?;
+                    }
+                    if let Some(p) = ctld {
+                        let hosts = apply_phase(exec, PhaseKind::Controller, &[p]).await?;
+                        laps.lap("slurmctld", hosts);
+                    }
+                    if name == ctl {
+                        wait_slurmctld(exec, name, opts.wait_timeout).await?;
+                        laps.lap("slurmctld up", Vec::new());
+                        ctld_up.set(true);
+                    }
+                } else if let Some(p) = nodes {
+                    if !ctld_up.wait().await {
+                        return Err(Stop::Waited);
+                    }
+                    laps.restart();
+                    let hosts = apply_phase(exec, PhaseKind::Nodes, &[p]).await?;
+                    laps.lap("slurmd", hosts);
+                }
+                Ok(())
             }
-            PhaseKind::Controller => {
-                wait_slurmctld(exec, &ctl, opts.wait_timeout).await?;
-                lap("slurmctld up", Vec::new(), &mut phases);
+            .await;
+            // Whatever this node owned and did not reach, the others stop waiting for.
+            if name == ctl {
+                munge_up.set(false);
+                ctld_up.set(false);
             }
-            PhaseKind::Nodes => {}
+            if Some(name) == accounting {
+                dbd_up.set(false);
+            }
+            (r, laps.phases)
+        }
+    });
+    let mut errors = Vec::new();
+    for (r, laps) in join_all(pipelines).await {
+        phases.extend(laps);
+        if let Err(Stop::Failed(e)) = r {
+            errors.push(e);
         }
     }
-    wait_idle(exec, &ctl, &job_nodes, opts.wait_timeout).await?;
-    lap("nodes idle", Vec::new(), &mut phases);
+    if !errors.is_empty() {
+        return Err(merge_failures(errors));
+    }
+    phases.sort_by_key(|p| p.finished_at);
+
+    let cluster_phase = |name, t: Instant| PhaseReport {
+        name,
+        node: None,
+        elapsed: t.elapsed(),
+        finished_at: start.elapsed(),
+        hosts: Vec::new(),
+    };
+    let t = Instant::now();
+    wait_idle(exec, ctl, &job_nodes, opts.wait_timeout).await?;
+    phases.push(cluster_phase("nodes idle", t));
+    let t = Instant::now();
     check_hashes(exec, cluster).await?;
-    lap("config hash", Vec::new(), &mut phases);
+    phases.push(cluster_phase("config hash", t));
     Ok(DeployReport {
         slurm_conf,
         hardware,

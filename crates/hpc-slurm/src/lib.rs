@@ -61,10 +61,11 @@ pub use check::{
     CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir,
 };
 #[cfg(feature = "deploy")]
-pub use deploy::{DeployError, DeployOptions, DeployReport, PhaseReport, deploy};
+pub use deploy::{DeployError, DeployOptions, DeployReport, PhaseReport, deploy, deploy_with};
 #[cfg(feature = "deploy")]
 pub use plan::{
-    ACCOUNTING_SQL_PATH, DeployPlan, Phase, PhaseKind, PlanError, SERVICES, Secrets, plan_deploy,
+    ACCOUNTING_SQL_PATH, DeployPlan, Phase, PhaseKind, PlanError, SERVICES, Secrets, boot_phases,
+    plan_deploy,
 };
 
 pub use consistency::{ConsistencyError, check_consistency};

@@ -296,6 +296,34 @@ pub fn plan_deploy(
     Ok(DeployPlan { phases })
 }
 
+/// The part of `plan` that `node` can apply by itself while it boots (from a seed read at
+/// boot, with service starts queued: `hpc_remote::boot_program`), in phase order: munge
+/// everywhere; on a controller its files and slurmctld; elsewhere the files and slurmd.
+/// Nothing of the accounting phase (its database user needs a running MariaDB), and on a
+/// cluster with accounting no controller phase either (slurmctld must start after
+/// slurmdbd): the deployment over SSH does those. Everything here is applied again by the
+/// deployment, which then finds it in place and restarts nothing.
+pub fn boot_phases(plan: &DeployPlan, cluster: &Cluster, node: &str) -> Vec<(PhaseKind, HostPlan)> {
+    let accounting = cluster
+        .slurm
+        .as_ref()
+        .is_some_and(|s| s.accounting_host.is_some());
+    plan.phases
+        .iter()
+        .filter(|p| match p.kind {
+            PhaseKind::Munge | PhaseKind::Nodes => true,
+            PhaseKind::Controller => !accounting,
+            PhaseKind::Accounting => false,
+        })
+        .filter_map(|p| {
+            p.plans
+                .iter()
+                .find(|h| h.host == node)
+                .map(|h| (p.kind, h.clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -384,6 +412,41 @@ mod tests {
                 "slurmdbd"
             ]
         );
+    }
+
+    #[test]
+    fn boot_phases_leave_out_what_needs_another_node() {
+        let key = [7u8, 1, 2, 3].repeat(16);
+        let secrets = Secrets {
+            munge_key: Some(&key),
+            db_password: Some("pw"),
+        };
+        let c = cluster("examples/minimal.yaml");
+        let plan = plan_deploy(&c, "conf\n", &secrets, &RenderOptions::default()).unwrap();
+        let kinds = |n| {
+            boot_phases(&plan, &c, n)
+                .into_iter()
+                .map(|(k, p)| {
+                    assert_eq!(p.host, n);
+                    k
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds("ctl"), [PhaseKind::Munge, PhaseKind::Controller]);
+        assert_eq!(kinds("cn1"), [PhaseKind::Munge, PhaseKind::Nodes]);
+        assert!(kinds("nosuch").is_empty());
+        // with accounting, slurmctld waits for slurmdbd: only munge at boot on the controller
+        let c = cluster("examples/full-stack.yaml");
+        let plan = plan_deploy(&c, "conf\n", &secrets, &RenderOptions::default()).unwrap();
+        let ctl = c.controllers().next().unwrap().name.to_string();
+        assert_eq!(kinds_of(&plan, &c, &ctl), [PhaseKind::Munge]);
+    }
+
+    fn kinds_of(plan: &DeployPlan, c: &Cluster, n: &str) -> Vec<PhaseKind> {
+        boot_phases(plan, c, n)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     }
 
     #[test]

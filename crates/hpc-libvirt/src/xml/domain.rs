@@ -199,6 +199,12 @@ pub struct Disk {
     pub source: DiskSource,
     /// `<target dev=… bus=…/>`.
     pub target: DiskTarget,
+    /// `<serial>`: how the guest finds the disk (`/sys/block/*/serial`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// `<readonly/>` when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly: Option<()>,
 }
 
 /// `<disk><driver name=… type=…/>`.

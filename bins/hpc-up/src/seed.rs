@@ -1,0 +1,125 @@
+//! The nodes' seed disks (`<state>/seed/<node>.img`, see `hpc_libvirt::seed_path`): written
+//! by `up` before the domains start, read by the image's `hpc-up-seed.service` at boot. Each
+//! is a tar of `hpc_remote::boot_program`s, in order: the node's base configuration
+//! (hostname, `/etc/hosts`, virtio-fs mounts), then the SLURM phases it can do alone
+//! (`hpc_slurm::boot_phases`: munge, and slurmctld or slurmd). So munged and the SLURM
+//! daemons start while the node boots, in parallel with the other nodes, and the deployment
+//! over SSH that follows finds everything in place: it verifies, and changes nothing.
+//!
+//! The seed holds the munge key: the files are 0600 in a directory others can traverse but
+//! not list (libvirt hands each disk to the QEMU user while its domain runs).
+
+use std::collections::BTreeMap;
+
+use hpc_config::Cluster;
+use hpc_remote::HostPlan;
+use hpc_slurm::NodeHardware;
+use miette::{IntoDiagnostic, Result, miette};
+
+/// The hardware every job node declares in `slurm.conf`: what its domain gives it
+/// (`NodeHardware::from_config`). The seeds and the deployment over SSH use the same, so
+/// that the deployment finds the seeded `slurm.conf` in place; a node whose guest has less
+/// memory than declared turns INVAL and the deployment says so with SLURM's reason.
+pub(crate) fn declared_hardware(cluster: &Cluster) -> BTreeMap<String, NodeHardware> {
+    let Some(slurm) = &cluster.slurm else {
+        return BTreeMap::new();
+    };
+    hpc_slurm::slurmd_nodes(cluster, slurm)
+        .into_iter()
+        .map(|n| (n.name.to_string(), NodeHardware::from_config(n)))
+        .collect()
+}
+
+/// The programs of one node's seed, in the order they run.
+fn programs(
+    cluster: &Cluster,
+    node: &hpc_config::Node,
+    slurm: Option<&hpc_slurm::DeployPlan>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut plans: Vec<(String, HostPlan)> =
+        vec![("00-base".to_owned(), crate::nodes::base_plan(cluster, node))];
+    if let Some(plan) = slurm {
+        for (i, (kind, p)) in hpc_slurm::boot_phases(plan, cluster, node.name.as_str())
+            .into_iter()
+            .enumerate()
+        {
+            plans.push((format!("{}-{}", 10 + 10 * i, kind.name()), p));
+        }
+    }
+    plans
+        .into_iter()
+        .map(|(name, plan)| {
+            hpc_remote::boot_program(&plan)
+                .map(|bytes| (format!("{name}.sh"), bytes))
+                .map_err(|e| miette!("node {}: seed program {name}: {e}", node.name))
+        })
+        .collect()
+}
+
+/// A tar archive of `files` (mode 0600, owned by root, no timestamps: the same input gives
+/// the same bytes).
+fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o600);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, bytes.as_slice())
+            .into_diagnostic()?;
+    }
+    b.into_inner().into_diagnostic()
+}
+
+/// Write every local node's seed disk. `slurm` is the SLURM deployment plan (rendered with
+/// [`declared_hardware`]), when the cluster has SLURM.
+pub(crate) fn write(cluster: &Cluster, slurm: Option<&hpc_slurm::DeployPlan>) -> Result<()> {
+    let dir = hpc_libvirt::seed_dir(&cluster.state_dir);
+    fs_err::create_dir_all(&dir).into_diagnostic()?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Traversable, not listable: QEMU opens the disks as its own user once libvirt has
+        // handed each file over to it (DAC labelling); the files stay 0600.
+        fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).into_diagnostic()?;
+    }
+    for node in cluster
+        .nodes
+        .iter()
+        .filter(|n| n.uri.remote_host().is_none())
+    {
+        let bytes = archive(&programs(cluster, node, slurm)?)?;
+        crate::render::write_atomic(
+            &hpc_libvirt::seed_path(&cluster.state_dir, node.name.as_str()),
+            &bytes,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_archive_is_whole_blocks_and_reads_back() {
+        let files = vec![
+            ("00-base.sh".to_owned(), b"echo base\n".to_vec()),
+            ("10-munge.sh".to_owned(), vec![b'x'; 700]),
+        ];
+        let a = archive(&files).unwrap();
+        assert_eq!(a.len() % 512, 0);
+        assert_eq!(a, archive(&files).unwrap());
+        let mut r = tar::Archive::new(a.as_slice());
+        let names: Vec<String> = r
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["00-base.sh", "10-munge.sh"]);
+    }
+}
