@@ -199,9 +199,12 @@ pub(crate) fn compile(
     let mut out = Vec::with_capacity(RUNNER.len() + 4096);
     out.extend_from_slice(RUNNER.as_bytes());
     let mut main = String::new();
+    // What hpc_probe looks at: kind and path of every directory and file step.
+    let mut paths = String::new();
     for (i, step) in plan.steps.iter().enumerate() {
         match &step.kind {
             StepKind::Directory(d) => {
+                let _ = writeln!(paths, "K{i}=d P{i}={}", quote(&p(&d.path)));
                 let _ = writeln!(
                     main,
                     "hpc_dir {i} {} {:o} {} {}",
@@ -212,6 +215,7 @@ pub(crate) fn compile(
                 );
             }
             StepKind::File(f) => {
+                let _ = writeln!(paths, "K{i}=f P{i}={}", quote(&p(&f.path)));
                 out.extend_from_slice(format!("hpc_c{i}() {{\n").as_bytes());
                 printf_literal(&f.content, &mut out);
                 out.extend_from_slice(b"\n}\n");
@@ -281,8 +285,9 @@ pub(crate) fn compile(
         quote(target.mount),
     );
     out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(paths.as_bytes());
     out.extend_from_slice(main.as_bytes());
-    out.extend_from_slice(b"printf '@@HPC - done\\n' >&3\n}\nhpc_init && hpc_main\n");
+    out.extend_from_slice(b"hpc_flush\nprintf '@@HPC - done\\n' >&3\n}\nhpc_init && hpc_main\n");
     Ok(out)
 }
 

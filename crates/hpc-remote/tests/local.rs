@@ -177,6 +177,147 @@ fn failure_before_rename_keeps_the_old_file() {
     assert!(!r.is_ok());
 }
 
+/// The files written in a row are renamed one after another after one `sync`; a failed
+/// rename still leaves the files before it in place, and nothing after it happens (a
+/// content change, a mode-only change, the handler), as when each step finished before the
+/// next one began.
+#[test]
+fn failed_rename_in_a_row_keeps_earlier_files_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let marker = root.join("handler-ran");
+    let plan = |v: &str| {
+        HostPlan::new("h01")
+            .step("dir", EnsureDirectory::new("/opt/row", 0o755))
+            .step("a", EnsureFile::new("/opt/row/a", format!("a{v}\n"), 0o644))
+            .step("b", EnsureFile::new("/opt/row/b", format!("b{v}\n"), 0o644))
+            .step("same", EnsureFile::new("/opt/row/same", "same\n", 0o644))
+            .step("meta", EnsureFile::new("/opt/row/meta", "meta\n", 0o644))
+            .step("c", EnsureFile::new("/opt/row/c", format!("c{v}\n"), 0o644))
+            .step(
+                "handler",
+                RunCommand::new(["touch", marker.to_str().unwrap()]).when_changed(["a", "b", "c"]),
+            )
+    };
+    let exec = LocalExecutor::with_root(root);
+    let r = rt()
+        .block_on(exec.apply_host(&plan("1"), Mode::APPLY))
+        .unwrap();
+    assert_eq!(r.changed(), 7, "{r:?}");
+    fs_err::remove_file(&marker).unwrap();
+    let meta = root.join("opt/row/meta");
+    fs_err::set_permissions(&meta, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let b = root.join("opt/row/b");
+    let failing = exec
+        .clone()
+        .env("HPC_REMOTE_TEST_FAIL_BEFORE_RENAME", b.to_str().unwrap());
+    let r = rt()
+        .block_on(failing.apply_host(&plan("2"), Mode::APPLY))
+        .unwrap();
+    assert_eq!(status(&r, "a"), StepStatus::Changed, "{r:?}");
+    assert!(
+        matches!(status(&r, "b"), StepStatus::Failed { .. }),
+        "{r:?}"
+    );
+    for later in ["same", "meta", "c", "handler"] {
+        assert_eq!(status(&r, later), StepStatus::Skipped, "{later}: {r:?}");
+    }
+    let read = |f: &str| fs_err::read_to_string(root.join("opt/row").join(f)).unwrap();
+    assert_eq!(read("a"), "a2\n");
+    assert_eq!(read("b"), "b1\n");
+    assert_eq!(read("c"), "c1\n");
+    assert_eq!(
+        fs_err::metadata(&meta).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!marker.exists());
+    assert_no_temp_files(root);
+
+    // Without the failure the rest follows, and the row is then in place.
+    let r = rt()
+        .block_on(exec.apply_host(&plan("2"), Mode::APPLY))
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    for changed in ["b", "meta", "c", "handler"] {
+        assert_eq!(status(&r, changed), StepStatus::Changed, "{changed}: {r:?}");
+    }
+    assert_eq!(status(&r, "a"), StepStatus::Unchanged);
+    assert_eq!(status(&r, "same"), StepStatus::Unchanged);
+    assert_eq!(read("c"), "c2\n");
+    let r = rt()
+        .block_on(exec.apply_host(&plan("2"), Mode::APPLY))
+        .unwrap();
+    assert_eq!(r.changed(), 0, "{r:?}");
+}
+
+/// What the runner costs the target is mostly the programs it starts (a fork and an exec
+/// each): a re-run that finds everything in place starts one `stat` and one `sha256sum`,
+/// and an apply from clean one `install` per directory and file, one `sync` for the four
+/// files, one `mv` each, the handler, and `mktemp`/`rm` for the step log.
+#[test]
+fn programs_a_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs_err::create_dir(&root).unwrap();
+    let marker = dir.path().join("handler-ran");
+    let bin = dir.path().join("bin");
+    fs_err::create_dir(&bin).unwrap();
+    let log = dir.path().join("programs.log");
+    let path = std::env::var("PATH").unwrap();
+    let log_q = quote(log.to_str().unwrap()).into_owned();
+    let path_q = quote(&path).into_owned();
+    for p in [
+        "awk",
+        "cat",
+        "chmod",
+        "chown",
+        "cp",
+        "install",
+        "mkdir",
+        "mktemp",
+        "mv",
+        "rm",
+        "sed",
+        "sha256sum",
+        "stat",
+        "sync",
+        "tail",
+        "touch",
+        "wc",
+    ] {
+        let w = bin.join(p);
+        fs_err::write(
+            &w,
+            format!("#!/bin/sh\necho {p} >>{log_q}\nPATH={path_q} exec {p} \"$@\"\n"),
+        )
+        .unwrap();
+        fs_err::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let exec = LocalExecutor::with_root(&root).env("PATH", format!("{}:{path}", bin.display()));
+    let plan = bench_plan("h01", &marker, "1");
+    let started = || {
+        let mut v: Vec<String> = fs_err::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        let _ = fs_err::remove_file(&log);
+        v.join(" ")
+    };
+
+    let r = rt().block_on(exec.apply_host(&plan, Mode::APPLY)).unwrap();
+    assert_eq!(r.changed(), 7, "{r:?}");
+    assert_eq!(
+        started(),
+        "install install install install install install mktemp mv mv mv mv rm sync touch"
+    );
+    let r = rt().block_on(exec.apply_host(&plan, Mode::APPLY)).unwrap();
+    assert_eq!(r.changed(), 0, "{r:?}");
+    assert_eq!(started(), "sha256sum stat");
+}
+
 #[test]
 fn hostile_names_and_values_are_data() {
     let dir = tempfile::tempdir().unwrap();
