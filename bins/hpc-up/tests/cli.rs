@@ -108,6 +108,59 @@ fn render_is_deterministic() {
 }
 
 #[test]
+fn render_over_an_existing_tree_replaces_what_changed_and_leaves_no_temporary_files() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let render = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend([
+            "render",
+            "examples/full-stack.yaml",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = hpc_up(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    render(&[]);
+    let first = read_tree(&out);
+
+    // A damaged artefact, and a file of the user's beside the artefacts.
+    fs_err::write(out.join("slurm/slurm.conf"), "half a fi").unwrap();
+    fs_err::write(out.join("notes.txt"), "mine\n").unwrap();
+    let o = render(&["--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    let unchanged = v["unchanged"].as_array().unwrap();
+    assert_eq!(files.len(), first.len());
+    assert_eq!(unchanged.len(), first.len() - 1);
+    assert!(!unchanged.iter().any(|f| f == "slurm/slurm.conf"), "{v}");
+
+    let mut second = read_tree(&out);
+    let notes = second.iter().position(|(p, _)| p == Path::new("notes.txt"));
+    assert_eq!(second.remove(notes.unwrap()).1, b"mine\n");
+    assert_eq!(second, first);
+    // nothing half-written is left beside the artefacts, in any directory
+    for (p, _) in &second {
+        let name = p.file_name().unwrap().to_string_lossy();
+        assert!(!name.starts_with('.'), "left behind: {}", p.display());
+    }
+
+    // Text output: the files written, then the ones already up to date.
+    let o = render(&[]);
+    assert!(
+        stderr(&o).contains(&format!(
+            "{} files in {} were already up to date",
+            first.len(),
+            out.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn render_refuses_an_invalid_file_and_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
