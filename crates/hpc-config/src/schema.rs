@@ -34,12 +34,18 @@ pub fn schema_text() -> String {
     s
 }
 
+/// The schema, generated once per process (the check needs it for every report).
+fn schema() -> &'static Value {
+    static S: OnceLock<Value> = OnceLock::new();
+    S.get_or_init(json_schema)
+}
+
 fn validator() -> Option<&'static jsonschema::Validator> {
     static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
     V.get_or_init(|| {
         jsonschema::options()
             .should_validate_formats(true)
-            .build(&json_schema())
+            .build(schema())
             .ok()
     })
     .as_ref()
@@ -63,10 +69,13 @@ pub(crate) fn check(doc: &Value) -> Vec<SchemaProblem> {
     let Some(v) = validator() else {
         return Vec::new();
     };
-    let schema = json_schema();
+    // The common case, a valid file, takes the validator's fast path.
+    if v.is_valid(doc) {
+        return Vec::new();
+    }
     let mut out: Vec<SchemaProblem> = Vec::new();
     for e in v.iter_errors(doc) {
-        report(&schema, &e, &mut out);
+        report(schema(), &e, &mut out);
     }
     out
 }
@@ -234,7 +243,7 @@ fn walk<'a>(root: &'a Value, pointer: &str) -> Walk<'a> {
     let mut name = None;
     let mut s = resolve(root, root, &mut name);
     for token in pointer.split('/').skip(1) {
-        let token = token.replace("~1", "/").replace("~0", "~");
+        let token = crate::yaml::unescape_token(token);
         let next = s
             .get("properties")
             .and_then(|p| p.get(&token))

@@ -4,7 +4,7 @@
 //! so the loader can turn it into `file:line:column`; the rules themselves know nothing of
 //! text positions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -1055,11 +1055,12 @@ fn node_refs(
         cx.err(at, ErrorKind::NoNodes { what });
         return Vec::new();
     }
-    let mut wanted = BTreeSet::new();
+    let known: HashSet<&str> = names.iter().copied().collect();
+    let mut wanted = HashSet::new();
     for (i, r) in refs.iter().enumerate() {
         let item_at = format!("{at}/{i}");
         if r == "ALL" {
-            wanted.extend(names.iter().map(|s| (*s).to_owned()));
+            wanted.extend(names.iter().copied());
             continue;
         }
         let expanded = match hostlist_parser::parse(r) {
@@ -1070,8 +1071,8 @@ fn node_refs(
             }
         };
         for name in expanded {
-            if names.contains(&name.as_str()) {
-                wanted.insert(name);
+            if let Some(known) = known.get(name.as_str()) {
+                wanted.insert(*known);
             } else {
                 let suggestion = closest(&name, names);
                 cx.err(item_at.clone(), ErrorKind::UnknownNode { name, suggestion });

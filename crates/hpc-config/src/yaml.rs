@@ -1,9 +1,11 @@
 //! YAML → JSON value, keeping the position of every node.
 //!
 //! saphyr's event parser gives each event a span; this module builds a JSON value from the
-//! events and records, for every JSON pointer, where its value (and its key) stand in the
-//! text. Schema errors, serde errors and semantic errors all name a JSON pointer, and this
-//! index turns it into a `file:line:column`.
+//! events and keeps the tree of spans, so that a JSON pointer can be turned into where its
+//! value (and its key) stand in the text. Schema errors, serde errors and semantic errors all
+//! name a JSON pointer, and this index turns it into a `file:line:column`. Pointers are
+//! resolved only when a problem is reported: a valid file (a 1,000-node one included) costs
+//! no pointer strings at all.
 //!
 //! YAML 1.2 core scalars; anchors and aliases; `<<` merge keys; duplicate keys are an error
 //! (YAML forbids them, and the usual parsers silently keep the last one).
@@ -22,24 +24,48 @@ pub(crate) struct Place {
     pub(crate) key: Option<Range<usize>>,
 }
 
-/// Positions of every node, by JSON pointer (`""` is the document).
+/// Positions of every node, found by JSON pointer (`""` is the document).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SpanIndex {
-    places: HashMap<String, Place>,
+    root: Option<Node>,
 }
 
 impl SpanIndex {
     /// The place of `pointer`, or of its nearest ancestor that has one.
     pub(crate) fn find(&self, pointer: &str) -> Place {
-        let mut p = pointer;
-        loop {
-            if let Some(place) = self.places.get(p) {
-                return place.clone();
+        let Some(mut node) = self.root.as_ref() else {
+            return Place::default();
+        };
+        let mut key = None;
+        // `""` is the document; every further token starts with `/`.
+        let tokens = pointer.strip_prefix('/').map(|p| p.split('/'));
+        for token in tokens.into_iter().flatten() {
+            let next = match &node.kind {
+                Kind::Seq(items) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|n| (n, None)),
+                Kind::Map(entries) => {
+                    let name = unescape_token(token);
+                    entries
+                        .iter()
+                        .find(|(k, _, _)| *k == name)
+                        .map(|(_, ks, n)| (n, Some(ks.clone())))
+                }
+                Kind::Scalar(_) => None,
+            };
+            match next {
+                Some((n, k)) => {
+                    node = n;
+                    key = k;
+                }
+                None => break,
             }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return Place::default(),
-            }
+        }
+        Place {
+            value: node.span.clone(),
+            key,
         }
     }
 
@@ -66,6 +92,11 @@ pub(crate) struct SyntaxProblem {
 /// Escape one reference token of a JSON pointer.
 pub(crate) fn escape_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Undo [`escape_token`].
+pub(crate) fn unescape_token(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
 }
 
 #[derive(Debug, Clone)]
@@ -305,9 +336,8 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
     let Some(root) = root else {
         return (Some(Value::Null), SpanIndex::default(), problems);
     };
-    let mut index = SpanIndex::default();
-    let value = to_json(&root, String::new(), None, &mut index);
-    (Some(value), index, problems)
+    let value = to_json(&root);
+    (Some(value), SpanIndex { root: Some(root) }, problems)
 }
 
 fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> Node {
@@ -362,38 +392,18 @@ fn merge_keys(
     own
 }
 
-fn to_json(
-    node: &Node,
-    pointer: String,
-    key: Option<Range<usize>>,
-    index: &mut SpanIndex,
-) -> Value {
-    let value = match &node.kind {
+fn to_json(node: &Node) -> Value {
+    match &node.kind {
         Kind::Scalar(v) => v.clone(),
-        Kind::Seq(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| to_json(n, format!("{pointer}/{i}"), None, index))
-                .collect(),
-        ),
+        Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
         Kind::Map(entries) => {
-            let mut map = Map::new();
-            for (k, ks, n) in entries {
-                let child = format!("{pointer}/{}", escape_token(k));
-                map.insert(k.clone(), to_json(n, child, Some(ks.clone()), index));
+            let mut map = Map::with_capacity(entries.len());
+            for (k, _, n) in entries {
+                map.insert(k.clone(), to_json(n));
             }
             Value::Object(map)
         }
-    };
-    index.places.insert(
-        pointer,
-        Place {
-            value: node.span.clone(),
-            key,
-        },
-    );
-    value
+    }
 }
 
 #[cfg(test)]
@@ -415,6 +425,16 @@ mod tests {
         assert_eq!(&text[idx.key_or_value("/c/d")], "d");
         // unknown pointers fall back to their nearest ancestor
         assert_eq!(&text[idx.value("/b/0/zz")], "x");
+        assert_eq!(idx.value("/b/7"), idx.value("/b"));
+        assert_eq!(idx.find("").key, None);
+    }
+
+    #[test]
+    fn escaped_pointer_tokens() {
+        let text = "a/b: 1\n~c: 2\n";
+        let (_, idx, _) = parse(text);
+        assert_eq!(&text[idx.value("/a~1b")], "1");
+        assert_eq!(&text[idx.key_or_value("/~0c")], "~c");
     }
 
     #[test]
