@@ -786,8 +786,7 @@ where
     let unknown = job_nodes
         .iter()
         .any(|n| !opts.hardware.contains_key(n.name.as_str()));
-    let all_ready_first = unknown;
-    if all_ready_first {
+    if unknown {
         let waits = cluster.nodes.iter().map(|n| {
             let name = n.name.to_string();
             let fut = ready(name.clone());
@@ -844,7 +843,7 @@ where
     let pipelines = cluster.nodes.iter().map(|n| {
         let name = n.name.as_str();
         let is_controller = n.role == hpc_config::Role::Controller;
-        let ready = (!all_ready_first).then(|| ready(name.to_owned()));
+        let ready = (!unknown).then(|| ready(name.to_owned()));
         let mine = |kind| plan_of(kind, name);
         let (munge, acct, ctld, nodes) = (
             mine(PhaseKind::Munge),

@@ -298,11 +298,12 @@ pub fn plan_deploy(
 
 /// The part of `plan` that `node` can apply by itself while it boots (from a seed read at
 /// boot, with service starts queued: `hpc_remote::boot_program`), in phase order: munge
-/// everywhere; on a controller its files and slurmctld; elsewhere the files and slurmd.
-/// Nothing of the accounting phase (its database user needs a running MariaDB), and on a
-/// cluster with accounting no controller phase either (slurmctld must start after
-/// slurmdbd): the deployment over SSH does those. Everything here is applied again by the
-/// deployment, which then finds it in place and restarts nothing.
+/// everywhere; on the accounting host MariaDB started (the slow part of accounting; the
+/// database user and slurmdbd need it running, so they wait for the deployment); on a
+/// controller its files and slurmctld, elsewhere the files and slurmd. On a cluster with
+/// accounting, the controller phase waits for the deployment too (slurmctld must start
+/// after slurmdbd). Everything here is applied again by the deployment, which then finds it
+/// in place and restarts nothing.
 pub fn boot_phases(plan: &DeployPlan, cluster: &Cluster, node: &str) -> Vec<(PhaseKind, HostPlan)> {
     let accounting = cluster
         .slurm
@@ -310,16 +311,13 @@ pub fn boot_phases(plan: &DeployPlan, cluster: &Cluster, node: &str) -> Vec<(Pha
         .is_some_and(|s| s.accounting_host.is_some());
     plan.phases
         .iter()
-        .filter(|p| match p.kind {
-            PhaseKind::Munge | PhaseKind::Nodes => true,
-            PhaseKind::Controller => !accounting,
-            PhaseKind::Accounting => false,
-        })
+        .filter(|p| p.kind != PhaseKind::Controller || !accounting)
         .filter_map(|p| {
-            p.plans
-                .iter()
-                .find(|h| h.host == node)
-                .map(|h| (p.kind, h.clone()))
+            let mut h = p.plans.iter().find(|h| h.host == node)?.clone();
+            if p.kind == PhaseKind::Accounting {
+                h.steps.retain(|s| s.id == "mariadb");
+            }
+            Some((p.kind, h))
         })
         .collect()
 }
@@ -439,7 +437,15 @@ mod tests {
         let c = cluster("examples/full-stack.yaml");
         let plan = plan_deploy(&c, "conf\n", &secrets, &RenderOptions::default()).unwrap();
         let ctl = c.controllers().next().unwrap().name.to_string();
-        assert_eq!(kinds_of(&plan, &c, &ctl), [PhaseKind::Munge]);
+        let acct = c.slurm.as_ref().unwrap().accounting_host.as_ref().unwrap();
+        assert_eq!(acct.as_str(), ctl);
+        assert_eq!(
+            kinds_of(&plan, &c, &ctl),
+            [PhaseKind::Munge, PhaseKind::Accounting]
+        );
+        // of accounting, only MariaDB: the database user and slurmdbd need it running
+        let boot = boot_phases(&plan, &c, &ctl);
+        assert_eq!(ids(&boot[1].1), ["mariadb"]);
     }
 
     fn kinds_of(plan: &DeployPlan, c: &Cluster, n: &str) -> Vec<PhaseKind> {
