@@ -300,7 +300,11 @@ pub(crate) fn up(out: &Output, t: &Target<'_>, opts: &UpOptions) -> Result<ExitC
             r
         })?;
     }
-    let timings = progress.into_timings();
+    let (timings, node_warnings) = progress.finish();
+    for w in &node_warnings {
+        out.note(&format!("warning: {w}"));
+    }
+    warnings.extend(node_warnings);
     let count = |o: Outcome| applied.iter().filter(|(_, a)| a.outcome == o).count();
     let (created, updated, started_n, unchanged) = (
         count(Outcome::Created),

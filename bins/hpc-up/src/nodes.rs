@@ -84,6 +84,8 @@ fn console_tail(cluster: &Cluster, node: &Node, lines: usize) -> String {
 pub(crate) struct NodeTimes {
     /// When the node first answered over SSH.
     pub(crate) ssh_ready_at: Option<f64>,
+    /// Waiting for its seed unit, after SSH answered.
+    pub(crate) seed_wait: Option<f64>,
     /// Its base configuration (hostname, `/etc/hosts`, mounts) over SSH.
     pub(crate) base: Option<f64>,
     /// Its own SLURM phases (waits for other nodes not counted).
@@ -105,6 +107,8 @@ pub(crate) type Timings = BTreeMap<String, NodeTimes>;
 pub(crate) struct Progress {
     pub(crate) started: Instant,
     pub(crate) nodes: Mutex<Timings>,
+    /// Warnings for the user (printed at the end by `up`).
+    pub(crate) warnings: Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -112,6 +116,13 @@ impl Progress {
         Self {
             started,
             nodes: Mutex::new(Timings::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn warn(&self, warning: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(warning);
         }
     }
 
@@ -125,8 +136,12 @@ impl Progress {
         self.started.elapsed().as_secs_f64()
     }
 
-    pub(crate) fn into_timings(self) -> Timings {
-        self.nodes.into_inner().unwrap_or_default()
+    /// The per-node times and the warnings.
+    pub(crate) fn finish(self) -> (Timings, Vec<String>) {
+        (
+            self.nodes.into_inner().unwrap_or_default(),
+            self.warnings.into_inner().unwrap_or_default(),
+        )
     }
 }
 
@@ -164,6 +179,31 @@ async fn wait_for_ssh(
     }
 }
 
+/// Waits until the node's seed unit (see `seed.rs`) has finished: sshd does not wait for it,
+/// and the base configuration and the SLURM steps must not race it. `systemctl start` joins
+/// the unit's running or queued start job and returns at once when it already ran. `None`
+/// when it ran, or when the image has no such unit (then the deploy over SSH does all);
+/// `Some(warning)` when it failed (the deploy over SSH then does what it did not).
+async fn wait_for_seed(exec: &SshExecutor, node: &str) -> Option<String> {
+    const SCRIPT: &str = "if systemctl is-failed --quiet hpc-up-seed.service; then \
+        tail -n 5 /run/hpc-up/seed/*.log 2>/dev/null; exit 3; fi; \
+        systemctl start hpc-up-seed.service 2>/dev/null; rc=$?; \
+        if [ $rc = 5 ]; then exit 0; fi; exit $rc";
+    let argv = ["sh", "-c", SCRIPT].map(str::to_owned);
+    match exec.run(node, &argv).await {
+        Ok(o) if o.status == Some(0) => None,
+        Ok(o) => Some(format!(
+            "node {node}: its seed did not apply (hpc-up-seed.service, exit {:?}; the deploy over SSH does the work instead; see /run/hpc-up/seed/ on the node){}",
+            o.status,
+            match String::from_utf8_lossy(&o.stdout).trim() {
+                "" => String::new(),
+                t => format!(":\n    {}", t.replace('\n', "\n    ")),
+            }
+        )),
+        Err(e) => Some(format!("node {node}: cannot ask for its seed unit: {e}")),
+    }
+}
+
 /// How often a node that does not answer yet is tried again.
 const SSH_POLL: Duration = Duration::from_millis(500);
 
@@ -183,6 +223,12 @@ pub(crate) async fn ready(
     wait_for_ssh(cluster, exec, node, deadline, timeout).await?;
     let at = progress.now();
     progress.update(&name, |t| t.ssh_ready_at = Some(at));
+    let started = Instant::now();
+    if let Some(warning) = wait_for_seed(exec, &name).await {
+        progress.warn(warning);
+    }
+    let seed = started.elapsed().as_secs_f64();
+    progress.update(&name, |t| t.seed_wait = Some(seed));
     let started = Instant::now();
     let plan = base_plan(cluster, node);
     let summary = hpc_remote::apply_all(exec, std::slice::from_ref(&plan), Mode::APPLY).await;
@@ -237,12 +283,13 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// The node × phase table: when each node answered SSH and was done (seconds since `up`
-/// started), and how long its own base and SLURM steps took.
+/// started), and how long it then waited for its seed unit and its own base and SLURM steps
+/// took.
 pub(crate) fn timing_table(timings: &Timings) -> String {
     let beegfs = timings.values().any(|t| t.beegfs.is_some());
     let mut s = format!(
-        "{:<14} {:>10} {:>8} {:>8} {:>8}",
-        "node", "ssh ready", "base", "slurm", "done"
+        "{:<14} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "node", "ssh ready", "seed", "base", "slurm", "done"
     );
     if beegfs {
         s.push_str(&format!(" {:>8}", "beegfs"));
@@ -250,8 +297,9 @@ pub(crate) fn timing_table(timings: &Timings) -> String {
     s.push('\n');
     for (node, t) in timings {
         s.push_str(&format!(
-            "{node:<14} {:>10} {:>8} {:>8} {:>8}",
+            "{node:<14} {:>10} {:>8} {:>8} {:>8} {:>8}",
             cell(t.ssh_ready_at),
+            cell(t.seed_wait),
             cell(t.base),
             cell(t.slurm),
             cell(t.done_at)
@@ -275,6 +323,7 @@ mod tests {
             "ctl".into(),
             NodeTimes {
                 ssh_ready_at: Some(42.5),
+                seed_wait: Some(1.5),
                 base: Some(0.4),
                 slurm: Some(3.3),
                 done_at: Some(47.0),
@@ -286,9 +335,9 @@ mod tests {
         let s = timing_table(&t);
         assert_eq!(
             s,
-            "node            ssh ready     base    slurm     done\n\
-             cn1                     -        -        -        -\n\
-             ctl                 42.5s     0.4s     3.3s    47.0s\n"
+            "node            ssh ready     seed     base    slurm     done\n\
+             cn1                     -        -        -        -        -\n\
+             ctl                 42.5s     1.5s     0.4s     3.3s    47.0s\n"
         );
     }
 }
