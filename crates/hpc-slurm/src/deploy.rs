@@ -22,8 +22,10 @@
 //!   the run at once with `sinfo -R`'s reason; one still DOWN when the wait ends fails it
 //!   too), and every node's `scontrol show config` says `HASH_VAL = Match`.
 //!
-//! A node whose step fails stops there; nodes waiting for it stop too (they are not counted
-//! as failures); the error names every failed node and step. A service that fails to start
+//! A node whose step fails stops there; the other nodes stop at their next wait or phase
+//! (a host plan already running finishes; they are not counted as failures), so the error
+//! names every node that failed on its own, with its step, and comes without waiting out
+//! the others' bounds. A service that fails to start
 //! is reported with its journal's last lines, so the daemon's own message (e.g. munged's
 //! `Keyfile is insecure`) reaches the user.
 
@@ -636,6 +638,25 @@ impl Latch {
             Err(_) => false,
         }
     }
+
+    fn is_set(&self) -> bool {
+        *self.0.borrow() == Some(true)
+    }
+}
+
+/// `wait` (a bounded wait on this node: SSH, a daemon, a round trip), cut short with
+/// [`Stop::Waited`] when another node fails first: its error is the one that counts, and
+/// waiting out the bound would only delay it. Host plans are never cut short.
+async fn unless_aborted<T>(
+    abort: &Latch,
+    wait: impl Future<Output = Result<T, DeployError>>,
+) -> Result<T, Stop> {
+    let wait = std::pin::pin!(wait);
+    let aborted = std::pin::pin!(abort.wait());
+    match futures_util::future::select(wait, aborted).await {
+        futures_util::future::Either::Left((r, _)) => r.map_err(Stop::Failed),
+        futures_util::future::Either::Right(_) => Err(Stop::Waited),
+    }
 }
 
 /// How one node's pipeline ended early.
@@ -839,6 +860,8 @@ where
     let accounting = slurm.accounting_host.as_ref().map(|h| h.to_string());
     let (munge_up, dbd_up, ctld_up) = (Latch::new(), Latch::new(), Latch::new());
     let (munge_up, dbd_up, ctld_up) = (&munge_up, &dbd_up, &ctld_up);
+    // Set when a node fails: the others stop at their next wait or phase.
+    let abort = &Latch::new();
     let (ctl, accounting, slurm_conf_ref) = (ctl.as_str(), accounting.as_deref(), &slurm_conf);
     let pipelines = cluster.nodes.iter().map(|n| {
         let name = n.name.as_str();
@@ -855,11 +878,22 @@ where
             let mut laps = Laps::new(name, start);
             let r: Result<(), Stop> = async {
                 if let Some(ready) = ready {
-                    ready
-                        .await
-                        .map_err(|e| phase_error("ready", vec![format!("node {name}: {e}")]))?;
+                    unless_aborted(abort, async {
+                        ready
+                            .await
+                            .map_err(|e| phase_error("ready", vec![format!("node {name}: {e}")]))
+                    })
+                    .await?;
                     laps.lap("ready", Vec::new());
                 }
+                let go_on = || {
+                    if abort.is_set() {
+                        Err(Stop::Waited)
+                    } else {
+                        Ok(())
+                    }
+                };
+                go_on()?;
                 if let Some(p) = munge {
                     let hosts = apply_phase(exec, PhaseKind::Munge, &[p]).await?;
                     laps.lap("munge", hosts);
@@ -871,13 +905,16 @@ where
                     return Err(Stop::Waited);
                 }
                 laps.restart();
-                munge_round_trip(exec, ctl, name, opts.wait_timeout).await?;
+                unless_aborted(abort, munge_round_trip(exec, ctl, name, opts.wait_timeout)).await?;
                 laps.lap("munge round trip", Vec::new());
                 if let Some(p) = acct {
+                    go_on()?;
                     let hosts = apply_phase(exec, PhaseKind::Accounting, &[p]).await?;
                     laps.lap("accounting", hosts);
                     if Some(name) == accounting {
-                        wait_slurmdbd(exec, name, render.slurmdbd_port, opts.wait_timeout).await?;
+                        let port = render.slurmdbd_port;
+                        unless_aborted(abort, wait_slurmdbd(exec, name, port, opts.wait_timeout))
+                            .await?;
                         laps.lap("slurmdbd up", Vec::new());
                         dbd_up.set(true);
                     }
@@ -887,6 +924,7 @@ where
                         return Err(Stop::Waited);
                     }
                     laps.restart();
+                    go_on()?;
                     if name == ctl {
                         scontrol_parse(exec, name, slurm_conf_ref).await?;
                     }
@@ -895,7 +933,8 @@ where
                         laps.lap("slurmctld", hosts);
                     }
                     if name == ctl {
-                        wait_slurmctld(exec, name, opts.wait_timeout).await?;
+                        unless_aborted(abort, wait_slurmctld(exec, name, opts.wait_timeout))
+                            .await?;
                         laps.lap("slurmctld up", Vec::new());
                         ctld_up.set(true);
                     }
@@ -904,6 +943,7 @@ where
                         return Err(Stop::Waited);
                     }
                     laps.restart();
+                    go_on()?;
                     let hosts = apply_phase(exec, PhaseKind::Nodes, &[p]).await?;
                     laps.lap("slurmd", hosts);
                 }
@@ -911,6 +951,9 @@ where
             }
             .await;
             // Whatever this node owned and did not reach, the others stop waiting for.
+            if matches!(r, Err(Stop::Failed(_))) {
+                abort.set(true);
+            }
             if name == ctl {
                 munge_up.set(false);
                 ctld_up.set(false);
