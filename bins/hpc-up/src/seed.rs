@@ -91,10 +91,11 @@ pub(crate) fn write(cluster: &Cluster, slurm: Option<&hpc_slurm::DeployPlan>) ->
         .filter(|n| n.uri.remote_host().is_none())
     {
         let bytes = archive(&programs(cluster, node, slurm)?)?;
-        crate::render::write_atomic(
-            &hpc_libvirt::seed_path(&cluster.state_dir, node.name.as_str()),
-            &bytes,
-        )?;
+        let path = hpc_libvirt::seed_path(&cluster.state_dir, node.name.as_str());
+        // Unchanged on most re-runs: no write, no fsync.
+        if fs_err::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            crate::render::write_atomic(&path, &bytes)?;
+        }
     }
     Ok(())
 }

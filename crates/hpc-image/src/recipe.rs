@@ -16,9 +16,8 @@ pub const RECIPE_VERSION: u32 = 2;
 pub(crate) const SEED_SCRIPT: &str = include_str!("seed/hpc-up-seed");
 
 /// `/etc/systemd/system/hpc-up-seed.service`, enabled: runs [`SEED_SCRIPT`] once per boot,
-/// before the SLURM, munge and MariaDB services it may start; sshd does not wait for it
-/// (whoever logs in to configure the node waits for the unit instead). Part of the cache
-/// key.
+/// after sshd is up and before the SLURM, munge and MariaDB services it may start (whoever
+/// logs in to configure the node waits for the unit). Part of the cache key.
 pub(crate) const SEED_UNIT: &str = include_str!("seed/hpc-up-seed.service");
 
 /// The Debian release images are built from.
