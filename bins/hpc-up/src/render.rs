@@ -278,21 +278,7 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
 /// flushing (see [`write_tree`]). The temporary file (`.hpc-up-*.tmp`, mode 0600 like
 /// every file render writes) is removed again if anything fails.
 fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+    replace(path, bytes, false)
 }
 
 /// How the temporary files of [`write_replacing`] are named: hidden, and not `*.xml`/`*.conf`.
@@ -313,22 +299,40 @@ fn parent_dir(path: &Path) -> &Path {
 /// `up`'s own state (secrets) and files the user asked for; render's regenerable output uses
 /// the cheaper [`write_tree`].
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// A temporary file beside `path` (mode 0600, named by [`TEMP_PREFIX`]/[`TEMP_SUFFIX`]) with
+/// `bytes`, renamed over `path`; with `durable`, the file is flushed before the rename and
+/// the directory after it.
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot replace {}", path.display()))?;
-    fs_err::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot flush directory {}", dir.display()))?;
+    if durable {
+        fs_err::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot flush directory {}", dir.display()))?;
+    }
     Ok(())
 }
 

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 /// Bumped whenever the build steps change in a way the inputs do not show.
 pub const RECIPE_VERSION: u32 = 2;
 
+/// sshd's drop-in: at first boot it makes the node's own ed25519 host key (and no other).
+const SSH_HOSTKEYS_DROPIN: &str = "[Service]\nExecStartPre=\nExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\nExecStartPre=/usr/sbin/sshd -t\n";
+
 /// `/usr/local/sbin/hpc-up-seed`: applies the node's seed disk at boot (see
 /// `hpc_libvirt::seed_path`). Part of the cache key.
 pub(crate) const SEED_SCRIPT: &str = include_str!("seed/hpc-up-seed");
@@ -114,6 +117,7 @@ impl Recipe {
         ));
         h.update(SEED_SCRIPT);
         h.update(SEED_UNIT);
+        h.update(SSH_HOSTKEYS_DROPIN);
         hex(&h.finalize())
     }
 
@@ -168,10 +172,15 @@ impl Recipe {
             "mkdir -p -m 700 \"$1/root/.ssh\"".to_owned(),
             format!("cp {} \"$1/root/.ssh/authorized_keys\"", q(key_file)),
             "chmod 600 \"$1/root/.ssh/authorized_keys\"".to_owned(),
-            "mkdir -p \"$1/etc/ssh/sshd_config.d\" && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\nUseDNS no\\n' > \"$1/etc/ssh/sshd_config.d/hpc-up.conf\"".to_owned(),
+            "mkdir -p \"$1/etc/ssh/sshd_config.d\" && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\nUseDNS no\\nHostKey /etc/ssh/ssh_host_ed25519_key\\n' > \"$1/etc/ssh/sshd_config.d/hpc-up.conf\"".to_owned(),
             // each VM gets its own host keys at first boot, and its own machine-id
             "rm -f \"$1\"/etc/ssh/ssh_host_*".to_owned(),
-            "mkdir -p \"$1/etc/systemd/system/ssh.service.d\" && printf '[Service]\\nExecStartPre=\\nExecStartPre=/usr/bin/ssh-keygen -A\\nExecStartPre=/usr/sbin/sshd -t\\n' > \"$1/etc/systemd/system/ssh.service.d/hostkeys.conf\"".to_owned(),
+            // One host key, ed25519, made at first boot: `ssh-keygen -A` also makes RSA-3072,
+            // whose prime search costs 4 s or more of an emulated CPU, and a varying amount
+            // of it (it made one node's SSH 25 s later than its peers' in bench/bringup).
+            format!(
+                "mkdir -p \"$1/etc/systemd/system/ssh.service.d\" && cat > \"$1/etc/systemd/system/ssh.service.d/hostkeys.conf\" <<'HPCUPEOF'\n{SSH_HOSTKEYS_DROPIN}HPCUPEOF\n"
+            ),
             "truncate -s0 \"$1/etc/machine-id\"".to_owned(),
             // root filesystem, virtio modules
             format!("printf 'LABEL={ROOT_LABEL} / ext4 rw,relatime 0 1\\n' > \"$1/etc/fstab\""),
