@@ -9,26 +9,9 @@
 //! The seed holds the munge key: the files are 0600 in a directory others can traverse but
 //! not list (libvirt hands each disk to the QEMU user while its domain runs).
 
-use std::collections::BTreeMap;
-
 use hpc_config::Cluster;
 use hpc_remote::HostPlan;
-use hpc_slurm::NodeHardware;
 use miette::{IntoDiagnostic, Result, miette};
-
-/// The hardware every job node declares in `slurm.conf`: what its domain gives it
-/// (`NodeHardware::from_config`). The seeds and the deployment over SSH use the same, so
-/// that the deployment finds the seeded `slurm.conf` in place; a node whose guest has less
-/// memory than declared turns INVAL and the deployment says so with SLURM's reason.
-pub(crate) fn declared_hardware(cluster: &Cluster) -> BTreeMap<String, NodeHardware> {
-    let Some(slurm) = &cluster.slurm else {
-        return BTreeMap::new();
-    };
-    hpc_slurm::slurmd_nodes(cluster, slurm)
-        .into_iter()
-        .map(|n| (n.name.to_string(), NodeHardware::from_config(n)))
-        .collect()
-}
 
 /// The programs of one node's seed, in the order they run.
 fn programs(
@@ -75,7 +58,7 @@ fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
 }
 
 /// Write every local node's seed disk. `slurm` is the SLURM deployment plan (rendered with
-/// [`declared_hardware`]), when the cluster has SLURM.
+/// `NodeHardware::declared`), when the cluster has SLURM.
 pub(crate) fn write(cluster: &Cluster, slurm: Option<&hpc_slurm::DeployPlan>) -> Result<()> {
     let dir = hpc_libvirt::seed_dir(&cluster.state_dir);
     fs_err::create_dir_all(&dir).into_diagnostic()?;

@@ -85,8 +85,11 @@ pub(crate) fn seed_plan(cluster: &Cluster) -> Result<Option<hpc_slurm::DeployPla
     }
     let (key, password) = secrets(cluster)?;
     let render = hpc_slurm::RenderOptions::for_cluster(cluster);
-    let conf =
-        hpc_slurm::render_slurm_conf(cluster, &crate::seed::declared_hardware(cluster), &render);
+    let conf = hpc_slurm::render_slurm_conf(
+        cluster,
+        &hpc_slurm::NodeHardware::declared(cluster),
+        &render,
+    );
     let secrets = Secrets {
         munge_key: Some(&key),
         db_password: password.as_deref(),
@@ -130,7 +133,7 @@ where
         // TCG guests start daemons slowly.
         wait_timeout: Duration::from_secs(300),
         // What the domains give the nodes, as the seeds have it.
-        hardware: crate::seed::declared_hardware(cluster),
+        hardware: hpc_slurm::NodeHardware::declared(cluster),
         ..DeployOptions::default()
     };
     let offset = progress.started.elapsed();

@@ -801,6 +801,14 @@ where
         .unwrap_or_else(|| RenderOptions::for_cluster(cluster));
     let job_nodes = slurmd_nodes(cluster, slurm);
     let mut phases = Vec::new();
+    // A cluster-wide phase that began at `t`.
+    let cluster_phase = |name, t: Instant| PhaseReport {
+        name,
+        node: None,
+        elapsed: t.elapsed(),
+        finished_at: start.elapsed(),
+        hosts: Vec::new(),
+    };
 
     // Hardware the caller does not know comes from the nodes themselves: all of them must be
     // ready before slurm.conf can be written.
@@ -839,13 +847,7 @@ where
         ));
     }
     if unknown {
-        phases.push(PhaseReport {
-            name: "hardware",
-            node: None,
-            elapsed: t.elapsed(),
-            finished_at: start.elapsed(),
-            hosts: Vec::new(),
-        });
+        phases.push(cluster_phase("hardware", t));
     }
 
     let plan = plan_deploy(cluster, &slurm_conf, secrets, &render)?;
@@ -976,13 +978,6 @@ where
     }
     phases.sort_by_key(|p| p.finished_at);
 
-    let cluster_phase = |name, t: Instant| PhaseReport {
-        name,
-        node: None,
-        elapsed: t.elapsed(),
-        finished_at: start.elapsed(),
-        hosts: Vec::new(),
-    };
     let t = Instant::now();
     wait_idle(exec, ctl, &job_nodes, opts.wait_timeout).await?;
     phases.push(cluster_phase("nodes idle", t));

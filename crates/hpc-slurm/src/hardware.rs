@@ -1,5 +1,7 @@
 //! What a node has, as `slurmd -C` reports it.
 
+use std::collections::BTreeMap;
+
 use hpc_config::Node;
 
 /// The share of a VM's memory the guest kernel is assumed to keep for itself when the
@@ -91,8 +93,8 @@ impl NodeHardware {
 
     /// An estimate from the cluster file, for rendering before the node exists: one board,
     /// one socket, `vcpus` cores of one thread, and the VM's memory minus
-    /// [`FALLBACK_GUEST_RESERVED_PERCENT`] (the guest kernel's share). Replace it with
-    /// [`NodeHardware::parse_slurmd_c`] of the real node before deploying.
+    /// [`FALLBACK_GUEST_RESERVED_PERCENT`] (the guest kernel's share). For a host hpc-up did
+    /// not create, [`NodeHardware::parse_slurmd_c`] of the real node is the truth.
     pub fn from_config(node: &Node) -> Self {
         let mib = node.memory.mib();
         Self {
@@ -103,6 +105,21 @@ impl NodeHardware {
             threads_per_core: 1,
             real_memory_mib: mib - mib * FALLBACK_GUEST_RESERVED_PERCENT / 100,
         }
+    }
+
+    /// [`NodeHardware::from_config`] for every node of `cluster` that runs jobs, by name:
+    /// what VMs hpc-up creates declare (their domains give them exactly this), so that
+    /// nobody needs to ask them with `slurmd -C` (`DeployOptions::hardware`). A node whose
+    /// guest has less memory than declared turns INVAL, and the deployment stops with
+    /// SLURM's reason.
+    pub fn declared(cluster: &hpc_config::Cluster) -> BTreeMap<String, Self> {
+        let Some(slurm) = &cluster.slurm else {
+            return BTreeMap::new();
+        };
+        crate::render::slurmd_nodes(cluster, slurm)
+            .into_iter()
+            .map(|n| (n.name.to_string(), Self::from_config(n)))
+            .collect()
     }
 
     /// `RealMemory` to configure: the reported memory minus `headroom_percent` (rounded so
