@@ -137,9 +137,16 @@ where
         ..DeployOptions::default()
     };
     let offset = progress.started.elapsed();
-    let report = hpc_slurm::deploy_with(exec, cluster, &secrets, &opts, ready)
-        .await
-        .map_err(|e| miette!("{e}"))?;
+    let report = hpc_slurm::deploy_with(
+        exec,
+        cluster,
+        &secrets,
+        &opts,
+        ready,
+        &hpc_remote::NoObserver,
+    )
+    .await
+    .map_err(|e| miette!("{e}"))?;
     for (node, (own, done)) in report.per_node() {
         let done_at = (offset + done).as_secs_f64();
         progress.update(&node, |t| {

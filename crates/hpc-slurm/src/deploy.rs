@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hpc_config::{Cluster, Node};
-use hpc_remote::{Executor, HostReport, Mode, StepStatus, apply_all};
+use hpc_remote::{
+    Executor, HostReport, Mode, PhaseEvent, PhaseObserver, PhaseReport, StepStatus, apply_all,
+};
 
 use crate::consistency::check_consistency;
 use crate::hardware::NodeHardware;
@@ -65,23 +67,6 @@ impl Default for DeployOptions {
     }
 }
 
-/// What one phase did, on one node or cluster-wide.
-#[derive(Debug, Clone)]
-pub struct PhaseReport {
-    /// Phase name: per node `ready` (the caller's hook), `munge`, `munge round trip`,
-    /// `accounting`, `slurmdbd up`, `slurmctld`, `slurmctld up`, `slurmd`; cluster-wide
-    /// `hardware`, `nodes idle`, `config hash`.
-    pub name: &'static str,
-    /// The node it ran on; `None` for a cluster-wide phase.
-    pub node: Option<String>,
-    /// Wall time of the phase itself (a node's waits for other nodes are not in it).
-    pub elapsed: Duration,
-    /// When it ended, counted from the start of the deployment.
-    pub finished_at: Duration,
-    /// Per-host reports of the phase's host plans (empty for waits and checks).
-    pub hosts: Vec<HostReport>,
-}
-
 /// What a deployment did.
 #[derive(Debug, Clone)]
 pub struct DeployReport {
@@ -89,18 +74,17 @@ pub struct DeployReport {
     pub slurm_conf: String,
     /// The hardware each job-running node reported (or was given).
     pub hardware: BTreeMap<String, NodeHardware>,
-    /// Phases, in the order they ended (nodes interleave).
+    /// Phases, in the order they ended (nodes interleave). Names: per node `ready` (the
+    /// caller's hook), `munge`, `munge round trip`, `accounting`, `slurmdbd up`,
+    /// `slurmctld`, `slurmctld up`, `slurmd`; cluster-wide `hardware`, `nodes idle`,
+    /// `config hash`.
     pub phases: Vec<PhaseReport>,
 }
 
 impl DeployReport {
     /// Steps changed across all phases (0 on a re-run of an unchanged cluster).
     pub fn changed(&self) -> usize {
-        self.phases
-            .iter()
-            .flat_map(|p| &p.hosts)
-            .map(HostReport::changed)
-            .sum()
+        self.phases.iter().map(PhaseReport::changed).sum()
     }
 
     /// Per node, the wall time of its own phases (ready hook excluded) and when its last
@@ -673,44 +657,115 @@ impl From<DeployError> for Stop {
     }
 }
 
-/// Phase reports of one node, timed from the deployment's start.
+/// Phase reports of one node, timed from the deployment's start, told to the observer as
+/// they begin and end.
 struct Laps<'a> {
     node: &'a str,
     start: Instant,
-    timer: Instant,
+    observer: &'a dyn PhaseObserver,
+    /// The phase under way and when it began.
+    current: Option<(&'static str, Instant)>,
     phases: Vec<PhaseReport>,
 }
 
 impl<'a> Laps<'a> {
-    fn new(node: &'a str, start: Instant) -> Self {
+    fn new(node: &'a str, start: Instant, observer: &'a dyn PhaseObserver) -> Self {
         Self {
             node,
             start,
-            timer: Instant::now(),
+            observer,
+            current: None,
             phases: Vec::new(),
         }
     }
 
-    /// Starts timing the next phase (time spent waiting for other nodes is not counted).
-    fn restart(&mut self) {
-        self.timer = Instant::now();
+    /// Phase `name` begins now (time spent waiting for other nodes before it is not counted).
+    fn begin(&mut self, name: &'static str) {
+        self.current = Some((name, Instant::now()));
+        self.observer.phase(PhaseEvent::Started {
+            name,
+            node: Some(self.node),
+        });
     }
 
-    fn lap(&mut self, name: &'static str, hosts: Vec<HostReport>) {
+    /// The phase under way ended well.
+    fn end(&mut self, hosts: Vec<HostReport>) {
+        let Some((name, began)) = self.current.take() else {
+            return;
+        };
         tracing::info!(
             node = self.node,
             phase = name,
-            secs = self.timer.elapsed().as_secs_f64(),
+            secs = began.elapsed().as_secs_f64(),
             "SLURM phase done"
         );
-        self.phases.push(PhaseReport {
+        let report = PhaseReport {
             name,
             node: Some(self.node.to_owned()),
-            elapsed: self.timer.elapsed(),
+            elapsed: began.elapsed(),
             finished_at: self.start.elapsed(),
             hosts,
-        });
-        self.timer = Instant::now();
+        };
+        self.observer.phase(PhaseEvent::Finished(&report));
+        self.phases.push(report);
+    }
+
+    /// The phase under way, if any, failed or was cut short.
+    fn fail(&mut self, error: &str) {
+        if let Some((name, _)) = self.current.take() {
+            self.observer.phase(PhaseEvent::Failed {
+                name,
+                node: Some(self.node),
+                error,
+            });
+        }
+    }
+}
+
+/// The text of `e` for a [`PhaseEvent::Failed`]: a phase error's failures without the
+/// heading (the event names the phase).
+fn failure_text(e: &DeployError) -> String {
+    match e {
+        DeployError::Phase { failures, .. } => failures.join("\n"),
+        other => other.to_string(),
+    }
+}
+
+/// What a cut-short phase says: it did not fail, another node did.
+const STOPPED: &str = "stopped: another node failed";
+
+/// A cluster-wide phase: `name` told to the observer as it begins and ends, its report
+/// added to `phases` when it succeeds.
+async fn cluster_phase<T>(
+    observer: &dyn PhaseObserver,
+    start: Instant,
+    phases: &mut Vec<PhaseReport>,
+    name: &'static str,
+    work: impl Future<Output = Result<T, DeployError>>,
+) -> Result<T, DeployError> {
+    observer.phase(PhaseEvent::Started { name, node: None });
+    let t = Instant::now();
+    match work.await {
+        Ok(v) => {
+            let report = PhaseReport {
+                name,
+                node: None,
+                elapsed: t.elapsed(),
+                finished_at: start.elapsed(),
+                hosts: Vec::new(),
+            };
+            observer.phase(PhaseEvent::Finished(&report));
+            phases.push(report);
+            Ok(v)
+        }
+        Err(e) => {
+            observer.phase(PhaseEvent::Failed {
+                name,
+                node: None,
+                error: &failure_text(&e),
+            });
+            Err(e)
+        }
     }
 }
 
@@ -762,26 +817,43 @@ fn merge_failures(errors: Vec<DeployError>) -> DeployError {
 
 /// Deploy `cluster`'s SLURM on its running nodes (see the module docs for the order). Every
 /// node must be reachable through `exec` by its name. The same as [`deploy_with`] with
-/// every node ready from the start.
+/// every node ready from the start and nobody watching.
 pub async fn deploy<E: Executor>(
     exec: &E,
     cluster: &Cluster,
     secrets: &Secrets<'_>,
     opts: &DeployOptions,
 ) -> Result<DeployReport, DeployError> {
-    deploy_with(exec, cluster, secrets, opts, |_| async { Ok(()) }).await
+    deploy_with(
+        exec,
+        cluster,
+        secrets,
+        opts,
+        |_| async { Ok(()) },
+        &hpc_remote::NoObserver,
+    )
+    .await
 }
 
 /// Deploy `cluster`'s SLURM, each node starting when `ready(node)` returns `Ok` (e.g. once it
 /// answers over SSH and has its base configuration), so that nodes that come up early do
 /// not wait for the others (see the module docs). `ready` is called once per node; an
 /// `Err(reason)` fails that node (phase `ready`).
+///
+/// `observer` hears of every phase as it begins ([`PhaseEvent::Started`]) and ends
+/// ([`PhaseEvent::Finished`] with the report [`DeployReport::phases`] will hold, or
+/// [`PhaseEvent::Failed`]): per node `ready` (the hook), `munge`, `munge round trip`,
+/// `accounting`, `slurmdbd up`, `slurmctld`, `slurmctld up`, `slurmd`; cluster-wide
+/// `hardware` (only when `slurmd -C` is asked), `nodes idle`, `config hash`. A node's
+/// phase cut short because another node failed ends with `Failed` too, its error saying
+/// so. Waits for other nodes happen between phases, outside any.
 pub async fn deploy_with<E, R, RF>(
     exec: &E,
     cluster: &Cluster,
     secrets: &Secrets<'_>,
     opts: &DeployOptions,
     ready: R,
+    observer: &dyn PhaseObserver,
 ) -> Result<DeployReport, DeployError>
 where
     E: Executor,
@@ -801,14 +873,6 @@ where
         .unwrap_or_else(|| RenderOptions::for_cluster(cluster));
     let job_nodes = slurmd_nodes(cluster, slurm);
     let mut phases = Vec::new();
-    // A cluster-wide phase that began at `t`.
-    let cluster_phase = |name, t: Instant| PhaseReport {
-        name,
-        node: None,
-        elapsed: t.elapsed(),
-        finished_at: start.elapsed(),
-        hosts: Vec::new(),
-    };
 
     // Hardware the caller does not know comes from the nodes themselves: all of them must be
     // ready before slurm.conf can be written.
@@ -820,9 +884,13 @@ where
             let name = n.name.to_string();
             let fut = ready(name.clone());
             async move {
-                let mut laps = Laps::new(n.name.as_str(), start);
+                let mut laps = Laps::new(n.name.as_str(), start, observer);
+                laps.begin("ready");
                 let r = fut.await;
-                laps.lap("ready", Vec::new());
+                match &r {
+                    Ok(()) => laps.end(Vec::new()),
+                    Err(e) => laps.fail(e),
+                }
                 (name, r, laps.phases)
             }
         });
@@ -837,28 +905,26 @@ where
             return Err(phase_error("ready", failures));
         }
     }
-    let t = Instant::now();
-    let hardware = collect_hardware(exec, &job_nodes, &opts.hardware).await?;
-    let slurm_conf = render_slurm_conf(cluster, &hardware, &render);
-    let problems = check_consistency(cluster, &slurm_conf, &render_gres_conf(cluster));
-    if !problems.is_empty() {
-        return Err(DeployError::Inconsistent(
-            problems.iter().map(ToString::to_string).collect(),
-        ));
-    }
-    if unknown {
-        phases.push(cluster_phase("hardware", t));
-    }
+    let hardware_and_conf = async {
+        let hardware = collect_hardware(exec, &job_nodes, &opts.hardware).await?;
+        let slurm_conf = render_slurm_conf(cluster, &hardware, &render);
+        let problems = check_consistency(cluster, &slurm_conf, &render_gres_conf(cluster));
+        if problems.is_empty() {
+            Ok((hardware, slurm_conf))
+        } else {
+            Err(DeployError::Inconsistent(
+                problems.iter().map(ToString::to_string).collect(),
+            ))
+        }
+    };
+    let (hardware, slurm_conf) = if unknown {
+        cluster_phase(observer, start, &mut phases, "hardware", hardware_and_conf).await?
+    } else {
+        hardware_and_conf.await?
+    };
 
     let plan = plan_deploy(cluster, &slurm_conf, secrets, &render)?;
-    let plan_of = |kind: PhaseKind, node: &str| {
-        plan.phases
-            .iter()
-            .filter(|p| p.kind == kind)
-            .flat_map(|p| &p.plans)
-            .find(|p| p.host == node)
-            .cloned()
-    };
+    let plan_of = |kind: PhaseKind, node: &str| plan.host(kind, node).cloned();
     let accounting = slurm.accounting_host.as_ref().map(|h| h.to_string());
     let (munge_up, dbd_up, ctld_up) = (Latch::new(), Latch::new(), Latch::new());
     let (munge_up, dbd_up, ctld_up) = (&munge_up, &dbd_up, &ctld_up);
@@ -877,16 +943,17 @@ where
             mine(PhaseKind::Nodes),
         );
         async move {
-            let mut laps = Laps::new(name, start);
+            let mut laps = Laps::new(name, start, observer);
             let r: Result<(), Stop> = async {
                 if let Some(ready) = ready {
+                    laps.begin("ready");
                     unless_aborted(abort, async {
                         ready
                             .await
                             .map_err(|e| phase_error("ready", vec![format!("node {name}: {e}")]))
                     })
                     .await?;
-                    laps.lap("ready", Vec::new());
+                    laps.end(Vec::new());
                 }
                 let go_on = || {
                     if abort.is_set() {
@@ -897,8 +964,9 @@ where
                 };
                 go_on()?;
                 if let Some(p) = munge {
+                    laps.begin("munge");
                     let hosts = apply_phase(exec, PhaseKind::Munge, &[p]).await?;
-                    laps.lap("munge", hosts);
+                    laps.end(hosts);
                 }
                 if name == ctl {
                     munge_up.set(true);
@@ -906,18 +974,20 @@ where
                 if !munge_up.wait().await {
                     return Err(Stop::Waited);
                 }
-                laps.restart();
+                laps.begin("munge round trip");
                 unless_aborted(abort, munge_round_trip(exec, ctl, name, opts.wait_timeout)).await?;
-                laps.lap("munge round trip", Vec::new());
+                laps.end(Vec::new());
                 if let Some(p) = acct {
                     go_on()?;
+                    laps.begin("accounting");
                     let hosts = apply_phase(exec, PhaseKind::Accounting, &[p]).await?;
-                    laps.lap("accounting", hosts);
+                    laps.end(hosts);
                     if Some(name) == accounting {
                         let port = render.slurmdbd_port;
+                        laps.begin("slurmdbd up");
                         unless_aborted(abort, wait_slurmdbd(exec, name, port, opts.wait_timeout))
                             .await?;
-                        laps.lap("slurmdbd up", Vec::new());
+                        laps.end(Vec::new());
                         dbd_up.set(true);
                     }
                 }
@@ -925,33 +995,42 @@ where
                     if accounting.is_some() && !dbd_up.wait().await {
                         return Err(Stop::Waited);
                     }
-                    laps.restart();
                     go_on()?;
-                    if name == ctl {
-                        scontrol_parse(exec, name, slurm_conf_ref).await?;
+                    if name == ctl || ctld.is_some() {
+                        laps.begin("slurmctld");
+                        if name == ctl {
+                            scontrol_parse(exec, name, slurm_conf_ref).await?;
+                        }
+                        let hosts = match ctld {
+                            Some(p) => apply_phase(exec, PhaseKind::Controller, &[p]).await?,
+                            None => Vec::new(),
+                        };
+                        laps.end(hosts);
                     }
-                    if let Some(p) = ctld {
-                        let hosts = apply_phase(exec, PhaseKind::Controller, &[p]).await?;
-                        laps.lap("slurmctld", hosts);
-                    }
                     if name == ctl {
+                        laps.begin("slurmctld up");
                         unless_aborted(abort, wait_slurmctld(exec, name, opts.wait_timeout))
                             .await?;
-                        laps.lap("slurmctld up", Vec::new());
+                        laps.end(Vec::new());
                         ctld_up.set(true);
                     }
                 } else if let Some(p) = nodes {
                     if !ctld_up.wait().await {
                         return Err(Stop::Waited);
                     }
-                    laps.restart();
                     go_on()?;
+                    laps.begin("slurmd");
                     let hosts = apply_phase(exec, PhaseKind::Nodes, &[p]).await?;
-                    laps.lap("slurmd", hosts);
+                    laps.end(hosts);
                 }
                 Ok(())
             }
             .await;
+            match &r {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => laps.fail(&failure_text(e)),
+                Err(Stop::Waited) => laps.fail(STOPPED),
+            }
             // Whatever this node owned and did not reach, the others stop waiting for.
             if matches!(r, Err(Stop::Failed(_))) {
                 abort.set(true);
@@ -978,12 +1057,10 @@ where
     }
     phases.sort_by_key(|p| p.finished_at);
 
-    let t = Instant::now();
-    wait_idle(exec, ctl, &job_nodes, opts.wait_timeout).await?;
-    phases.push(cluster_phase("nodes idle", t));
-    let t = Instant::now();
-    check_hashes(exec, cluster).await?;
-    phases.push(cluster_phase("config hash", t));
+    let idle = wait_idle(exec, ctl, &job_nodes, opts.wait_timeout);
+    cluster_phase(observer, start, &mut phases, "nodes idle", idle).await?;
+    let hashes = check_hashes(exec, cluster);
+    cluster_phase(observer, start, &mut phases, "config hash", hashes).await?;
     Ok(DeployReport {
         slurm_conf,
         hardware,

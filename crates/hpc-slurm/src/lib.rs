@@ -61,10 +61,12 @@ pub use check::{
     CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir,
 };
 #[cfg(feature = "deploy")]
-pub use deploy::{DeployError, DeployOptions, DeployReport, PhaseReport, deploy, deploy_with};
+pub use deploy::{DeployError, DeployOptions, DeployReport, deploy, deploy_with};
+#[cfg(feature = "deploy")]
+pub use hpc_remote::{NoObserver, Phase, PhaseEvent, PhaseObserver, PhaseReport};
 #[cfg(feature = "deploy")]
 pub use plan::{
-    ACCOUNTING_SQL_PATH, DeployPlan, Phase, PhaseKind, PlanError, SERVICES, Secrets, boot_phases,
+    ACCOUNTING_SQL_PATH, DeployPlan, PhaseKind, PlanError, SERVICES, Secrets, boot_phases,
     plan_deploy,
 };
 

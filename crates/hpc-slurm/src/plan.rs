@@ -6,7 +6,7 @@
 //! so re-applying an unchanged plan restarts nothing.
 
 use hpc_config::{Cluster, Node, Role, Slurm};
-use hpc_remote::{EnsureDirectory, EnsureFile, EnsureService, HostPlan, Owner, RunCommand};
+use hpc_remote::{EnsureDirectory, EnsureFile, EnsureService, HostPlan, Owner, Phase, RunCommand};
 
 use crate::munge::{MUNGE_KEY_MODE, MUNGE_KEY_OWNER, MUNGE_KEY_PATH, MungeKeyError, munge_key};
 use crate::render::{
@@ -61,22 +61,34 @@ impl PhaseKind {
             Self::Nodes => "slurmd",
         }
     }
-}
 
-/// One phase: a host plan per node it touches, applied to all of them at once.
-#[derive(Debug, Clone)]
-pub struct Phase {
-    /// Which phase.
-    pub kind: PhaseKind,
-    /// The plans, one per node.
-    pub plans: Vec<HostPlan>,
+    /// The kind whose [`name`](Self::name) is `name` (a [`Phase`]'s name).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Every kind, in the order the phases run.
+    pub const ALL: [Self; 4] = [Self::Munge, Self::Accounting, Self::Controller, Self::Nodes];
 }
 
 /// The whole deployment.
 #[derive(Debug, Clone)]
 pub struct DeployPlan {
-    /// The phases, in order (a phase with no plans is left out).
+    /// The phases, in order (a phase with no plans is left out); each is named by its
+    /// [`PhaseKind::name`].
     pub phases: Vec<Phase>,
+}
+
+impl DeployPlan {
+    /// The phase of `kind`, if the plan has one.
+    pub fn phase(&self, kind: PhaseKind) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == kind.name())
+    }
+
+    /// The plan of `node` in the phase of `kind`, if it has one.
+    pub fn host(&self, kind: PhaseKind, node: &str) -> Option<&HostPlan> {
+        self.phase(kind)?.host(node)
+    }
 }
 
 /// Why a deployment cannot be planned.
@@ -239,19 +251,16 @@ pub fn plan_deploy(
         })
         .collect();
 
-    let mut phases = vec![Phase {
-        kind: PhaseKind::Munge,
-        plans: munge,
-    }];
+    let mut phases = vec![Phase::new(PhaseKind::Munge.name(), munge)];
 
     if let Some(host) = &slurm.accounting_host {
         let password = secrets.db_password.ok_or(PlanError::NoDbPassword)?;
         // The validator guarantees the accounting host is a node of the cluster.
         if let Some(node) = cluster.node(host.as_str()) {
-            phases.push(Phase {
-                kind: PhaseKind::Accounting,
-                plans: vec![accounting_plan(cluster, node, password, opts)?],
-            });
+            phases.push(Phase::new(
+                PhaseKind::Accounting.name(),
+                vec![accounting_plan(cluster, node, password, opts)?],
+            ));
         }
     }
 
@@ -273,10 +282,7 @@ pub fn plan_deploy(
             if runs_slurmd(n) { with_slurmd(p) } else { p }
         })
         .collect();
-    phases.push(Phase {
-        kind: PhaseKind::Controller,
-        plans: controllers,
-    });
+    phases.push(Phase::new(PhaseKind::Controller.name(), controllers));
 
     let others = cluster
         .nodes
@@ -288,10 +294,7 @@ pub fn plan_deploy(
         })
         .collect::<Vec<_>>();
     if !others.is_empty() {
-        phases.push(Phase {
-            kind: PhaseKind::Nodes,
-            plans: others,
-        });
+        phases.push(Phase::new(PhaseKind::Nodes.name(), others));
     }
     Ok(DeployPlan { phases })
 }
@@ -311,13 +314,14 @@ pub fn boot_phases(plan: &DeployPlan, cluster: &Cluster, node: &str) -> Vec<(Pha
         .is_some_and(|s| s.accounting_host.is_some());
     plan.phases
         .iter()
-        .filter(|p| p.kind != PhaseKind::Controller || !accounting)
-        .filter_map(|p| {
-            let mut h = p.plans.iter().find(|h| h.host == node)?.clone();
-            if p.kind == PhaseKind::Accounting {
+        .filter_map(|p| Some((PhaseKind::from_name(p.name)?, p)))
+        .filter(|(kind, _)| *kind != PhaseKind::Controller || !accounting)
+        .filter_map(|(kind, p)| {
+            let mut h = p.host(node)?.clone();
+            if kind == PhaseKind::Accounting {
                 h.steps.retain(|s| s.id == "mariadb");
             }
-            Some((p.kind, h))
+            Some((kind, h))
         })
         .collect()
 }
@@ -349,21 +353,25 @@ mod tests {
             db_password: None,
         };
         let plan = plan_deploy(&c, "conf\n", &secrets, &RenderOptions::default()).unwrap();
-        let kinds: Vec<_> = plan.phases.iter().map(|p| p.kind).collect();
+        let kinds: Vec<_> = plan
+            .phases
+            .iter()
+            .map(|p| PhaseKind::from_name(p.name).unwrap())
+            .collect();
         assert_eq!(
             kinds,
             [PhaseKind::Munge, PhaseKind::Controller, PhaseKind::Nodes]
         );
-        assert_eq!(ids(&plan.phases[0].plans[0]), ["munge-key", "munge"]);
-        let ctl = &plan.phases[1].plans[0];
+        assert_eq!(ids(&plan.phases[0].hosts[0]), ["munge-key", "munge"]);
+        let ctl = &plan.phases[1].hosts[0];
         assert_eq!(ctl.host, "ctl");
         assert!(ids(ctl).contains(&"slurmctld"));
         assert!(!ids(ctl).contains(&"slurmd"));
-        let cn1 = &plan.phases[2].plans[0];
+        let cn1 = &plan.phases[2].hosts[0];
         assert_eq!(cn1.host, "cn1");
         assert_eq!(ids(cn1).last(), Some(&"slurmd"));
         // The key is a secret owned by munge, 0400.
-        match &plan.phases[0].plans[0].steps[0].kind {
+        match &plan.phases[0].hosts[0].steps[0].kind {
             StepKind::File(f) => {
                 assert!(f.secret);
                 assert_eq!(f.mode, 0o400);
@@ -387,7 +395,11 @@ mod tests {
         );
         secrets.db_password = Some("s3cret");
         let plan = plan_deploy(&c, "", &secrets, &RenderOptions::default()).unwrap();
-        let kinds: Vec<_> = plan.phases.iter().map(|p| p.kind).collect();
+        let kinds: Vec<_> = plan
+            .phases
+            .iter()
+            .map(|p| PhaseKind::from_name(p.name).unwrap())
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -397,7 +409,7 @@ mod tests {
                 PhaseKind::Nodes
             ]
         );
-        let acc = &plan.phases[1].plans[0];
+        let acc = &plan.phases[1].hosts[0];
         assert_eq!(
             ids(acc),
             [
@@ -459,7 +471,7 @@ mod tests {
     fn a_site_managed_key_is_left_alone() {
         let c = cluster("examples/minimal.yaml");
         let plan = plan_deploy(&c, "", &Secrets::default(), &RenderOptions::default()).unwrap();
-        assert_eq!(ids(&plan.phases[0].plans[0]), ["munge"]);
+        assert_eq!(ids(&plan.phases[0].hosts[0]), ["munge"]);
     }
 
     #[test]
