@@ -84,10 +84,13 @@ pub use render::{
 };
 #[cfg(feature = "steps")]
 pub use setup::{
-    AUTH_SECRET_MAX, AUTH_SECRET_MIN, AuthSecret, Inputs, MGMTD_DROPIN, Phase, PlanError,
-    REPO_KEY_PATH, REPO_LIST_PATH, STAMP_DIR, SecretError, SetupPlan, describe, packages,
-    setup_plan,
+    AUTH_SECRET_MAX, AUTH_SECRET_MIN, AuthSecret, Inputs, MGMTD_DROPIN, PlanError, REPO_KEY_PATH,
+    REPO_LIST_PATH, STAMP_DIR, SecretError, SetupPlan, describe, packages, setup_plan,
 };
+
+/// A setup phase: BeeGFS's phases are [`hpc_remote`]'s, one phase type across layers.
+#[cfg(feature = "steps")]
+pub use hpc_remote::Phase;
 
 pub use hpc_config;
 #[cfg(feature = "steps")]

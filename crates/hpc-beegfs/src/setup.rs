@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use hpc_config::{BeegfsPackageSource, Cluster};
 use hpc_remote::{
-    EnsureDirectory, EnsureFile, EnsureService, HostPlan, RunCommand, RunWhen, StepKind,
+    EnsureDirectory, EnsureFile, EnsureService, HostPlan, Phase, RunCommand, RunWhen, StepKind,
 };
 use sha2::{Digest, Sha256};
 
@@ -104,15 +104,6 @@ pub enum PlanError {
     MissingInput(&'static str),
 }
 
-/// One phase: the hosts' plans, applied at once; the next phase starts when all succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phase {
-    /// Short name (`prepare`, `management`, `servers`, `clients`).
-    pub name: &'static str,
-    /// One plan per host that has work in this phase.
-    pub hosts: Vec<HostPlan>,
-}
-
 /// The whole deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupPlan {
@@ -120,7 +111,8 @@ pub struct SetupPlan {
     pub release: Release,
     /// What each node runs, in cluster order.
     pub roles: Vec<(String, Roles)>,
-    /// The phases, in order.
+    /// The phases, in order (`prepare`, `management`, `servers`, `clients`; one without
+    /// hosts is left out): all hosts of a phase at once, the next when all succeeded.
     pub phases: Vec<Phase>,
 }
 
@@ -483,7 +475,7 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
     ]
     .into_iter()
     .filter(|(_, hosts)| !hosts.is_empty())
-    .map(|(name, hosts)| Phase { name, hosts })
+    .map(|(name, hosts)| Phase::new(name, hosts))
     .collect();
     Ok(SetupPlan {
         release,
