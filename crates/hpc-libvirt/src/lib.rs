@@ -5,7 +5,9 @@
 //!   into the libvirt objects it needs — network, storage pool, qcow2 overlay volumes and
 //!   domains — each as deterministic XML carrying the cluster's identity in `<metadata>`
 //!   (read back with [`owner_from_xml`]). The XML is built from the typed documents of
-//!   [`xml`]; the virtio-fs part of a domain comes from [`virtiofs::virtiofs_devices`].
+//!   [`xml`]; the virtio-fs part of a domain (`<filesystem>` devices, shared
+//!   `<memoryBacking>`) is `hpc-virtiofs`'s: its types are embedded in [`xml::Domain`] and
+//!   its [`virtiofs::virtiofs_devices`] fills them (both re-exported here).
 //! - **apply**: the [`Hypervisor`] trait, the on-disk [`Journal`], and the lifecycle
 //!   ([`up`], [`down`], [`diff`], [`status`], [`start`], [`stop`]), generic over the trait;
 //!   the feature `virt` (on by default) adds [`VirtHypervisor`], the implementation over the

@@ -1,202 +1,61 @@
 //! `hpc-virtiofs`: host directories shared into cluster nodes with virtio-fs.
 //!
-//! The host side (`<filesystem>` devices and the shared memory backing they need) is rendered
-//! by `hpc-libvirt`'s `virtiofs` module, and preflight finds virtiofsd through libvirt's
-//! domain capabilities and checks the host directories. This crate is the guest side, pure:
+//! Everything virtio-fs about a node, in three parts:
 //!
-//! - [`guest_steps`]: the host steps that mount every share of a node — an fstab line
-//!   (`virtiofs`, `nofail`, so the mount comes back after a reboot and a missing share never
-//!   blocks boot), mount it now, remount when the options change, then owner/group/mode of
-//!   the mounted directory;
-//! - [`check_argv`] and [`parse_check`]: the per-mount check a node runs (mounted, right
-//!   type, source and `ro`/`rw`, a write refused on a read-only share, a file round trip,
-//!   sequential write/read throughput next to the node's local disk).
+//! - **host side** (pure): [`virtiofs_devices`] gives the fragments of the node's libvirt
+//!   domain — one `<filesystem>` per share (virtiofs driver, passthrough, virtqueue of
+//!   [`VIRTIOFS_QUEUE_SIZE`]) and the `<memoryBacking>` (memfd, shared) without which QEMU
+//!   cannot run virtiofsd. The element types ([`Filesystem`], [`MemoryBacking`], …) are
+//!   serde shapes for quick-xml that `hpc-libvirt` embeds in its `<domain>`; this crate
+//!   makes no libvirt calls. Preflight (in `hpc-libvirt`) finds virtiofsd through libvirt's
+//!   domain capabilities and checks the host directories.
+//! - **guest side** (pure): [`guest_steps`] gives the host steps that mount every share of a
+//!   node — an fstab line (`virtiofs`, `nofail`, so the mount comes back after a reboot and
+//!   a missing share never blocks boot), mount it now, remount when the options change,
+//!   then owner/group/mode of the mounted directory.
+//! - **check**: [`check_argv`] and [`parse_check`] are the per-share check a node runs
+//!   (mounted, right type, source and `ro`/`rw`, a write refused on a read-only share, a
+//!   file round trip, sequential write/read throughput next to the node's local disk).
 //!
 //! Read-only shares: libvirt 9 with the C virtiofsd (Debian 12) refuses `<readonly/>` for
 //! virtio-fs, so `ro` is enforced by the guest's mount options.
+//!
+//! Only `hpc-remote`'s plain parts are used (the step types), so a tool that renders a
+//! domain needs no SSH or async runtime.
 //!
 //! ```
 //! let text = "name: t\nnetwork: {cidr: 10.1.0.0/24, bridge: br-t}\nimage: {base: /i/b.qcow2}\n\
 //!             virtiofs: [{tag: data, host-path: /srv/data, mount-point: /data, readonly: true}]\n\
 //!             controller: {nodes: [{name: ctl}]}\n";
 //! let cluster = hpc_config::load_str("t.yaml", text, &|_| None).unwrap();
-//! let steps = hpc_virtiofs::guest_steps(&cluster.nodes[0]);
+//! let node = &cluster.nodes[0];
+//! let devices = hpc_virtiofs::virtiofs_devices(node);
+//! assert_eq!(devices.filesystems[0].target.dir, "data");
+//! assert!(devices.memory_backing.is_some());
+//! let steps = hpc_virtiofs::guest_steps(node);
 //! assert_eq!(steps.len(), 2); // fstab + mount, remount on change
 //! ```
+//!
+//! Stability: 0.x. The XML element types may grow fields; the check's `key=value` output is
+//! private between [`check_argv`] and [`parse_check`].
 
-use hpc_config::{Mount, Node};
-use hpc_remote::{EnsureDirectory, EnsureMount, Owner, RunCommand, StepKind};
+mod check;
+mod domain;
+mod guest;
 
-/// Size of the throughput test file, in MiB (small: guests run under TCG in CI).
-pub const BENCH_MIB: u32 = 32;
-
-/// The mount options of a share: `rw`/`ro`, the user's options, `nofail`.
-pub fn mount_options(m: &Mount) -> String {
-    let mut o = vec![if m.readonly { "ro" } else { "rw" }.to_owned()];
-    if let Some(extra) = &m.options {
-        o.extend(
-            extra
-                .split(',')
-                .filter(|x| !x.is_empty() && *x != "ro" && *x != "rw" && *x != "nofail")
-                .map(str::to_owned),
-        );
-    }
-    o.push("nofail".to_owned());
-    o.join(",")
-}
-
-/// Step ids of one share (stable, so re-runs compare the same steps).
-fn id(m: &Mount, what: &str) -> String {
-    format!("virtiofs-{}-{what}", m.tag)
-}
-
-/// The steps that mount every share of `node`, in order, as `(id, step)`.
-pub fn guest_steps(node: &Node) -> Vec<(String, StepKind)> {
-    let mut out: Vec<(String, StepKind)> = Vec::new();
-    for m in &node.virtiofs {
-        let mount = id(m, "mount");
-        out.push((
-            mount.clone(),
-            EnsureMount {
-                source: m.tag.to_string(),
-                target: m.mount_point.clone(),
-                fstype: "virtiofs".to_owned(),
-                options: mount_options(m),
-                mounted: true,
-            }
-            .into(),
-        ));
-        // A changed fstab line (e.g. rw → ro) takes effect on the mounted share too.
-        out.push((
-            id(m, "remount"),
-            RunCommand::new(["mount", "-o", "remount", m.mount_point.as_str()])
-                .when_changed([mount])
-                .into(),
-        ));
-        if !m.readonly && (m.owner.is_some() || m.group.is_some() || m.mode.is_some()) {
-            let owner = Owner {
-                user: m.owner.clone(),
-                group: m.group.clone(),
-            };
-            let mode = m.mode.map_or(0o755, |x| x.bits());
-            out.push((
-                id(m, "dir"),
-                EnsureDirectory::new(m.mount_point.as_str(), mode)
-                    .owner(owner)
-                    .into(),
-            ));
-        }
-    }
-    out
-}
-
-/// The name of the file a check writes on a share for `node`.
-pub fn probe_name(node: &str) -> String {
-    format!(".hpc-up-check-{node}")
-}
-
-/// The command a node runs to check one share. It expects the host to have written
-/// `<share>/.hpc-up-check-host` with `host_token` first, and prints `key=value` lines that
-/// [`parse_check`] reads.
-pub fn check_argv(node: &str, m: &Mount, host_token: &str) -> Vec<String> {
-    const SCRIPT: &str = r#"
-mp=$1 tag=$2 want=$3 probe=$4 token=$5 mib=$6
-line=$(awk -v t="$mp" '$2 == t { print $1, $3, $4 }' /proc/self/mounts | tail -n 1)
-set -- $line
-echo "source=${1-}"
-echo "fstype=${2-}"
-case ",${3-}," in *,ro,*) echo "mode=ro" ;; *) echo "mode=rw" ;; esac
-if [ "$(cat "$mp/.hpc-up-check-host" 2>/dev/null)" = "$token" ]; then echo "host_to_guest=ok"; else echo "host_to_guest=fail"; fi
-if [ "$want" = ro ]; then
-  if ( : > "$mp/$probe" ) 2>/dev/null; then rm -f "$mp/$probe"; echo "write_refused=no"; else echo "write_refused=yes"; fi
-else
-  if printf '%s\n' "$token" > "$mp/$probe" 2>/dev/null; then echo "guest_to_host=written"; else echo "guest_to_host=fail"; fi
-fi
-ms() { date +%s%N | cut -b1-13; }
-bench() { # DIR → write_ms read_ms
-  f=$1/.hpc-up-bench.$$
-  t0=$(ms); dd if=/dev/zero of="$f" bs=1M count="$mib" conv=fsync 2>/dev/null || { echo "- -"; return; }
-  t1=$(ms); sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
-  t2=$(ms); dd if="$f" of=/dev/null bs=1M 2>/dev/null; t3=$(ms)
-  rm -f "$f"; echo "$((t1 - t0)) $((t3 - t2))"
-}
-if [ "$want" = rw ]; then set -- $(bench "$mp"); echo "share_write_ms=$1"; echo "share_read_ms=$2"; fi
-set -- $(bench /var/tmp); echo "local_write_ms=$1"; echo "local_read_ms=$2"
-"#;
-    vec![
-        "sh".to_owned(),
-        "-c".to_owned(),
-        SCRIPT.to_owned(),
-        "hpc-up-check".to_owned(),
-        m.mount_point.clone(),
-        m.tag.to_string(),
-        if m.readonly { "ro" } else { "rw" }.to_owned(),
-        probe_name(node),
-        host_token.to_owned(),
-        BENCH_MIB.to_string(),
-    ]
-}
-
-/// What a node's check of one share found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MountCheck {
-    /// Mounted with type virtiofs from the right tag.
-    pub mounted: bool,
-    /// Mounted `ro` exactly when the share is read-only.
-    pub mode_ok: bool,
-    /// The node read the file the host wrote.
-    pub host_to_guest: bool,
-    /// For read-only shares: a write was refused (`None` for read-write shares).
-    pub write_refused: Option<bool>,
-    /// For read-write shares: the node wrote its probe file (the host then reads it back).
-    pub guest_wrote: Option<bool>,
-    /// Share write/read throughput in MiB/s (read-write shares).
-    pub share_mibps: Option<(f64, f64)>,
-    /// Local disk write/read throughput in MiB/s.
-    pub local_mibps: Option<(f64, f64)>,
-}
-
-impl MountCheck {
-    /// Whether everything the node can see is right (the host-side read of the guest's file
-    /// is judged by the caller).
-    pub fn passed(&self) -> bool {
-        self.mounted
-            && self.mode_ok
-            && self.host_to_guest
-            && self.write_refused != Some(false)
-            && self.guest_wrote != Some(false)
-    }
-}
-
-/// Read the output of [`check_argv`] for share `m`.
-pub fn parse_check(m: &Mount, stdout: &str) -> MountCheck {
-    let get = |k: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-            .map(str::trim)
-    };
-    let rate = |ms: Option<&str>| -> Option<f64> {
-        let ms: f64 = ms?.parse().ok()?;
-        Some(f64::from(BENCH_MIB) / (ms.max(1.0) / 1000.0))
-    };
-    let pair = |w: &str, r: &str| Some((rate(get(w))?, rate(get(r))?));
-    MountCheck {
-        mounted: get("fstype") == Some("virtiofs") && get("source") == Some(m.tag.as_str()),
-        mode_ok: get("mode") == Some(if m.readonly { "ro" } else { "rw" }),
-        host_to_guest: get("host_to_guest") == Some("ok"),
-        write_refused: m.readonly.then(|| get("write_refused") == Some("yes")),
-        guest_wrote: (!m.readonly).then(|| get("guest_to_host") == Some("written")),
-        share_mibps: pair("share_write_ms", "share_read_ms"),
-        local_mibps: pair("local_write_ms", "local_read_ms"),
-    }
-}
+pub use check::{BENCH_MIB, MountCheck, check_argv, parse_check, probe_name};
+pub use domain::{
+    Filesystem, FilesystemDir, FilesystemDriver, MemoryAccess, MemoryBacking, MemoryBackingSource,
+    VIRTIOFS_QUEUE_SIZE, VirtiofsDevices, virtiofs_devices,
+};
+pub use guest::{guest_steps, mount_options};
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use hpc_config::Node;
 
-    fn node(shares: &str) -> Node {
+    /// The first node of a one-node cluster whose `virtiofs:` list is `shares` (YAML).
+    pub(crate) fn node(shares: &str) -> Node {
         let text = format!(
             "name: t\nnetwork: {{cidr: 10.1.0.0/24, bridge: br-t}}\nimage: {{base: /i/b.qcow2}}\nvirtiofs: {shares}\ncontroller: {{nodes: [{{name: ctl}}]}}\n"
         );
@@ -204,47 +63,5 @@ mod tests {
             .unwrap()
             .nodes
             .remove(0)
-    }
-
-    #[test]
-    fn options_put_ro_first_and_nofail_last() {
-        let n = node(
-            "[{tag: a, host-path: /a, mount-point: /a, readonly: true, options: \"rw,relatime\"}, {tag: b, host-path: /b, mount-point: /b}]",
-        );
-        assert_eq!(mount_options(&n.virtiofs[0]), "ro,relatime,nofail");
-        assert_eq!(mount_options(&n.virtiofs[1]), "rw,nofail");
-    }
-
-    #[test]
-    fn steps_mount_remount_then_mode() {
-        let n = node("[{tag: a, host-path: /a, mount-point: /mnt/a, mode: \"0775\", owner: root}]");
-        let steps = guest_steps(&n);
-        let ids: Vec<&str> = steps.iter().map(|(i, _)| i.as_str()).collect();
-        assert_eq!(
-            ids,
-            ["virtiofs-a-mount", "virtiofs-a-remount", "virtiofs-a-dir"]
-        );
-        match &guest_steps(&n)[0].1 {
-            StepKind::Mount(m) => {
-                assert_eq!(m.fstab_line(), "a /mnt/a virtiofs rw,nofail 0 0");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn check_output_is_parsed() {
-        let n = node(
-            "[{tag: a, host-path: /a, mount-point: /a}, {tag: r, host-path: /r, mount-point: /r, readonly: true}]",
-        );
-        let out = "source=a\nfstype=virtiofs\nmode=rw\nhost_to_guest=ok\nguest_to_host=written\nshare_write_ms=320\nshare_read_ms=160\nlocal_write_ms=640\nlocal_read_ms=-\n";
-        let c = parse_check(&n.virtiofs[0], out);
-        assert!(c.passed(), "{c:?}");
-        assert_eq!(c.share_mibps, Some((100.0, 200.0)));
-        assert_eq!(c.local_mibps, None);
-        let ro = "source=r\nfstype=virtiofs\nmode=ro\nhost_to_guest=ok\nwrite_refused=no\n";
-        let c = parse_check(&n.virtiofs[1], ro);
-        assert!(!c.passed());
-        assert_eq!(c.write_refused, Some(false));
     }
 }

@@ -1,5 +1,6 @@
 //! `<domain>`: a VM.
 
+use hpc_virtiofs::{Filesystem, MemoryBacking};
 use serde::{Serialize, Serializer};
 
 use super::{Metadata, Quantity, Typed};
@@ -19,7 +20,7 @@ pub struct Domain {
     pub memory: Quantity,
     /// `<vcpu>`.
     pub vcpu: u32,
-    /// `<memoryBacking>` (shared memory, needed by virtio-fs).
+    /// `<memoryBacking>` (shared memory, needed by virtio-fs; from `hpc-virtiofs`).
     #[serde(rename = "memoryBacking", skip_serializing_if = "Option::is_none")]
     pub memory_backing: Option<MemoryBacking>,
     /// `<os>`.
@@ -38,31 +39,6 @@ pub struct Domain {
     pub on_crash: LifecycleAction,
     /// `<devices>`.
     pub devices: DomainDevices,
-}
-
-/// `<memoryBacking>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemoryBacking {
-    /// `<source type=…/>`, e.g. `memfd`.
-    pub source: MemoryBackingSource,
-    /// `<access mode=…/>`, e.g. `shared`.
-    pub access: MemoryAccess,
-}
-
-/// `<memoryBacking><source type=…/>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemoryBackingSource {
-    /// `type`.
-    #[serde(rename = "@type")]
-    pub kind: String,
-}
-
-/// `<memoryBacking><access mode=…/>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemoryAccess {
-    /// `mode`.
-    #[serde(rename = "@mode")]
-    pub mode: String,
 }
 
 /// `<os>`.
@@ -168,7 +144,7 @@ impl Serialize for LifecycleAction {
 pub struct DomainDevices {
     /// `<disk>`s.
     pub disk: Vec<Disk>,
-    /// `<filesystem>`s (virtio-fs).
+    /// `<filesystem>`s (virtio-fs; from `hpc-virtiofs`).
     pub filesystem: Vec<Filesystem>,
     /// `<interface>`s.
     pub interface: Vec<Interface>,
@@ -235,45 +211,6 @@ pub struct DiskTarget {
     /// `bus`, e.g. `virtio`.
     #[serde(rename = "@bus")]
     pub bus: String,
-}
-
-/// `<filesystem type=… accessmode=…>`: a host directory shared into the guest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Filesystem {
-    /// `type`, e.g. `mount`.
-    #[serde(rename = "@type")]
-    pub kind: String,
-    /// `accessmode`, e.g. `passthrough`.
-    #[serde(rename = "@accessmode")]
-    pub accessmode: String,
-    /// `<driver type=… queue=…/>`.
-    pub driver: FilesystemDriver,
-    /// `<source dir=…/>`: the host directory.
-    pub source: FilesystemDir,
-    /// `<target dir=…/>`: the tag the guest mounts by.
-    pub target: FilesystemDir,
-    /// `<readonly/>` when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub readonly: Option<()>,
-}
-
-/// `<filesystem><driver type=… queue=…/>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FilesystemDriver {
-    /// `type`, e.g. `virtiofs`.
-    #[serde(rename = "@type")]
-    pub kind: String,
-    /// `queue`: the virtqueue size.
-    #[serde(rename = "@queue", skip_serializing_if = "Option::is_none")]
-    pub queue: Option<u32>,
-}
-
-/// `<filesystem><source dir=…/>` or `<target dir=…/>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FilesystemDir {
-    /// `dir`.
-    #[serde(rename = "@dir")]
-    pub dir: String,
 }
 
 /// `<interface type=…>`.

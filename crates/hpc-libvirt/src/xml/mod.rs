@@ -3,7 +3,8 @@
 //! The types mirror libvirt's formats ([domain], [network], [storage]) closely enough that the
 //! field names say where each value ends up; they cover what hpc-up writes, not the whole
 //! format. Field order is element order. Attributes are the fields serde renames to `@name`,
-//! text content the one renamed to `$text`.
+//! text content the one renamed to `$text`. The virtio-fs elements (`<filesystem>`,
+//! `<memoryBacking>`) are `hpc-virtiofs`'s types, re-exported here.
 //!
 //! [domain]: https://libvirt.org/formatdomain.html
 //! [network]: https://libvirt.org/formatnetwork.html
@@ -18,10 +19,13 @@ use serde::Serialize;
 
 pub use domain::{
     Boot, CharLog, CharTarget, Clock, Console, Cpu, Disk, DiskDriver, DiskSource, DiskTarget,
-    Domain, DomainDevices, Features, Filesystem, FilesystemDir, FilesystemDriver, Hostdev,
-    HostdevSource, Interface, InterfaceSource, LifecycleAction, MacAddress, Memballoon,
-    MemoryAccess, MemoryBacking, MemoryBackingSource, Os, OsType, PciAddress, Rng, RngBackend,
-    Serial,
+    Domain, DomainDevices, Features, Hostdev, HostdevSource, Interface, InterfaceSource,
+    LifecycleAction, MacAddress, Memballoon, Os, OsType, PciAddress, Rng, RngBackend, Serial,
+};
+/// The virtio-fs elements of a domain belong to `hpc-virtiofs`; re-exported so that every
+/// element of [`Domain`] is reachable from here.
+pub use hpc_virtiofs::{
+    Filesystem, FilesystemDir, FilesystemDriver, MemoryAccess, MemoryBacking, MemoryBackingSource,
 };
 pub use metadata::{ClusterTag, Metadata};
 pub use network::{
