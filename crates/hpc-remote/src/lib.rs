@@ -35,9 +35,32 @@
 //! compares it with Ansible and with one OpenSSH connection per host streaming a tar, on 8,
 //! 32 and 64 test-bed hosts (`bench/remote-vs-ansible`, `docs/benchmarks.md`).
 //!
+//! # Phases
+//!
+//! Layers that deploy in steps (SLURM's `munge` then `slurmctld`, BeeGFS's `servers` then
+//! `clients`) group host plans into named [`Phase`]s, record what each did as a
+//! [`PhaseReport`] and tell whoever drives them through a [`PhaseObserver`] as phases start,
+//! finish or fail ([`PhaseEvent`]), so a progress display needs to know no layer.
+//!
+//! # Features
+//!
+//! - `transport` (default): the executors that move bytes — [`SshExecutor`] (russh) and
+//!   [`LocalExecutor`] (`sh` on this machine), with [`SshHost`], [`SshOptions`],
+//!   [`KeyError`] and the `russh` re-export — on tokio, and their reading of the runner's
+//!   report (with the diffs of [`Mode::CHECK_DIFF`]). Without it (`default-features =
+//!   false`, as the workspace asks for it) the crate is the plain parts only: the step
+//!   vocabulary and [`HostPlan`], [`boot_program`] and [`validate`], [`quote`], reports,
+//!   [`Mode`], [`CommandOutput`], the [`Executor`] trait and [`apply_all`], and phases; it
+//!   then builds neither russh nor tokio, so a planner that only
+//!   produces host steps (hpc-virtiofs, hpc-beegfs) or code generic over any [`Executor`]
+//!   stays light. A user that opens SSH connections or runs plans locally asks for
+//!   `features = ["transport"]`.
+//!
 //! # Example
 //!
 //! ```no_run
+//! # #[cfg(feature = "transport")]
+//! # mod demo {
 //! use hpc_remote::{
 //!     EnsureDirectory, EnsureFile, EnsureService, HostPlan, Mode, Owner, SshExecutor, SshHost,
 //!     SshOptions, apply_all,
@@ -63,6 +86,7 @@
 //! }
 //! # Ok(())
 //! # }
+//! # }
 //! ```
 //!
 //! # Stability
@@ -73,25 +97,33 @@
 //! Logging: `tracing` only — `debug` per connection and runner, `info` per host result,
 //! `warn` for refused host keys and failed hosts. Nothing is printed.
 
+#[cfg(feature = "transport")]
 mod diff;
 mod error;
 mod executor;
+#[cfg(feature = "transport")]
 mod local;
+#[cfg(feature = "transport")]
+mod outcome;
 mod phase;
 mod quote;
 mod report;
 mod script;
+#[cfg(feature = "transport")]
 mod ssh;
 mod step;
 
 pub use error::{HostError, PlanError};
 pub use executor::{CommandOutput, Executor, Mode, apply_all};
+#[cfg(feature = "transport")]
 pub use local::LocalExecutor;
 pub use phase::{NoObserver, Phase, PhaseEvent, PhaseObserver, PhaseReport};
 pub use quote::{quote, quote_argv};
 pub use report::{HostReport, StepReport, StepStatus, Summary};
+#[cfg(feature = "transport")]
 pub use russh;
 pub use script::{boot_program, validate};
+#[cfg(feature = "transport")]
 pub use ssh::{KeyError, SshExecutor, SshHost, SshOptions};
 pub use step::{
     EnsureDirectory, EnsureFile, EnsureMount, EnsureService, HostPlan, Owner, RunCommand, RunWhen,

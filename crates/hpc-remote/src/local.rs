@@ -7,8 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::executor::{CommandOutput, Executor, Mode};
+use crate::outcome::parse;
 use crate::report::HostReport;
-use crate::script::{Target, compile, parse};
+use crate::script::{Target, compile};
 use crate::{HostError, HostPlan};
 
 /// Applies plans to the local machine by piping the same runner program the SSH executor

@@ -11,8 +11,9 @@ use russh::{ChannelMsg, Disconnect};
 use tokio::sync::Semaphore;
 
 use crate::executor::{CommandOutput, Executor, Mode};
+use crate::outcome::parse;
 use crate::report::HostReport;
-use crate::script::{Target, compile, parse};
+use crate::script::{Target, compile};
 use crate::{HostError, HostPlan};
 
 /// How the runner is started on the target: POSIX sh reading the program from stdin.

@@ -1,4 +1,5 @@
 //! LocalExecutor: the runner program applied under a temporary root.
+#![cfg(feature = "transport")]
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,6 +1,7 @@
 //! SshExecutor against a real OpenSSH sshd, started by the test in a private network
 //! namespace (loopback only). Needs root and /usr/sbin/sshd: skips outside CI without
 //! them, fails in CI (`CI` set).
+#![cfg(feature = "transport")]
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 
 use std::path::{Path, PathBuf};
