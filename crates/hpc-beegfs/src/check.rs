@@ -10,8 +10,13 @@ use serde_json::Value as Json;
 use crate::release::Release;
 use crate::render::GRPC_PORT;
 
-/// The kind of a BeeGFS node.
+/// The kind of a BeeGFS node (serialized as its [`NodeKind::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "deploy",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum NodeKind {
     /// Management.
     Management,
@@ -45,10 +50,12 @@ impl NodeKind {
     }
 }
 
-/// One server as the tools see it.
+/// One server as the tools see it (serialized as `type`, `node`, `id`, `reachable`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "deploy", derive(serde::Serialize))]
 pub struct ServerStatus {
     /// Kind.
+    #[cfg_attr(feature = "deploy", serde(rename = "type"))]
     pub kind: NodeKind,
     /// Alias / host name.
     pub node: String,
@@ -58,8 +65,9 @@ pub struct ServerStatus {
     pub reachable: bool,
 }
 
-/// One target's state.
+/// One target's state (serialized as `id`, `reachability`, `consistency`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "deploy", derive(serde::Serialize))]
 pub struct TargetStatus {
     /// Target ID.
     pub id: String,
@@ -77,10 +85,12 @@ impl TargetStatus {
     }
 }
 
-/// One target's space (7.x `beegfs-df`).
+/// One target's space (7.x `beegfs-df`; serialized as `type`, `id`, `pool`, `total`, `free`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "deploy", derive(serde::Serialize))]
 pub struct TargetSpace {
     /// `meta` or `storage`.
+    #[cfg_attr(feature = "deploy", serde(rename = "type"))]
     pub kind: NodeKind,
     /// Target ID.
     pub id: String,
@@ -91,6 +101,7 @@ pub struct TargetSpace {
     /// Free, as printed.
     pub free: String,
     /// Free percent.
+    #[cfg_attr(feature = "deploy", serde(skip))]
     pub free_percent: Option<u8>,
 }
 

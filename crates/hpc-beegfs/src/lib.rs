@@ -14,9 +14,21 @@
 //! on an unknown key, the 8.x management service refuses unknown TOML keys, and the 8.x
 //! client silently ignores them — hpc-up refuses them all, naming key, daemon and release.
 //!
-//! Pure: no I/O, no clock, no environment, no randomness. The caller generates the auth
-//! secret (32–1024 random bytes, once per cluster), reads the TLS and repository key files,
-//! runs the probe and the checks over SSH, and applies the phases in order.
+//! The planners are pure: no I/O, no clock, no environment, no randomness. The caller
+//! generates the auth secret (32–1024 random bytes, once per cluster) and reads the TLS and
+//! repository key files into [`Inputs`].
+//!
+//! With the `deploy` feature (on by default) the crate also runs them, through any
+//! [`hpc_remote::Executor`] the caller brings (SSH in practice; a fake in tests):
+//! [`preflight_cluster`] probes every BeeGFS node at once and judges the facts;
+//! [`deploy()`] makes the plan, refuses on any preflight problem before anything is changed,
+//! then applies the phases in order (all hosts of a phase at once), reporting each
+//! (phase, node) to a [`hpc_remote::PhaseObserver`] and timing each host's apply on its own;
+//! [`check_cluster`] runs `check beegfs` (the probe, the release's tools on one client, a
+//! round trip with throughput and a read of another client's file on every client at once)
+//! and collects every failure in a [`ClusterCheck`], which serializes as `--output json`
+//! prints it. Those functions do I/O only through the executor and read the clock only to
+//! time phases.
 //!
 //! The 8.x management TOML is written by this crate (a handful of scalar keys with a
 //! correct basic-string escaper) rather than with the `toml` crate: the key set is closed and
@@ -46,9 +58,41 @@
 //! # }
 //! ```
 //!
-//! Feature `steps` (default): the setup sequence as [`hpc_remote`] host steps. Without it
-//! (`default-features = false`) the crate renders config files, judges kernels and parses
-//! check output without pulling in russh and tokio.
+//! Deploying and checking, with a progress observer:
+//!
+//! ```no_run
+//! use hpc_beegfs::{Inputs, check_cluster, deploy};
+//! use hpc_remote::{Executor, PhaseEvent};
+//!
+//! # async fn demo<E: Executor>(exec: &E, inputs: &Inputs) -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = hpc_config::load_file("examples/full-stack.yaml".as_ref())?;
+//! let observer = |e: PhaseEvent<'_>| {
+//!     if let PhaseEvent::Failed { name, node, error } = e {
+//!         eprintln!("{name} on {}: {error}", node.unwrap_or("the cluster"));
+//!     }
+//! };
+//! // Err names every preflight problem, or the phase and every node that failed in it.
+//! let report = deploy(exec, &cluster, inputs, &observer).await?;
+//! println!("BeeGFS {}: {} step(s) changed", report.release, report.changed());
+//! let check = check_cluster(exec, &cluster, "hpc-up-check-1").await?;
+//! for failure in &check.failures {
+//!     println!("FAIL {failure}");
+//! }
+//! assert_eq!(check.passed(), check.failures.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `steps` (default): the setup sequence as [`hpc_remote`] host steps (its plain part: no
+//!   SSH transport, no tokio).
+//! - `deploy` (default; implies `steps`): [`preflight_cluster`], [`deploy()`],
+//!   [`check_cluster`], and `serde::Serialize` for the check's results. Adds `futures-util`
+//!   and `serde`; still no transport.
+//!
+//! Without either (`default-features = false`) the crate renders config files, judges
+//! kernels and probe facts, and parses check output.
 //!
 //! # Stability
 //!
@@ -56,7 +100,11 @@
 //! change to them is deliberate and visible in review.
 
 mod check;
+#[cfg(feature = "deploy")]
+mod cluster_check;
 mod conf;
+#[cfg(feature = "deploy")]
+mod deploy;
 mod kernel;
 mod keys;
 mod preflight;
@@ -70,7 +118,13 @@ pub use check::{
     aggregate, cleanup_argv, parse_check_servers, parse_df, parse_health, parse_listtargets,
     parse_node_list, parse_target_list, peer_read_argv, roundtrip_argv, tool_commands,
 };
+#[cfg(feature = "deploy")]
+pub use cluster_check::{CheckError, ClientCheck, ClusterCheck, Throughput, check_cluster};
 pub use conf::{Conf, ConfError, Value};
+#[cfg(feature = "deploy")]
+pub use deploy::{
+    DeployError, DeployReport, NodeFailure, PREFLIGHT_PHASE, Preflight, deploy, preflight_cluster,
+};
 pub use kernel::{Compat, Kernel, KernelRefusal, client_compat, releases_that_build};
 pub use keys::{Daemon, accepted_keys, deprecated_replacement};
 pub use preflight::{
@@ -91,6 +145,9 @@ pub use setup::{
 /// A setup phase: BeeGFS's phases are [`hpc_remote`]'s, one phase type across layers.
 #[cfg(feature = "steps")]
 pub use hpc_remote::Phase;
+/// What a phase did on one node (or cluster-wide): [`hpc_remote`]'s, as every layer reports.
+#[cfg(feature = "deploy")]
+pub use hpc_remote::PhaseReport;
 
 pub use hpc_config;
 #[cfg(feature = "steps")]

@@ -139,13 +139,19 @@ pub enum PreflightProblem {
     },
 }
 
-/// A warning: deployment goes ahead.
+/// A warning: deployment goes ahead. Displays as `node: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightWarning {
     /// The node.
     pub node: String,
     /// What is uncertain.
     pub message: String,
+}
+
+impl std::fmt::Display for PreflightWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.node, self.message)
+    }
 }
 
 /// Judges the probe results of every BeeGFS node. `facts` lacking a node is a problem

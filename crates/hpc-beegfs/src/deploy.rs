@@ -1,0 +1,382 @@
+//! Deploying BeeGFS on running nodes through any [`Executor`] (SSH in practice): the node
+//! probe and its rules as a gate, then the setup phases one after another, all hosts of a
+//! phase at once. Every host's apply is timed on its own and reported to a
+//! [`PhaseObserver`] as it starts and ends; a failed phase stops the deployment and names
+//! every node that failed in it, with the step and, for a service, its journal's last lines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use hpc_config::Cluster;
+use hpc_remote::{
+    CommandOutput, Executor, HostError, HostPlan, HostReport, Mode, Phase, PhaseEvent,
+    PhaseObserver, PhaseReport, StepStatus,
+};
+
+use crate::preflight::{NodeFacts, PreflightProblem, PreflightWarning, preflight, probe_argv};
+use crate::release::Release;
+use crate::render::roles;
+use crate::setup::{Inputs, PlanError, setup_plan};
+
+/// The name of the cluster-wide preflight phase in a [`DeployReport`] and in the observer's
+/// events.
+pub const PREFLIGHT_PHASE: &str = "preflight";
+
+/// The node probe's results and their judgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preflight {
+    /// What each node that answered reported.
+    pub facts: BTreeMap<String, NodeFacts>,
+    /// What refuses a deployment (a node that did not answer is one), every one found.
+    pub problems: Vec<PreflightProblem>,
+    /// What is uncertain but does not refuse.
+    pub warnings: Vec<PreflightWarning>,
+}
+
+impl Preflight {
+    /// No problems: the deployment may go ahead.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_owned()
+}
+
+/// Why a command that did not exit 0 failed: its status and stderr.
+pub(crate) fn exit_failure(o: &CommandOutput) -> String {
+    let status = o
+        .status
+        .map_or_else(|| "a signal".to_owned(), |s| format!("status {s}"));
+    let err = text(&o.stderr);
+    if err.is_empty() {
+        format!("exited with {status}")
+    } else {
+        format!("exited with {status}: {err}")
+    }
+}
+
+/// The executor's error without its `host NODE: ` prefix (the caller names the node).
+pub(crate) fn host_error(node: &str, e: &HostError) -> String {
+    let full = e.to_string();
+    full.strip_prefix(&format!("host {node}: "))
+        .map_or_else(|| full.clone(), str::to_owned)
+}
+
+/// Runs `argv` on `node`: `Ok(stdout)` for exit status 0, else why not.
+pub(crate) async fn run_ok<E: Executor>(
+    exec: &E,
+    node: &str,
+    argv: &[String],
+) -> Result<String, String> {
+    match exec.run(node, argv).await {
+        Ok(o) if o.status == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => Err(exit_failure(&o)),
+        Err(e) => Err(host_error(node, &e)),
+    }
+}
+
+/// Probes every BeeGFS node at once ([`probe_argv`]) and judges the facts ([`preflight`]);
+/// a node that cannot be probed is a problem. A cluster without BeeGFS passes with nothing
+/// probed.
+pub async fn preflight_cluster<E: Executor>(exec: &E, cluster: &Cluster) -> Preflight {
+    let argv = probe_argv();
+    let nodes: Vec<String> = roles(cluster).into_iter().map(|(n, _)| n).collect();
+    let results = join_all(nodes.iter().map(|n| {
+        let argv = &argv;
+        async move { (n, run_ok(exec, n, argv).await) }
+    }))
+    .await;
+    let mut facts = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for (n, r) in results {
+        match r {
+            Ok(stdout) => {
+                facts.insert(n.clone(), NodeFacts::parse(&stdout));
+            }
+            Err(e) => {
+                errors.insert(n.clone(), e);
+            }
+        }
+    }
+    let (problems, warnings) = preflight(cluster, &facts, &errors);
+    Preflight {
+        facts,
+        problems,
+        warnings,
+    }
+}
+
+/// What a deployment did.
+#[derive(Debug, Clone)]
+pub struct DeployReport {
+    /// The release deployed.
+    pub release: Release,
+    /// The cluster-wide [`PREFLIGHT_PHASE`] (node `None`), then one report per setup phase
+    /// and node: phase by phase, in a phase in cluster order.
+    pub phases: Vec<PhaseReport>,
+    /// The preflight's warnings: the deployment went ahead despite them.
+    pub warnings: Vec<PreflightWarning>,
+}
+
+impl DeployReport {
+    /// Steps changed across all phases (0 on a re-run of an unchanged cluster).
+    pub fn changed(&self) -> usize {
+        self.phases
+            .iter()
+            .flat_map(|p| &p.hosts)
+            .map(HostReport::changed)
+            .sum()
+    }
+
+    /// Per node, the wall time of its own host plans and when its last one ended, counted
+    /// from the start of the deployment.
+    pub fn per_node(&self) -> BTreeMap<String, (Duration, Duration)> {
+        let mut m: BTreeMap<String, (Duration, Duration)> = BTreeMap::new();
+        for p in &self.phases {
+            let Some(node) = &p.node else { continue };
+            let e = m.entry(node.clone()).or_default();
+            e.0 += p.elapsed;
+            e.1 = e.1.max(p.finished_at);
+        }
+        m
+    }
+}
+
+/// One node's failure in a phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFailure {
+    /// The node.
+    pub node: String,
+    /// The step that failed; `None` when the node could not be worked on at all.
+    pub step: Option<String>,
+    /// What went wrong: the step's stderr (and for a service, its journal's last lines), or
+    /// why the node could not be reached.
+    pub detail: String,
+}
+
+impl fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.step {
+            Some(step) => write!(f, "node {}, step `{step}`: {}", self.node, self.detail),
+            None => write!(f, "node {}: {}", self.node, self.detail),
+        }
+    }
+}
+
+/// Why a deployment did not happen or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// The setup plan could not be made (no BeeGFS, a refused config, a missing input);
+    /// nothing was probed or changed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The preflight found problems; nothing was changed.
+    #[error("BeeGFS preflight refused the deployment:\n  - {}", lines(.problems, "\n  - "))]
+    Preflight {
+        /// Every problem found, naming node and reason.
+        problems: Vec<PreflightProblem>,
+        /// The preflight's warnings.
+        warnings: Vec<PreflightWarning>,
+    },
+    /// A setup phase failed on one or more nodes; later phases did not run.
+    #[error("BeeGFS deploy, phase `{phase}`:\n  {}", lines(.failures, "\n  "))]
+    Phase {
+        /// The phase (`prepare`, `management`, `servers`, `clients`).
+        phase: &'static str,
+        /// Every node that failed in it.
+        failures: Vec<NodeFailure>,
+    },
+}
+
+fn lines<T: fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string().replace('\n', "\n    "))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The BeeGFS services, whose journal is worth showing when their step fails.
+fn is_service_step(id: &str) -> bool {
+    id.starts_with("beegfs-")
+}
+
+/// The unit's last journal lines on `node`, for an error.
+async fn journal<E: Executor>(exec: &E, node: &str, unit: &str) -> String {
+    let argv: Vec<String> = ["journalctl", "-u", unit, "-n", "15", "--no-pager"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    match run_ok(exec, node, &argv).await {
+        Ok(out) if !out.trim().is_empty() => {
+            format!("{unit}'s journal ends with:\n{}", indent(out.trim_end()))
+        }
+        Ok(_) => format!("{unit}'s journal is empty"),
+        Err(e) => format!("{unit}'s journal cannot be read: {e}"),
+    }
+}
+
+/// One host's plan of a phase: applied and timed on its own; the observer hears of its
+/// start and end.
+async fn apply_one<E: Executor>(
+    exec: &E,
+    name: &'static str,
+    plan: &HostPlan,
+    start: Instant,
+    observer: &dyn PhaseObserver,
+) -> Result<PhaseReport, NodeFailure> {
+    let node = plan.host.as_str();
+    observer.phase(PhaseEvent::Started {
+        name,
+        node: Some(node),
+    });
+    let t0 = Instant::now();
+    let result = exec.apply_host(plan, Mode::APPLY).await;
+    let elapsed = t0.elapsed();
+    let failure = match result {
+        Ok(rep) => match rep.steps.iter().find_map(|s| match &s.status {
+            StepStatus::Failed { stderr_tail } => Some((s.id.clone(), stderr_tail.clone())),
+            _ => None,
+        }) {
+            None => {
+                let report = PhaseReport {
+                    name,
+                    node: Some(node.to_owned()),
+                    elapsed,
+                    finished_at: start.elapsed(),
+                    hosts: vec![rep],
+                };
+                observer.phase(PhaseEvent::Finished(&report));
+                return Ok(report);
+            }
+            Some((step, stderr)) => {
+                let mut detail = if stderr.trim().is_empty() {
+                    "failed".to_owned()
+                } else {
+                    format!("failed:\n{}", indent(stderr.trim_end()))
+                };
+                if is_service_step(&step) {
+                    detail.push('\n');
+                    detail.push_str(&journal(exec, node, &step).await);
+                }
+                NodeFailure {
+                    node: node.to_owned(),
+                    step: Some(step),
+                    detail,
+                }
+            }
+        },
+        Err(e) => NodeFailure {
+            node: node.to_owned(),
+            step: None,
+            detail: host_error(node, &e),
+        },
+    };
+    let error = failure.to_string();
+    observer.phase(PhaseEvent::Failed {
+        name,
+        node: Some(node),
+        error: &error,
+    });
+    Err(failure)
+}
+
+/// All hosts of one phase at once; every failure collected.
+async fn run_phase<E: Executor>(
+    exec: &E,
+    phase: &Phase,
+    start: Instant,
+    observer: &dyn PhaseObserver,
+) -> Result<Vec<PhaseReport>, DeployError> {
+    let results = join_all(
+        phase
+            .hosts
+            .iter()
+            .map(|plan| apply_one(exec, phase.name, plan, start, observer)),
+    )
+    .await;
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(f) => failures.push(f),
+        }
+    }
+    if failures.is_empty() {
+        Ok(reports)
+    } else {
+        Err(DeployError::Phase {
+            phase: phase.name,
+            failures,
+        })
+    }
+}
+
+/// Deploys BeeGFS on the cluster's running nodes: makes the setup plan ([`setup_plan`]:
+/// nothing is probed when it cannot be made), runs the preflight gate
+/// ([`preflight_cluster`]: any problem refuses before anything is changed), then the setup
+/// phases in order, all hosts of a phase at once; the next phase starts when every host of
+/// this one succeeded. Idempotent: on an unchanged cluster [`DeployReport::changed`] is 0.
+///
+/// The observer hears `Started`/`Finished` (or `Failed`) for [`PREFLIGHT_PHASE`] (node
+/// `None`) and for every (phase, node); each node's report holds the time of its own apply.
+pub async fn deploy<E: Executor>(
+    exec: &E,
+    cluster: &Cluster,
+    inputs: &Inputs,
+    observer: &dyn PhaseObserver,
+) -> Result<DeployReport, DeployError> {
+    let start = Instant::now();
+    let plan = setup_plan(cluster, inputs)?;
+
+    observer.phase(PhaseEvent::Started {
+        name: PREFLIGHT_PHASE,
+        node: None,
+    });
+    let t0 = Instant::now();
+    let pre = preflight_cluster(exec, cluster).await;
+    if !pre.passed() {
+        let err = DeployError::Preflight {
+            problems: pre.problems,
+            warnings: pre.warnings,
+        };
+        let error = err.to_string();
+        observer.phase(PhaseEvent::Failed {
+            name: PREFLIGHT_PHASE,
+            node: None,
+            error: &error,
+        });
+        return Err(err);
+    }
+    let report = PhaseReport {
+        name: PREFLIGHT_PHASE,
+        node: None,
+        elapsed: t0.elapsed(),
+        finished_at: start.elapsed(),
+        hosts: Vec::new(),
+    };
+    observer.phase(PhaseEvent::Finished(&report));
+    let mut phases = vec![report];
+
+    for phase in &plan.phases {
+        phases.extend(run_phase(exec, phase, start, observer).await?);
+    }
+    Ok(DeployReport {
+        release: plan.release,
+        phases,
+        warnings: pre.warnings,
+    })
+}
