@@ -98,6 +98,21 @@ pub enum HostError {
         /// Line of the pinned key.
         line: usize,
     },
+    /// The host presented a key listed as `@revoked` in the known_hosts file.
+    #[error(
+        "host {host}: the server's {algorithm} key is REVOKED in {} line {line}; refusing to connect",
+        file.display()
+    )]
+    HostKeyRevoked {
+        /// Host name.
+        host: String,
+        /// Key algorithm presented.
+        algorithm: String,
+        /// The known_hosts file.
+        file: PathBuf,
+        /// Line of the `@revoked` entry.
+        line: usize,
+    },
     /// A user-given known_hosts file has no key for this host.
     #[error("host {host}: no host key for it in {}; refusing to connect", file.display())]
     UnknownHostKey {

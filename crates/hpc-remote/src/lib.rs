@@ -29,8 +29,10 @@
 //! process with one TCP connection each and no OpenSSH subprocess (or ControlMaster socket)
 //! per host. Each connection multiplexes channels under a semaphore (sshd's `MaxSessions`),
 //! hosts run concurrently up to [`SshOptions::parallel`], connects retry with backoff, and
-//! host keys are pinned: a user-given OpenSSH known_hosts file, or trust on first use
-//! recorded in the state directory. A changed key is a hard [`HostError::HostKeyChanged`].
+//! host keys are pinned: a user-given OpenSSH known_hosts file (read by russh's parser, so
+//! hashed entries and `[host]:port` work; see [`SshOptions::known_hosts`]), or trust on
+//! first use recorded in the state directory. A changed key is a hard
+//! [`HostError::HostKeyChanged`], a revoked one [`HostError::HostKeyRevoked`].
 //! The deploy benchmark (`examples/deploy_bench.rs`: 2 dirs, 4 templated files and a handler)
 //! compares it with Ansible and with one OpenSSH connection per host streaming a tar, on 8,
 //! 32 and 64 test-bed hosts (`bench/remote-vs-ansible`, `docs/benchmarks.md`).
@@ -101,6 +103,8 @@
 mod diff;
 mod error;
 mod executor;
+#[cfg(feature = "transport")]
+mod known_hosts;
 #[cfg(feature = "transport")]
 mod local;
 #[cfg(feature = "transport")]

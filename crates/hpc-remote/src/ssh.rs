@@ -1,7 +1,7 @@
 //! The SSH executor: russh + tokio, one connection per host, pinned host keys.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use russh::{ChannelMsg, Disconnect};
 use tokio::sync::Semaphore;
 
 use crate::executor::{CommandOutput, Executor, Mode};
+use crate::known_hosts::{self, Pin};
 use crate::outcome::parse;
 use crate::report::HostReport;
 use crate::script::{Target, compile};
@@ -47,20 +48,27 @@ impl SshHost {
         self
     }
 
-    /// known_hosts patterns this host answers to (`name`, `addr`; `[x]:port` off port 22).
-    fn patterns(&self) -> Vec<String> {
-        let mut names = vec![self.name.clone()];
+    /// The names its known_hosts entries may use: `name`, and `addr` when it differs.
+    fn names(&self) -> Vec<&str> {
+        let mut names = vec![self.name.as_str()];
         if self.addr != self.name {
-            names.push(self.addr.clone());
+            names.push(self.addr.as_str());
         }
-        if self.port == 22 {
-            names
-        } else {
-            names
-                .iter()
-                .map(|n| format!("[{n}]:{}", self.port))
-                .collect()
-        }
+        names
+    }
+
+    /// known_hosts patterns for an entry of this host (its names; `[x]:port` off port 22).
+    fn patterns(&self) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .map(|n| {
+                if self.port == 22 {
+                    n.to_owned()
+                } else {
+                    format!("[{n}]:{}", self.port)
+                }
+            })
+            .collect()
     }
 }
 
@@ -73,8 +81,12 @@ pub struct SshOptions {
     pub user: String,
     /// Private key file (OpenSSH format, ed25519 recommended; unencrypted).
     pub key: PathBuf,
-    /// Pinned host keys (OpenSSH known_hosts format). When `None`, keys are trusted on
-    /// first use and recorded in `state_dir/known_hosts`.
+    /// Pinned host keys (OpenSSH known_hosts format), read with russh's parser: plain and
+    /// hashed (`|1|…`, `HashKnownHosts yes`) host fields, `[host]:port` off port 22, an entry
+    /// for the host's name or its address. A key listed `@revoked` is refused; wildcard and
+    /// negated host patterns are not matched (such a host counts as unknown), and a line
+    /// whose fields are separated by tabs or several spaces is refused rather than misread.
+    /// When `None`, keys are trusted on first use and recorded in `state_dir/known_hosts`.
     pub known_hosts: Option<PathBuf>,
     /// Directory for the trust-on-first-use file.
     pub state_dir: PathBuf,
@@ -443,78 +455,31 @@ impl Client {
             .lock
             .lock()
             .map_err(|_| io(std::io::Error::other("lock poisoned")))?;
-        let patterns = self.host.patterns();
-        let pinned = pinned_keys(&self.file, &patterns).map_err(io)?;
-        if pinned.iter().any(|(_, k)| k.key_data() == key.key_data()) {
-            return Ok(());
-        }
-        if let Some((line, _)) = pinned.first() {
-            return Err(HostError::HostKeyChanged {
+        let names = self.host.names();
+        let changed = |line| HostError::HostKeyChanged {
+            host: self.host.name.clone(),
+            algorithm: key.algorithm().to_string(),
+            file: self.file.clone(),
+            line,
+        };
+        match known_hosts::check(&self.file, &names, self.host.port, key).map_err(io)? {
+            Pin::Known => Ok(()),
+            Pin::Changed { line } => Err(changed(line)),
+            Pin::Revoked { line } => Err(HostError::HostKeyRevoked {
                 host: self.host.name.clone(),
                 algorithm: key.algorithm().to_string(),
                 file: self.file.clone(),
-                line: *line,
-            });
-        }
-        if !self.tofu {
-            return Err(HostError::UnknownHostKey {
+                line,
+            }),
+            Pin::Unknown if !self.tofu => Err(HostError::UnknownHostKey {
                 host: self.host.name.clone(),
                 file: self.file.clone(),
-            });
-        }
-        let mut entry = key.clone();
-        entry.set_comment("");
-        let text = entry
-            .to_openssh()
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        record_key(
-            &self.file,
-            &format!("{} {}\n", patterns.join(","), text.trim_end()),
-        )
-        .map_err(io)?;
-        tracing::info!(host = %self.host.name, file = %self.file.display(), "host key recorded (trust on first use)");
-        Ok(())
-    }
-}
-
-/// Keys pinned for any of `patterns` in an OpenSSH known_hosts file, with line numbers.
-/// A missing file pins nothing. Hashed (`|1|`) and marker (`@…`) lines are skipped.
-fn pinned_keys(file: &Path, patterns: &[String]) -> std::io::Result<Vec<(usize, PublicKey)>> {
-    let text = match fs_err::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let (Some(hosts), Some(_alg), Some(b64)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if !hosts.split(',').any(|h| patterns.iter().any(|p| p == h)) {
-            continue;
-        }
-        if let Ok(k) = russh::keys::parse_public_key_base64(b64) {
-            out.push((n + 1, k));
+            }),
+            Pin::Unknown => {
+                known_hosts::learn(&self.file, &self.host.patterns(), key).map_err(io)?;
+                tracing::info!(host = %self.host.name, file = %self.file.display(), "host key recorded (trust on first use)");
+                Ok(())
+            }
         }
     }
-    Ok(out)
-}
-
-fn record_key(file: &Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    if let Some(dir) = file.parent() {
-        fs_err::create_dir_all(dir)?;
-    }
-    let mut f = fs_err::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)?;
-    f.write_all(line.as_bytes())?;
-    f.sync_all()
 }

@@ -358,3 +358,69 @@ fn ssh_changed_host_key_is_refused() {
         "{err:?}"
     );
 }
+
+/// `ssh-keygen -H -f file`: the host fields hashed, as OpenSSH writes them with
+/// `HashKnownHosts yes`.
+fn hash_known_hosts(file: &Path) {
+    sh(Command::new("ssh-keygen").args(["-H", "-f"]).arg(file));
+    let text = fs_err::read_to_string(file).unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with("|1|")) && !text.contains("h01"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ssh_hashed_and_bracketed_known_hosts() {
+    let Some(bed) = Sshd::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let kh = work.path().join("known_hosts");
+    let host = || [SshHost::new("h01", "127.0.0.1").port(PORT)];
+    let p = plan("h01", &work.path().join("h01"), "1");
+    let mut o = options(&bed, work.path());
+    o.known_hosts = Some(kh.clone());
+    let apply = |o: &SshOptions| {
+        let exec = SshExecutor::new(o.clone(), host()).unwrap();
+        bed.in_netns(|| exec.apply_host(&p, Mode::APPLY))
+    };
+
+    // Only the address, as `[addr]:port` (what `ssh -p PORT 127.0.0.1` records).
+    fs_err::write(&kh, format!("[127.0.0.1]:{PORT} {}\n", bed.host_pub)).unwrap();
+    let r = apply(&o).unwrap();
+    assert!(r.is_ok(), "{r:?}");
+
+    // The same entry for the name, hashed by the real ssh-keygen.
+    fs_err::write(&kh, format!("[h01]:{PORT} {}\n", bed.host_pub)).unwrap();
+    hash_known_hosts(&kh);
+    let r = apply(&o).unwrap();
+    assert!(r.is_ok(), "{r:?}");
+
+    // A hashed entry with another key: the hard error, on the entry's line.
+    let other = keygen(&work.path().join("other_key"));
+    fs_err::write(
+        &kh,
+        format!("[elsewhere]:{PORT} {other}\n[h01]:{PORT} {other}\n"),
+    )
+    .unwrap();
+    hash_known_hosts(&kh);
+    let err = apply(&o).unwrap_err();
+    assert!(
+        matches!(&err, HostError::HostKeyChanged { host, line: 2, .. } if host == "h01"),
+        "{err:?}"
+    );
+
+    // The right key, but revoked: refused although pinned.
+    fs_err::write(
+        &kh,
+        format!(
+            "[h01]:{PORT} {pubkey}\n@revoked * {pubkey}\n",
+            pubkey = bed.host_pub
+        ),
+    )
+    .unwrap();
+    let err = apply(&o).unwrap_err();
+    assert!(
+        matches!(&err, HostError::HostKeyRevoked { host, line: 2, .. } if host == "h01"),
+        "{err:?}"
+    );
+}
