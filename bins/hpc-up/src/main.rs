@@ -1,21 +1,20 @@
-//! `hpc-up`: the command line. It parses arguments, sets up logging, calls one library
-//! function per subcommand and renders the result; the work happens in the library crates.
+//! `hpc-up`: the command line over `hpc-cluster`. It parses arguments, draws progress,
+//! prints reports as text or JSON, maps outcomes to exit codes and runs OpenSSH for
+//! `hpc-up ssh`; the work happens in the library crates.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the binary is where output belongs
 
-mod apply;
-mod beegfs;
-mod check;
-mod image;
-mod nodes;
 mod output;
-mod render;
-mod seed;
-mod slurm;
+mod progress;
+mod show;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use hpc_cluster::{CancelToken, Error, Libvirt, Overrides, Session, UpOptions};
 
 use crate::output::Output;
 
@@ -23,7 +22,8 @@ use crate::output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "hpc-up", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Output format: human-readable text, or JSON for scripts.
+    /// Output format: human-readable text, or JSON for scripts (progress events then go to
+    /// standard error as JSON lines).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     output: Format,
 
@@ -90,14 +90,17 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
-    /// Show what `up` would change: per libvirt object, create / unchanged / update /
-    /// recreate / delete.
+    /// Show what `up` would change: libvirt objects per connection, and on every running
+    /// node the host steps (base, SLURM, BeeGFS) that would change, with diffs. Creates
+    /// nothing. Exit 0 either way.
     Plan {
         /// The cluster file.
         file: PathBuf,
     },
-    /// Create and start the cluster's network, pool, volumes and VMs. Journaled: a failure or
-    /// Ctrl-C undoes what this run created. On an unchanged cluster it changes nothing.
+    /// Create and start the cluster's network, pool, volumes and VMs, then configure every
+    /// node as it answers over SSH. Journaled: a failure or Ctrl-C in the libvirt part undoes
+    /// what this run created; Ctrl-C later stops it within seconds (twice: at once). On an
+    /// unchanged cluster it changes nothing.
     Up {
         /// The cluster file.
         file: PathBuf,
@@ -110,6 +113,12 @@ enum Command {
         /// Nodes configured over SSH at once (default: all).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         parallel: Option<u16>,
+        /// Change nothing: show the plan (`hpc-up plan`). Needs `--diff`.
+        #[arg(long, requires = "diff")]
+        check: bool,
+        /// With `--check`: show file diffs.
+        #[arg(long, requires = "check")]
+        diff: bool,
     },
     /// Destroy and remove everything the cluster owns (found from the journal and from
     /// libvirt metadata, so it also works after a crash).
@@ -135,6 +144,14 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Print a shell completion script (e.g. `hpc-up completions bash >
+    /// /etc/bash_completion.d/hpc-up`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `hpc-up man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,90 +194,198 @@ enum ImageCommand {
     },
 }
 
+/// Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const EXIT_CANCELLED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let out = Output::new(cli.output, cli.quiet);
-    let result = match cli.command {
-        Command::Schema { out: file } => render::schema(&out, file.as_deref()),
-        Command::Validate { file } => render::validate(&out, &file),
-        Command::Render { file, out: dir } => render::render(&out, &file, &dir),
+    let out = Output::new(cli.output == Format::Json, cli.quiet);
+    match run(&cli, &out) {
+        Ok(code) => code,
+        Err(Error::Load(hpc_config::LoadError::Invalid(errors))) => {
+            out.diagnostic(errors.as_ref());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(if e.is_cancelled() { EXIT_CANCELLED } else { 1 })
+        }
+    }
+}
+
+fn run(cli: &Cli, out: &Output) -> Result<ExitCode, Error> {
+    let overrides = Overrides {
+        connect: cli.connect.clone(),
+        state_dir: cli.state_dir.clone(),
+    };
+    let session = |file: &Path| Session::load(file, &overrides);
+    match &cli.command {
+        Command::Schema { out: file } => show::schema(out, file.as_deref()),
+        Command::Validate { file } => Ok(show::validate(out, file)),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "hpc-up", &mut text);
+            out.data(&String::from_utf8_lossy(&text));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut roff = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut roff)
+                .map_err(|e| Error::Usage(format!("cannot render the manual page: {e}")))?;
+            out.data(&String::from_utf8_lossy(&roff));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render { file, out: dir } => show::render(out, &session(file)?.render_to(dir)?),
         Command::Image(ImageCommand::Build { file, force }) => {
-            image::build(&out, &target(&cli.connect, &cli.state_dir, &file), force)
+            let s = session(file)?;
+            let started = std::time::Instant::now();
+            let report = s.build_image(*force, |p| {
+                out.note(&format!(
+                    "[{:>6.1}s] {}",
+                    started.elapsed().as_secs_f64(),
+                    show::image_phase(p)
+                ));
+            })?;
+            show::image(out, &report)
         }
         Command::Ssh {
             file,
             node,
             command,
-        } => image::ssh(
-            &out,
-            &target(&cli.connect, &cli.state_dir, &file),
-            &node,
-            &command,
-        ),
+        } => ssh(&session(file)?, node, command),
         Command::Check(CheckCommand::Virtiofs { file }) => {
-            check::virtiofs(&out, &target(&cli.connect, &cli.state_dir, &file))
+            show::check_virtiofs(out, &session(file)?.check_virtiofs()?)
         }
-        Command::Check(CheckCommand::Slurm { file, timeout }) => slurm::check(
-            &out,
-            &target(&cli.connect, &cli.state_dir, &file),
-            std::time::Duration::from_secs(timeout),
+        Command::Check(CheckCommand::Slurm { file, timeout }) => show::check_slurm(
+            out,
+            &session(file)?.check_slurm(Duration::from_secs(*timeout)),
         ),
         Command::Check(CheckCommand::Beegfs { file }) => {
-            beegfs::check(&out, &target(&cli.connect, &cli.state_dir, &file))
+            show::check_beegfs(out, &session(file)?.check_beegfs()?)
         }
-        Command::Plan { file } => apply::plan(&out, &target(&cli.connect, &cli.state_dir, &file)),
+        Command::Plan { file }
+        | Command::Up {
+            file, check: true, ..
+        } => show::plan(out, &session(file)?.plan(&Libvirt)?),
         Command::Up {
             file,
             no_ssh,
             ssh_timeout,
             parallel,
-        } => apply::up(
-            &out,
-            &target(&cli.connect, &cli.state_dir, &file),
-            &apply::UpOptions {
-                no_ssh,
-                ssh_timeout: std::time::Duration::from_secs(ssh_timeout),
+            ..
+        } => {
+            let cancel = cancel_on_signals()?;
+            let display = progress::Display::new(out);
+            let s = session(file)?
+                .with_cancel(cancel)
+                .with_events(display.sink());
+            let opts = UpOptions {
+                no_ssh: *no_ssh,
+                ssh_timeout: Duration::from_secs(*ssh_timeout),
                 parallel: parallel.map(usize::from),
-            },
-        ),
-        Command::Down { file } => apply::down(&out, &target(&cli.connect, &cli.state_dir, &file)),
-        Command::Status { file } => {
-            apply::status(&out, &target(&cli.connect, &cli.state_dir, &file))
+            };
+            let result = s.up(&Libvirt, &opts);
+            display.finish();
+            show::up(out, s.cluster(), &result?)
         }
-        Command::Start { file } => apply::start(&out, &target(&cli.connect, &cli.state_dir, &file)),
-        Command::Stop { file, timeout } => apply::stop(
-            &out,
-            &target(&cli.connect, &cli.state_dir, &file),
-            std::time::Duration::from_secs(timeout),
-        ),
-    };
-    match result {
-        Ok(code) => code,
-        Err(report) => {
-            out.error(&report);
-            ExitCode::from(1)
+        Command::Down { file } => show::down(out, &session(file)?.down(&Libvirt)?),
+        Command::Status { file } => {
+            let s = session(file)?;
+            show::status(out, s.cluster(), &s.status(&Libvirt)?)
+        }
+        Command::Start { file } => {
+            let s = session(file)?;
+            let started = s.start(&Libvirt)?;
+            show::done(
+                out,
+                &serde_json::json!({"ok": true, "started": started}),
+                &format!("{}: {} started", s.cluster().name, started.len()),
+            )
+        }
+        Command::Stop { file, timeout } => {
+            let s = session(file)?;
+            let r = s.stop(&Libvirt, Duration::from_secs(*timeout))?;
+            let text = format!(
+                "{}: {} shut down, {} powered off after {timeout}s",
+                s.cluster().name,
+                r.shut_down.len(),
+                r.powered_off.len()
+            );
+            show::done(
+                out,
+                &serde_json::json!({"ok": true, "shut-down": r.shut_down, "powered-off": r.powered_off}),
+                &text,
+            )
         }
     }
 }
 
-fn target<'a>(
-    connect: &'a Option<String>,
-    state_dir: &'a Option<PathBuf>,
-    file: &'a std::path::Path,
-) -> apply::Target<'a> {
-    apply::Target {
-        file,
-        connect: connect.as_deref(),
-        state_dir: state_dir.as_deref(),
+/// SIGINT and SIGTERM cancel the run (it stops within seconds and says where); a second
+/// one exits at once.
+fn cancel_on_signals() -> Result<CancelToken, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(EXIT_CANCELLED),
+            Arc::clone(&flag),
+        )
+        .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&flag)))
+        .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
     }
+    Ok(CancelToken::from_flag(flag))
+}
+
+/// `hpc-up ssh NODE [CMD…]`: OpenSSH to a node with the cluster's key and pinned host keys
+/// (an interactive shell needs OpenSSH's terminal handling). The command's words are quoted
+/// so that the node runs exactly that argv.
+fn ssh(s: &Session, node: &str, argv: &[String]) -> Result<ExitCode, Error> {
+    let cluster = s.cluster();
+    let Some(n) = cluster.node(node) else {
+        let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no node is called `{node}`; the cluster has {}",
+            names.join(", ")
+        )));
+    };
+    let id = s.state().identity(cluster)?;
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-i")
+        .arg(&id.private)
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            s.state().known_hosts().display()
+        ))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(["-o", "LogLevel=ERROR", "-p"])
+        .arg(cluster.ssh.port.to_string())
+        .arg(format!("{}@{}", cluster.ssh.user, n.ip));
+    if !argv.is_empty() {
+        cmd.arg("--").arg(hpc_remote::quote_argv(argv));
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Ssh(format!("cannot run ssh (package openssh-client): {e}")))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(255).clamp(0, 255) as u8
+    ))
 }
 
 /// Logs go to standard error; `RUST_LOG` overrides the level chosen by -v/-q.
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "info",
+        (false, 0) => "warn",
         (false, 1) => "debug",
         (false, _) => "trace",
     };

@@ -1,21 +1,24 @@
-//! Everything the binary prints goes through here: data to stdout, diagnostics to stderr,
-//! as text or JSON.
+//! Everything the binary prints goes through here: data to stdout, messages to stderr, as
+//! text or JSON. A closed pipe ends the program quietly (`hpc-up plan … | head`), as it
+//! ends `cat`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, Report};
+use miette::{GraphicalReportHandler, GraphicalTheme};
 use serde_json::json;
 
-use crate::Format;
+/// Exit status when standard output is a closed pipe (128 + SIGPIPE, as shells report a
+/// program SIGPIPE killed).
+const EXIT_BROKEN_PIPE: i32 = 141;
 
 pub(crate) struct Output {
-    format: Format,
+    json: bool,
     quiet: bool,
     handler: GraphicalReportHandler,
 }
 
 impl Output {
-    pub(crate) fn new(format: Format, quiet: bool) -> Self {
+    pub(crate) fn new(json: bool, quiet: bool) -> Self {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if color {
             GraphicalTheme::unicode()
@@ -23,36 +26,57 @@ impl Output {
             GraphicalTheme::unicode_nocolor()
         };
         Self {
-            format,
+            json,
             quiet,
             handler: GraphicalReportHandler::new_themed(theme).with_context_lines(1),
         }
     }
 
     pub(crate) fn json(&self) -> bool {
-        self.format == Format::Json
+        self.json
     }
 
-    /// Print data on stdout.
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Data on stdout, newline-terminated.
     pub(crate) fn data(&self, text: &str) {
-        print!("{text}");
-        if !text.ends_with('\n') {
-            println!();
+        let mut out = std::io::stdout().lock();
+        let r = out
+            .write_all(text.as_bytes())
+            .and_then(|()| {
+                if text.ends_with('\n') {
+                    Ok(())
+                } else {
+                    out.write_all(b"\n")
+                }
+            })
+            .and_then(|()| out.flush());
+        // A closed pipe ends the program; other write errors have nowhere to be reported.
+        if let Err(e) = r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(EXIT_BROKEN_PIPE);
         }
     }
 
-    /// Print a JSON value on stdout.
+    /// A JSON value on stdout.
     pub(crate) fn json_value(&self, v: &serde_json::Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        self.data(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    }
+
+    /// A serializable report on stdout.
+    pub(crate) fn json_of(&self, v: &impl serde::Serialize) {
+        self.json_value(
+            &serde_json::to_value(v).unwrap_or_else(|e| json!({"error": e.to_string()})),
         );
     }
 
     /// A human message on stderr (text mode only, not with `-q`).
     pub(crate) fn note(&self, text: &str) {
-        if !self.json() && !self.quiet {
-            eprintln!("{text}");
+        if !self.json && !self.quiet {
+            stderr(text);
         }
     }
 
@@ -62,16 +86,34 @@ impl Output {
         if self.handler.render_report(&mut s, d).is_err() {
             s = d.to_string();
         }
-        eprint!("{s}");
+        stderr(&s);
     }
 
-    /// Report a failure: a diagnostic with its cause chain, or a JSON error object.
-    pub(crate) fn error(&self, report: &Report) {
-        if self.json() {
-            let chain: Vec<String> = report.chain().map(ToString::to_string).collect();
-            self.json_value(&json!({"ok": false, "error": report.to_string(), "causes": chain}));
-        } else {
-            self.diagnostic(report.as_ref());
+    /// Report a failure: the error with its causes on stderr, or a JSON error object.
+    pub(crate) fn error(&self, e: &hpc_cluster::Error) {
+        let mut chain = Vec::new();
+        let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
         }
+        if self.json {
+            self.json_value(&json!({"ok": false, "error": e.to_string(), "causes": chain}));
+        } else {
+            let mut text = format!("Error: {e}");
+            for c in chain.iter().filter(|c| !e.to_string().contains(c.as_str())) {
+                text.push_str(&format!("\n  caused by: {c}"));
+            }
+            stderr(&text);
+        }
+    }
+}
+
+/// A line on stderr; a closed stderr is ignored.
+pub(crate) fn stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = err.write_all(b"\n");
     }
 }

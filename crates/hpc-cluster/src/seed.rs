@@ -11,7 +11,9 @@
 
 use hpc_config::Cluster;
 use hpc_remote::HostPlan;
-use miette::{IntoDiagnostic, Result, miette};
+
+use crate::error::{Error, Result};
+use crate::state::{StateDir, private_dir};
 
 /// The programs of one node's seed, in the order they run.
 fn programs(
@@ -34,7 +36,7 @@ fn programs(
         .map(|(name, plan)| {
             hpc_remote::boot_program(&plan)
                 .map(|bytes| (format!("{name}.sh"), bytes))
-                .map_err(|e| miette!("node {}: seed program {name}: {e}", node.name))
+                .map_err(|e| Error::Usage(format!("node {}: seed program {name}: {e}", node.name)))
         })
         .collect()
 }
@@ -52,32 +54,32 @@ fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, bytes.as_slice())
-            .into_diagnostic()?;
+            .map_err(Error::io("cannot archive", name))?;
     }
-    b.into_inner().into_diagnostic()
+    b.into_inner()
+        .map_err(Error::io("cannot archive", "a seed"))
 }
 
 /// Write every local node's seed disk. `slurm` is the SLURM deployment plan (rendered with
 /// `NodeHardware::declared`), when the cluster has SLURM.
-pub(crate) fn write(cluster: &Cluster, slurm: Option<&hpc_slurm::DeployPlan>) -> Result<()> {
-    let dir = hpc_libvirt::seed_dir(&cluster.state_dir);
-    fs_err::create_dir_all(&dir).into_diagnostic()?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Traversable, not listable: QEMU opens the disks as its own user once libvirt has
-        // handed each file over to it (DAC labelling); the files stay 0600.
-        fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).into_diagnostic()?;
-    }
+pub(crate) fn write(
+    state: &StateDir,
+    cluster: &Cluster,
+    slurm: Option<&hpc_slurm::DeployPlan>,
+) -> Result<()> {
+    // Traversable, not listable: QEMU opens the disks as its own user once libvirt has
+    // handed each file over to it (DAC labelling); the files stay 0600.
+    private_dir(&state.seed_dir(), 0o711)?;
     for node in cluster
         .nodes
         .iter()
         .filter(|n| n.uri.remote_host().is_none())
     {
         let bytes = archive(&programs(cluster, node, slurm)?)?;
-        let path = hpc_libvirt::seed_path(&cluster.state_dir, node.name.as_str());
+        let path = hpc_libvirt::seed_path(state.root(), node.name.as_str());
         // Unchanged on most re-runs: no write, no fsync.
         if fs_err::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-            crate::render::write_atomic(&path, &bytes)?;
+            crate::fsutil::write_atomic(&path, &bytes)?;
         }
     }
     Ok(())

@@ -1,176 +1,21 @@
-//! `schema`, `validate` and `render`: composition of the planners, and writing their output.
+//! Writing files: atomically always (a temporary file beside the target, renamed over it),
+//! durably when the file is state ([`write_atomic`]: flushed, directory flushed), cheaply
+//! when it can be made again ([`write_tree`]: render's output). Every file hpc-up writes goes
+//! through [`replace`].
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use hpc_config::{Cluster, LoadError};
-use miette::{IntoDiagnostic, Result, WrapErr};
-use serde_json::json;
+use crate::error::{Error, Result};
 
-use crate::output::Output;
-
-/// One file a planner produced: a path relative to the output directory, and its bytes.
-pub(crate) struct Artefact {
-    pub(crate) path: PathBuf,
-    pub(crate) contents: String,
-}
-
-/// Everything the planners produce for `cluster`, in a fixed order.
-pub(crate) fn artefacts(cluster: &Cluster) -> Result<Vec<Artefact>> {
-    let mut inventory = serde_json::to_string_pretty(cluster).into_diagnostic()?;
-    inventory.push('\n');
-    let mut out = vec![Artefact {
-        path: "cluster.json".into(),
-        contents: inventory,
-    }];
-    for o in hpc_libvirt::plan(cluster).objects {
-        let dir = match o.kind {
-            hpc_libvirt::ObjectKind::Network => "network",
-            hpc_libvirt::ObjectKind::Pool => "pool",
-            hpc_libvirt::ObjectKind::Volume => "volume",
-            hpc_libvirt::ObjectKind::Domain => "domain",
-        };
-        // A node on another host gets its own objects: keep hosts apart in the tree.
-        let host = o.uri.remote_host().unwrap_or("local");
-        out.push(Artefact {
-            path: PathBuf::from("libvirt")
-                .join(host)
-                .join(dir)
-                .join(format!("{}.xml", o.name)),
-            contents: o.xml,
-        });
-    }
-    if cluster.slurm.is_some() {
-        // Hardware estimated from the file until the nodes' `slurmd -C` is known;
-        // slurmdbd.conf is not rendered here: it carries the database password.
-        let opts = hpc_slurm::RenderOptions::for_cluster(cluster);
-        let files = [
-            (
-                "slurm.conf",
-                hpc_slurm::render_slurm_conf(cluster, &Default::default(), &opts),
-            ),
-            ("gres.conf", hpc_slurm::render_gres_conf(cluster)),
-            ("cgroup.conf", hpc_slurm::render_cgroup_conf(cluster)),
-        ];
-        for (name, contents) in files {
-            out.push(Artefact {
-                path: PathBuf::from("slurm").join(name),
-                contents,
-            });
-        }
-    }
-    out.extend(crate::beegfs::artefacts(cluster)?);
-    Ok(out)
-}
-
-pub(crate) fn schema(out: &Output, file: Option<&Path>) -> Result<ExitCode> {
-    let text = hpc_config::schema_text();
-    match file {
-        Some(path) => {
-            write_atomic(path, text.as_bytes())?;
-            out.note(&format!("wrote {}", path.display()));
-        }
-        None => out.data(&text),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn validate(out: &Output, file: &Path) -> Result<ExitCode> {
-    match hpc_config::load_file(file) {
-        Ok(cluster) => {
-            if out.json() {
-                out.json_value(&json!({
-                    "file": file.display().to_string(),
-                    "valid": true,
-                    "problems": [],
-                    "nodes": cluster.nodes.len(),
-                }));
-            } else {
-                out.note(&format!(
-                    "{}: valid ({} nodes)",
-                    file.display(),
-                    cluster.nodes.len()
-                ));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(LoadError::Invalid(errors)) => {
-            if out.json() {
-                let problems: Vec<_> = errors
-                    .problems
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "line": p.line,
-                            "column": p.column,
-                            "pointer": p.pointer,
-                            "message": p.message,
-                            "help": p.help,
-                        })
-                    })
-                    .collect();
-                out.json_value(&json!({
-                    "file": file.display().to_string(),
-                    "valid": false,
-                    "problems": problems,
-                }));
-            } else {
-                out.diagnostic(errors.as_ref());
-                for line in errors.lines() {
-                    out.note(&line);
-                }
-            }
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(crate) fn render(out: &Output, file: &Path, dir: &Path) -> Result<ExitCode> {
-    let cluster = match hpc_config::load_file(file) {
-        Ok(c) => c,
-        Err(LoadError::Invalid(errors)) => {
-            out.diagnostic(errors.as_ref());
-            return Ok(ExitCode::from(1));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let files = artefacts(&cluster)?;
-    let written = write_tree(dir, &files)?;
-    let (new, same): (Vec<_>, Vec<_>) = files.iter().zip(&written).partition(|(_, w)| **w);
-    if out.json() {
-        let names = |v: &[(&Artefact, &bool)]| -> Vec<String> {
-            v.iter()
-                .map(|(a, _)| a.path.display().to_string())
-                .collect()
-        };
-        let all: Vec<String> = files.iter().map(|a| a.path.display().to_string()).collect();
-        out.json_value(&json!({
-            "ok": true,
-            "dir": dir.display().to_string(),
-            "files": all,
-            "unchanged": names(&same),
-        }));
-    } else {
-        // One note, not one per file: a 1,000-node cluster has over 2,000 files.
-        let mut lines: Vec<String> = new
-            .iter()
-            .map(|(a, _)| format!("wrote {}", dir.join(&a.path).display()))
-            .collect();
-        if !same.is_empty() {
-            lines.push(format!(
-                "{} files in {} were already up to date",
-                same.len(),
-                dir.display()
-            ));
-        }
-        if !lines.is_empty() {
-            out.note(&lines.join("\n"));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+/// One file a planner produced: a path relative to the output directory, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    /// Relative path (`libvirt/local/domain/minimal-ctl.xml`).
+    pub path: PathBuf,
+    /// The file's text.
+    pub contents: String,
 }
 
 /// Write render's output under `dir`: each artefact at `dir/<path>`, directories made as
@@ -198,7 +43,7 @@ pub(crate) fn render(out: &Output, file: &Path, dir: &Path) -> Result<ExitCode> 
 /// away with the old tree; swapping a non-empty directory needs Linux's
 /// `renameat2(RENAME_EXCHANGE)`; and a staged tree rewrites every file, changed or not. The
 /// price: while a render runs, a reader can see some files already new and some still old.
-pub(crate) fn write_tree(dir: &Path, files: &[Artefact]) -> Result<Vec<bool>> {
+pub fn write_tree(dir: &Path, files: &[Artefact]) -> Result<Vec<bool>> {
     // Each directory once, not once per file.
     let parents: BTreeSet<PathBuf> = files
         .iter()
@@ -206,7 +51,7 @@ pub(crate) fn write_tree(dir: &Path, files: &[Artefact]) -> Result<Vec<bool>> {
         .chain([dir.to_path_buf()])
         .collect();
     for p in &parents {
-        fs_err::create_dir_all(p).into_diagnostic()?;
+        fs_err::create_dir_all(p).map_err(Error::io("cannot create directory", p))?;
     }
     // The time goes to the kernel (a new inode per file), so the files are shared out
     // between the cores; the result keeps the artefacts' order.
@@ -224,8 +69,13 @@ pub(crate) fn write_tree(dir: &Path, files: &[Artefact]) -> Result<Vec<bool>> {
         workers
             .into_iter()
             .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(miette::miette!("a render writer thread panicked")))
+                w.join().unwrap_or_else(|_| {
+                    Err(Error::Io {
+                        what: "a writer thread panicked writing under",
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::other("panic"),
+                    })
+                })
             })
             .collect()
     });
@@ -298,21 +148,20 @@ fn parent_dir(path: &Path) -> &Path {
 /// disk, rename it over, flush the directory (so that the rename itself survives). For
 /// `up`'s own state (secrets) and files the user asked for; render's regenerable output uses
 /// the cheaper [`write_tree`].
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     replace(path, bytes, true)
 }
 
 /// A temporary file beside `path` (mode 0600, named by [`TEMP_PREFIX`]/[`TEMP_SUFFIX`]) with
 /// `bytes`, renamed over `path`; with `durable`, the file is flushed before the rename and
 /// the directory after it.
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+pub fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        .map_err(Error::io("cannot create a temporary file in", dir))?;
     tmp.write_all(bytes)
         .and_then(|()| {
             if durable {
@@ -321,23 +170,22 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
                 Ok(())
             }
         })
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+        .map_err(Error::io("cannot write", path))?;
     tmp.persist(path)
         .map_err(|e| e.error)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot replace {}", path.display()))?;
+        .map_err(Error::io("cannot replace", path))?;
     if durable {
         fs_err::File::open(dir)
             .and_then(|d| d.sync_all())
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot flush directory {}", dir.display()))?;
+            .map_err(Error::io("cannot flush directory", dir))?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;

@@ -1,0 +1,126 @@
+//! What can go wrong, each naming the node, the connection or the file.
+
+use std::path::PathBuf;
+
+/// Everything a [`crate::Session`] call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster file could not be read or is not valid (`Invalid` carries
+    /// `file:line:column` diagnostics for every problem).
+    #[error(transparent)]
+    Load(#[from] hpc_config::LoadError),
+    /// A command-line style override was not valid.
+    #[error("{what}: {message}")]
+    Override {
+        /// Which override (`--connect`).
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// libvirt could not be reached.
+    #[error("cannot reach libvirt at {uri}: {message}")]
+    Connect {
+        /// The connection.
+        uri: String,
+        /// libvirt's message.
+        message: String,
+    },
+    /// Another run holds the cluster's lock.
+    #[error("another hpc-up is working on cluster `{cluster}` ({} is locked)", path.display())]
+    Locked {
+        /// The cluster.
+        cluster: String,
+        /// Its lock file.
+        path: PathBuf,
+    },
+    /// A file or directory of the state directory (or one the file names).
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`cannot write`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The libvirt journal.
+    #[error(transparent)]
+    Journal(#[from] hpc_libvirt::JournalError),
+    /// Preflight found problems on a connection; nothing was created.
+    #[error("preflight on {uri} found {} problem(s); nothing was created:\n{}", problems.len(), list(problems))]
+    Preflight {
+        /// The connection.
+        uri: String,
+        /// Every problem.
+        problems: Vec<String>,
+    },
+    /// A libvirt lifecycle step failed (after `up` undid what it had done).
+    #[error("{action} on {uri}: {source}")]
+    Libvirt {
+        /// `up`, `down`, `plan`, `status`, `start`, `stop`.
+        action: &'static str,
+        /// The connection.
+        uri: String,
+        /// The cause, with what was undone.
+        source: hpc_libvirt::LifecycleError,
+    },
+    /// The run was cancelled (Ctrl-C, SIGTERM, or the caller's token).
+    #[error("cancelled during {during}")]
+    Cancelled {
+        /// The phases that were running, per node.
+        during: String,
+    },
+    /// Nodes failed their SSH wait or base configuration; one line per node.
+    #[error("{}", failures.join("\n"))]
+    Nodes {
+        /// `node <name>: <why>` per failed node.
+        failures: Vec<String>,
+    },
+    /// SLURM could not be deployed.
+    #[error("SLURM: {0}")]
+    Slurm(#[from] hpc_slurm::DeployError),
+    /// SLURM could not be planned.
+    #[error("SLURM: {0}")]
+    SlurmPlan(#[from] hpc_slurm::PlanError),
+    /// SLURM's check failed to run.
+    #[error("check slurm: {0}")]
+    SlurmCheck(#[from] hpc_slurm::CheckError),
+    /// BeeGFS could not be planned, deployed or checked.
+    #[error("BeeGFS: {0}")]
+    Beegfs(String),
+    /// The SSH side: the key, the executor.
+    #[error("SSH: {0}")]
+    Ssh(String),
+    /// The guest image.
+    #[error(transparent)]
+    Image(#[from] hpc_image::BuildError),
+    /// A request that does not fit the cluster (no such node, no `slurm:` section).
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn list(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { what, path, source }
+    }
+
+    /// Whether the run ended because it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Cancelled { .. })
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
