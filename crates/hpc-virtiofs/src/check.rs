@@ -6,6 +6,10 @@ use hpc_config::Mount;
 /// Size of the throughput test file, in MiB (small: guests run under TCG in CI).
 pub const BENCH_MIB: u32 = 32;
 
+/// The file the host writes into a share's directory before the nodes check it (the
+/// script of [`check_argv`] names it too).
+pub(crate) const HOST_FILE: &str = ".hpc-up-check-host";
+
 /// The name of the file a check writes on a share for `node`.
 pub fn probe_name(node: &str) -> String {
     format!(".hpc-up-check-{node}")
@@ -127,5 +131,24 @@ mod tests {
         let c = parse_check(&n.virtiofs[1], ro);
         assert!(!c.passed());
         assert_eq!(c.write_refused, Some(false));
+    }
+
+    #[test]
+    fn the_script_reads_the_host_file() {
+        let n = node("[{tag: a, host-path: /a, mount-point: /a}]");
+        let argv = check_argv("cn1", &n.virtiofs[0], "tok");
+        assert!(argv[2].contains(&format!("\"$mp/{HOST_FILE}\"")));
+        assert_eq!(
+            &argv[3..],
+            [
+                "hpc-up-check",
+                "/a",
+                "a",
+                "rw",
+                ".hpc-up-check-cn1",
+                "tok",
+                "32"
+            ]
+        );
     }
 }

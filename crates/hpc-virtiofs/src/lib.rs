@@ -16,12 +16,19 @@
 //! - **check**: [`check_argv`] and [`parse_check`] are the per-share check a node runs
 //!   (mounted, right type, source and `ro`/`rw`, a write refused on a read-only share, a
 //!   file round trip, sequential write/read throughput next to the node's local disk).
+//!   [`check_cluster`] runs it on every node at once through any [`hpc_remote::Executor`]
+//!   and does the host's half of the round trips for nodes on this machine (writes a token
+//!   into each host directory first, reads back what each node wrote, removes both): a
+//!   [`CheckReport`] of one [`ShareCheck`] per node and share, `Serialize` for `--output
+//!   json`. This is the crate's only I/O: the host directories on the local filesystem, and
+//!   the executor's commands.
 //!
 //! Read-only shares: libvirt 9 with the C virtiofsd (Debian 12) refuses `<readonly/>` for
 //! virtio-fs, so `ro` is enforced by the guest's mount options.
 //!
-//! Only `hpc-remote`'s plain parts are used (the step types), so a tool that renders a
-//! domain needs no SSH or async runtime.
+//! Only `hpc-remote`'s plain parts are used (step types, the `Executor` trait), so a tool
+//! that renders a domain builds no SSH client or async runtime; the caller of
+//! [`check_cluster`] brings the executor and the runtime.
 //!
 //! ```
 //! let text = "name: t\nnetwork: {cidr: 10.1.0.0/24, bridge: br-t}\nimage: {base: /i/b.qcow2}\n\
@@ -37,13 +44,16 @@
 //! ```
 //!
 //! Stability: 0.x. The XML element types may grow fields; the check's `key=value` output is
-//! private between [`check_argv`] and [`parse_check`].
+//! private between [`check_argv`] and [`parse_check`]; the JSON keys of [`ShareCheck`] are
+//! part of the interface.
 
 mod check;
+mod cluster_check;
 mod domain;
 mod guest;
 
 pub use check::{BENCH_MIB, MountCheck, check_argv, parse_check, probe_name};
+pub use cluster_check::{CheckReport, ShareCheck, check_cluster};
 pub use domain::{
     Filesystem, FilesystemDir, FilesystemDriver, MemoryAccess, MemoryBacking, MemoryBackingSource,
     VIRTIOFS_QUEUE_SIZE, VirtiofsDevices, virtiofs_devices,
