@@ -166,8 +166,10 @@ impl Session {
             };
             runtime()?.block_on(async {
                 tokio::select! {
-                    r = self.configure_nodes(exec, &rec, wait) => r,
+                    // Cancel first: a phase that asks for it stops before the next one starts.
+                    biased;
                     () = self.cancel.cancelled() => Err(self.cancelled(&rec)),
+                    r = self.configure_nodes(exec, &rec, wait) => r,
                 }
             })?;
         }

@@ -10,7 +10,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use hpc_cluster::{CancelToken, Error, Event, Layer, Libvirt, NodeState, Session, UpOptions};
+use hpc_cluster::{
+    CancelToken, Connector, Error, Event, Layer, Libvirt, NodeState, Session, UpOptions,
+};
 use hpc_config::Cluster;
 use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
@@ -110,6 +112,28 @@ fn session(
     (s, events)
 }
 
+/// libvirt's test driver keeps `test:///default`'s objects only while a connection to it is
+/// open: this connector holds one for the whole test.
+struct TestDriver {
+    _keep: hpc_libvirt::VirtHypervisor,
+}
+
+impl TestDriver {
+    fn new() -> Self {
+        Self {
+            _keep: Libvirt.connect("test:///default").unwrap(),
+        }
+    }
+}
+
+impl Connector for TestDriver {
+    type Hypervisor = hpc_libvirt::VirtHypervisor;
+
+    fn connect(&self, uri: &str) -> hpc_cluster::Result<Self::Hypervisor> {
+        Libvirt.connect(uri)
+    }
+}
+
 fn opts() -> UpOptions {
     UpOptions {
         ssh_timeout: std::time::Duration::from_secs(60),
@@ -121,15 +145,16 @@ fn opts() -> UpOptions {
 fn plan_up_reup_change_cancel_everywhere_and_down() {
     let Some(bed) = bed() else { return };
     let exec = bed.executor("orch", None);
+    let libvirt = TestDriver::new();
     let first = cluster(&bed, "1:00:00");
     let up = |c: &Cluster, at: Option<&'static str>| {
         let (s, events) = session(c, at);
-        let r = bed.in_netns(|| s.up_with(&Libvirt, Some(&exec), &opts()));
+        let r = bed.in_netns(|| s.up_with(&libvirt, Some(&exec), &opts()));
         (r, events)
     };
     let plan = |c: &Cluster| {
         let s = Session::new(c.clone());
-        bed.in_netns(|| s.plan_with(&Libvirt, Some(&exec))).unwrap()
+        bed.in_netns(|| s.plan_with(&libvirt, Some(&exec))).unwrap()
     };
 
     // Nothing exists: every object is to be created, every node known after apply; and
@@ -151,7 +176,7 @@ fn plan_up_reup_change_cancel_everywhere_and_down() {
     assert!(e.to_string().contains("libvirt"), "{e}");
     let s = Session::new(first.clone());
     assert!(
-        s.status(&Libvirt)
+        s.status(&libvirt)
             .unwrap()
             .iter()
             .all(|n| n.state.is_none())
@@ -240,15 +265,25 @@ fn plan_up_reup_change_cancel_everywhere_and_down() {
     r.unwrap_or_else(|e| panic!("up after the cancels failed:\n{e}"));
     assert!(plan(&second).is_empty());
 
-    // Down: nothing left in libvirt or the state directory.
+    // Down: nothing left in libvirt; of the state directory only the cluster's secrets (the
+    // next `up` reuses them) and its lock.
     let s = Session::new(second.clone());
-    let down = s.down(&Libvirt).unwrap();
+    let down = s.down(&libvirt).unwrap();
     assert!(!down.removed.is_empty());
     assert!(
-        s.status(&Libvirt)
+        s.status(&libvirt)
             .unwrap()
             .iter()
             .all(|n| n.state.is_none())
     );
-    assert!(!bed.state_dir().join("cluster").exists());
+    let mut left: Vec<String> = fs_err::read_dir(bed.state_dir().join("cluster"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(
+        left.iter()
+            .all(|f| ["lock", "secrets", "ssh"].contains(&f.as_str())),
+        "{left:?}"
+    );
 }
