@@ -1,7 +1,7 @@
-//! `hpc_slurm::deploy` and `hpc_slurm::check` against the real Debian daemons (munged,
-//! slurmctld, slurmd, slurmdbd, MariaDB) on the SSH test bed: h01 is the controller (and the
-//! accounting host), h02–h04 run jobs. The bed's `systemctl` shim starts the daemons from
-//! their real unit files (there is no systemd here). The bed hosts share `/srv` with the
+//! `hpc_slurm::deploy` (with its phase events) and `hpc_slurm::check` against the real
+//! Debian daemons (munged, slurmctld, slurmd, slurmdbd, MariaDB) on the SSH test bed: h01 is
+//! the controller (and the accounting host), h02–h04 run jobs. The bed's `systemctl` shim
+//! starts the daemons from their real unit files (there is no systemd here). The bed hosts share `/srv` with the
 //! machine, so a directory under the bed's state dir stands in for a virtio-fs share.
 //!
 //! Needs root, iproute2, OpenSSH, util-linux and the SLURM/munge/MariaDB packages
@@ -9,10 +9,14 @@
 #![allow(clippy::unwrap_used)] // tests panic on failure
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hpc_config::Cluster;
-use hpc_slurm::{CheckOptions, DeployError, DeployOptions, NodeHardware, Secrets, check, deploy};
+use hpc_slurm::{
+    CheckOptions, DeployError, DeployOptions, NodeHardware, PhaseEvent, Secrets, check, deploy,
+    deploy_with,
+};
 use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
 
@@ -111,12 +115,70 @@ fn deploy_runs_jobs_with_accounting_and_a_rerun_restarts_nothing() {
         db_password: Some("bed-db-password"),
     };
     let o = opts();
+    // Every phase event, as a progress display would get them.
+    let events = Mutex::new(Vec::new());
+    let observer = |e: PhaseEvent<'_>| {
+        let what = match e {
+            PhaseEvent::Started { .. } => "started",
+            PhaseEvent::Finished(_) => "finished",
+            PhaseEvent::Failed { .. } => "failed",
+        };
+        let node = e.node().unwrap_or("*").to_owned();
+        events
+            .lock()
+            .unwrap()
+            .push((node, format!("{what} {}", e.name())));
+    };
     let report = bed
-        .block_on(|| deploy(&exec, &cluster, &secrets, &o))
+        .block_on(|| {
+            deploy_with(
+                &exec,
+                &cluster,
+                &secrets,
+                &o,
+                |_| async { Ok(()) },
+                &observer,
+            )
+        })
         .unwrap_or_else(|e| panic!("deploy failed:\n{e}"));
     for p in &report.phases {
         eprintln!("phase {:<18} {:>6.2}s", p.name, p.elapsed.as_secs_f64());
     }
+    // Per node, each phase starts and finishes before the next starts, in SLURM's order.
+    let events = events.into_inner().unwrap();
+    let of = |node: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|(n, _)| n == node)
+            .map(|(_, e)| e.clone())
+            .collect()
+    };
+    let seq = |phases: &[&str]| -> Vec<String> {
+        phases
+            .iter()
+            .flat_map(|p| [format!("started {p}"), format!("finished {p}")])
+            .collect()
+    };
+    assert_eq!(
+        of("h01"),
+        seq(&[
+            "ready",
+            "munge",
+            "munge round trip",
+            "accounting",
+            "slurmdbd up",
+            "slurmctld",
+            "slurmctld up"
+        ])
+    );
+    for n in ["h02", "h03", "h04"] {
+        assert_eq!(
+            of(n),
+            seq(&["ready", "munge", "munge round trip", "slurmd"]),
+            "{n}"
+        );
+    }
+    assert_eq!(of("*"), seq(&["hardware", "nodes idle", "config hash"]));
     // NodeName lines come from the nodes' own `slurmd -C`.
     let real = NodeHardware::parse_slurmd_c(&String::from_utf8_lossy(
         &bed.exec_on("h02", &["slurmd", "-C"]).stdout,

@@ -56,7 +56,10 @@
 //!   then builds neither russh nor tokio, so a planner that only
 //!   produces host steps (hpc-virtiofs, hpc-beegfs) or code generic over any [`Executor`]
 //!   stays light. A user that opens SSH connections or runs plans locally asks for
-//!   `features = ["transport"]`.
+//!   `features = ["transport"]`. Implies `wait`.
+//! - `wait` (with `transport`): [`wait_for`], the one bounded polling loop of a deployment
+//!   ("until slurmctld answers", "until SSH is up"), on tokio's timer, for code that drives
+//!   an [`Executor`] without opening connections itself (hpc-slurm's deploy).
 //!
 //! # Example
 //!
@@ -116,6 +119,8 @@ mod script;
 #[cfg(feature = "transport")]
 mod ssh;
 mod step;
+#[cfg(feature = "wait")]
+mod wait;
 
 pub use error::{HostError, PlanError};
 pub use executor::{CommandOutput, Executor, Mode, apply_all};
@@ -133,3 +138,5 @@ pub use step::{
     EnsureDirectory, EnsureFile, EnsureMount, EnsureService, HostPlan, Owner, RunCommand, RunWhen,
     ServiceState, Step, StepKind,
 };
+#[cfg(feature = "wait")]
+pub use wait::{Wait, WaitError, wait_for};

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use hpc_config::{Cluster, Mount, Node};
-use hpc_remote::Executor;
+use hpc_remote::{Executor, Wait, wait_for};
 
-use crate::deploy::{Wait, run_ok, wait_for};
+use crate::deploy::run_ok;
 use crate::hostlist;
 
 /// How to check.
@@ -249,7 +249,7 @@ pub async fn check<E: Executor>(
         }
     })
     .await
-    .map_err(|w| failed(&job_what, w.into_inner()))?;
+    .map_err(|w| failed(&job_what, w.to_string()))?;
 
     // Read the output back: through the share on the controller, else on the batch node.
     let path = output.replace("%j", &id);
@@ -286,7 +286,7 @@ pub async fn check<E: Executor>(
             }
         })
         .await
-        .map_err(|w| failed(format!("sacct -j {id}"), w.into_inner()))?;
+        .map_err(|w| failed(format!("sacct -j {id}"), w.to_string()))?;
         Some(state)
     } else {
         None

@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use hpc_config::{Cluster, Node};
 use hpc_remote::{
-    Executor, HostReport, Mode, PhaseEvent, PhaseObserver, PhaseReport, StepStatus, apply_all,
+    Executor, HostReport, Mode, PhaseEvent, PhaseObserver, PhaseReport, StepStatus, Wait,
+    apply_all, wait_for,
 };
 
 use crate::consistency::check_consistency;
@@ -193,52 +194,6 @@ pub(crate) async fn run_ok<E: Executor>(
     }
 }
 
-/// Polls `probe` every `every` until it gives `Ok`, or `timeout` passed (then the last
-/// `Err`). `probe` returning `Err(Stop(..))` ends the wait at once.
-pub(crate) async fn wait_for<T, F, Fut>(
-    timeout: Duration,
-    every: Duration,
-    mut probe: F,
-) -> Result<T, Wait>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Wait>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe().await {
-            Ok(v) => return Ok(v),
-            Err(Wait::Stop(why)) => return Err(Wait::Stop(why)),
-            Err(Wait::Retry(why)) => {
-                if Instant::now() + every > deadline {
-                    return Err(Wait::Retry(format!(
-                        "{why} (still so after {}s)",
-                        timeout.as_secs()
-                    )));
-                }
-                tokio::time::sleep(every).await;
-            }
-        }
-    }
-}
-
-/// The outcome of one probe of a wait.
-#[derive(Debug)]
-pub(crate) enum Wait {
-    /// Not yet; try again.
-    Retry(String),
-    /// Will not get better; stop waiting.
-    Stop(String),
-}
-
-impl Wait {
-    pub(crate) fn into_inner(self) -> String {
-        match self {
-            Self::Retry(s) | Self::Stop(s) => s,
-        }
-    }
-}
-
 /// `systemctl is-active UNIT` and the unit's last journal lines on `node`, for an error.
 async fn diagnose<E: Executor>(exec: &E, node: &str, unit: &str) -> String {
     let state = match exec
@@ -364,7 +319,7 @@ async fn scontrol_parse<E: Executor>(exec: &E, node: &str, conf: &str) -> Result
 }
 
 /// A credential made on `from` must decode on `to`.
-async fn munge_between<E: Executor>(exec: &E, from: &str, to: &str) -> Result<(), Wait> {
+async fn munge_between<E: Executor>(exec: &E, from: &str, to: &str) -> Result<(), Wait<String>> {
     let cred = run_ok(exec, from, &["munge", "-n"])
         .await
         .map_err(|e| Wait::Retry(format!("`munge -n` on {from}: {e}")))?;
@@ -393,7 +348,7 @@ async fn munge_round_trip<E: Executor>(
     })
     .await;
     let Err(w) = r else { return Ok(()) };
-    let mut msg = format!("node {node}: {}", w.into_inner());
+    let mut msg = format!("node {node}: {w}");
     for n in [node, ctl] {
         msg.push_str("\n    ");
         msg.push_str(&format!("on {n}: {}", diagnose(exec, n, "munge").await));
@@ -426,7 +381,7 @@ async fn wait_slurmdbd<E: Executor>(
             "accounting",
             vec![format!(
                 "node {host}: {}\n    {}",
-                w.into_inner(),
+                w,
                 diagnose(exec, host, "slurmdbd").await
             )],
         )),
@@ -452,7 +407,7 @@ async fn wait_slurmctld<E: Executor>(
             "slurmctld",
             vec![format!(
                 "node {ctl}: {}\n    {}",
-                w.into_inner(),
+                w,
                 diagnose(exec, ctl, "slurmctld").await
             )],
         )),
@@ -547,7 +502,7 @@ async fn wait_idle<E: Executor>(
         .map(|o| parse_reasons(&o))
         .unwrap_or_default();
     let last = last.into_inner().unwrap_or_default();
-    let mut failures = vec![format!("on {ctl}: {}", w.into_inner())];
+    let mut failures = vec![format!("on {ctl}: {w}")];
     for n in &names {
         let st = last.get(n).map_or("missing", String::as_str);
         if is_up(st) {
