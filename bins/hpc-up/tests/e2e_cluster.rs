@@ -6,7 +6,10 @@
 //! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot. `up`
 //! deploys SLURM with accounting and cgroup constraints: `srun -N2` runs on both compute
 //! nodes, a step runs in its job's cgroup, and `check slurm` passes (an sbatch job's output
-//! comes back through the read-write share; sacct shows it COMPLETED).
+//! comes back through the read-write share; sacct shows it COMPLETED). A second `up`
+//! changes nothing and `plan` is empty; a changed partition (`max-time`) shows as a
+//! slurm.conf diff on every node in `plan` (text and JSON) with libvirt unchanged, `up`
+//! applies it (`scontrol` shows the new MaxTime), and `plan` is empty again.
 //!
 //! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
 //! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
@@ -90,6 +93,66 @@ fn config(dir: &Path) -> PathBuf {
     let cfg = dir.join("minimal.yaml");
     fs_err::write(&cfg, text).unwrap();
     cfg
+}
+
+/// `plan`'s text after the partition's max-time went from 1:00:00 to 2:00:00: every libvirt
+/// object unchanged, and every one of `nodes` checked with a slurm.conf diff that replaces
+/// the partition's line by one with `MaxTime=02:00:00`.
+fn assert_partition_diff(plan: &str, nodes: &[&str]) {
+    let (libvirt, rest) = plan
+        .split_once("\nnodes:\n")
+        .unwrap_or_else(|| panic!("no nodes section: {plan}"));
+    let objects: Vec<&str> = libvirt.lines().skip(1).collect();
+    assert!(!objects.is_empty(), "no libvirt objects: {plan}");
+    for o in &objects {
+        assert!(o.trim_start().starts_with("unchanged "), "{o}\n{plan}");
+    }
+    // Per node: its header line (two spaces of indent) and everything under it.
+    let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in rest.lines() {
+        if !line.starts_with("  ") {
+            break; // notes and the summary line
+        }
+        match line.strip_prefix("  ") {
+            Some(l) if !l.starts_with(' ') => {
+                let node = l.split(':').next().unwrap_or_default().to_owned();
+                sections.push((node, vec![l]));
+            }
+            _ => sections.last_mut().unwrap().1.push(line.trim_start()),
+        }
+    }
+    let mut seen: Vec<&str> = sections.iter().map(|(n, _)| n.as_str()).collect();
+    let mut want = nodes.to_vec();
+    seen.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(seen, want, "{plan}");
+    for (node, lines) in &sections {
+        assert!(lines[0].ends_with("would change"), "{node}: {plan}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("---") && l.contains("slurm.conf")),
+            "{node}: no slurm.conf diff: {plan}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("-PartitionName=debug") && l.contains("MaxTime=01:00:00")),
+            "{node}: {plan}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("+PartitionName=debug") && l.contains("MaxTime=02:00:00")),
+            "{node}: {plan}"
+        );
+    }
+    let summary = plan.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("0 libvirt change(s), ")
+            && summary.ends_with(", 0 node(s) known after apply or unreachable"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -305,6 +368,81 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
     let o = hpc_up(Some(&bed), &["--output", "json", "up", cfg_s]);
     let again: serde_json::Value = serde_json::from_str(&ok(&o, "second up")).unwrap();
     assert_eq!(again["changes"], 0, "{again}");
+    let plan = ok(&hpc_up(Some(&bed), &["plan", cfg_s]), "plan");
+    assert!(plan.ends_with("no changes\n"), "{plan}");
+
+    // a changed partition (max-time 1:00:00 → 2:00:00): the plan shows slurm.conf's diff on
+    // every node and no libvirt change, `up` applies it, and the plan is empty again
+    let text = fs_err::read_to_string(&cfg).unwrap();
+    assert!(text.contains("max-time: \"1:00:00\""), "{text}");
+    fs_err::write(
+        &cfg,
+        text.replace("max-time: \"1:00:00\"", "max-time: \"2:00:00\""),
+    )
+    .unwrap();
+    let plan = ok(&hpc_up(Some(&bed), &["plan", cfg_s]), "plan of the change");
+    eprintln!("plan of the changed partition:\n{plan}");
+    assert_partition_diff(&plan, &nodes);
+    let check = ok(
+        &hpc_up(Some(&bed), &["up", "--check", "--diff", cfg_s]),
+        "up --check --diff",
+    );
+    assert_eq!(check, plan, "up --check --diff is not the plan");
+    let o = hpc_up(Some(&bed), &["--output", "json", "plan", cfg_s]);
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o, "plan --output json")).unwrap();
+    let objects = plan["libvirt"].as_array().unwrap();
+    assert!(!objects.is_empty(), "{plan}");
+    assert!(objects.iter().all(|o| o["action"] == "unchanged"), "{plan}");
+    let rows = plan["nodes"].as_array().unwrap();
+    let mut planned: Vec<&str> = rows.iter().filter_map(|n| n["node"].as_str()).collect();
+    planned.sort_unstable();
+    assert_eq!(planned, ["cn1", "cn2", "ctl"], "{plan}");
+    for n in rows {
+        assert_eq!(n["state"], "checked", "{n}");
+        let diff = n["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["layer"] == "slurm")
+            .filter_map(|c| c["diff"].as_str())
+            .find(|d| d.contains("slurm.conf"))
+            .unwrap_or_else(|| panic!("no slurm.conf diff: {n}"));
+        assert!(
+            diff.lines()
+                .any(|l| l.starts_with("+PartitionName=debug") && l.contains("MaxTime=02:00:00")),
+            "{diff}"
+        );
+    }
+    assert!(plan["changes"].as_u64().unwrap() >= 3, "{plan}");
+    let o = hpc_up(Some(&bed), &["--output", "json", "up", cfg_s]);
+    let applied: serde_json::Value =
+        serde_json::from_str(&ok(&o, "up of the changed partition")).unwrap();
+    for k in ["created", "updated", "started"] {
+        assert_eq!(applied[k], 0, "{k}: {applied}");
+    }
+    assert!(applied["node_changes"].as_u64().unwrap() >= 3, "{applied}");
+    let o = hpc_up(
+        Some(&bed),
+        &["ssh", cfg_s, "ctl", "--", "scontrol", "show", "partition"],
+    );
+    let partition = ok(&o, "scontrol show partition");
+    assert!(partition.contains("MaxTime=02:00:00"), "{partition}");
+    let plan = ok(
+        &hpc_up(Some(&bed), &["plan", cfg_s]),
+        "plan after the change",
+    );
+    assert!(plan.ends_with("no changes\n"), "{plan}");
+    let o = hpc_up(Some(&bed), &["--output", "json", "plan", cfg_s]);
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o, "plan --output json")).unwrap();
+    assert_eq!(plan["changes"], 0, "{plan}");
+    assert!(
+        plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "checked"),
+        "{plan}"
+    );
 
     // down: nothing left
     ok(&hpc_up(Some(&bed), &["down", cfg_s]), "down");
