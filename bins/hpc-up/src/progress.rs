@@ -67,10 +67,6 @@ impl Display {
     }
 }
 
-fn what(layer: hpc_cluster::Layer, phase: &str) -> String {
-    format!("{} {phase}", layer.name())
-}
-
 impl Inner {
     fn bar(&self, multi: &MultiProgress, node: Option<&str>) -> Option<ProgressBar> {
         let key = node.unwrap_or("").to_owned();
@@ -92,97 +88,19 @@ impl Inner {
     }
 
     fn live(&self, multi: &MultiProgress, e: &Event) {
-        let set = |node: Option<&str>, msg: String| {
-            if let Some(b) = self.bar(multi, node) {
-                b.set_message(msg);
+        match e.status() {
+            Some((node, status)) => {
+                if let Some(b) = self.bar(multi, node) {
+                    b.set_message(status);
+                }
             }
-        };
-        match e {
-            Event::LayerStarted { layer, .. } => set(None, format!("{} …", layer.name())),
-            Event::LayerFinished { layer, seconds, .. } => {
-                set(None, format!("{} done in {seconds:.1}s", layer.name()));
+            None => {
+                if let Some(l) = e.line() {
+                    let _ = multi.println(l);
+                }
             }
-            Event::PhaseStarted {
-                layer, phase, node, ..
-            } => set(node.as_deref(), format!("{} …", what(*layer, phase))),
-            Event::PhaseFinished {
-                layer,
-                phase,
-                node,
-                seconds,
-                ..
-            } => set(
-                node.as_deref(),
-                format!("{} done ({seconds:.1}s)", what(*layer, phase)),
-            ),
-            Event::PhaseFailed {
-                layer, phase, node, ..
-            } => set(node.as_deref(), format!("{} FAILED", what(*layer, phase))),
-            Event::Warning { message } => {
-                let _ = multi.println(format!("warning: {message}"));
-            }
-            Event::Note { message } => {
-                let _ = multi.println(message);
-            }
-            Event::Stale { kind, name, .. } => {
-                let _ = multi.println(stale(kind, name));
-            }
-            Event::Object { .. } => {}
         }
     }
-}
-
-fn stale(kind: &str, name: &str) -> String {
-    format!(
-        "note: {kind} `{name}` belongs to the cluster but is no longer in the file; `down` removes it"
-    )
-}
-
-/// One line per event, for logs.
-fn line(e: &Event) -> Option<String> {
-    let who = |node: &Option<String>| {
-        node.as_deref()
-            .map_or_else(String::new, |n| format!("{n}: "))
-    };
-    Some(match e {
-        Event::LayerStarted { layer, at } => format!("[{at:>6.1}s] {} …", layer.name()),
-        Event::LayerFinished { layer, seconds, at } => {
-            format!("[{at:>6.1}s] {} done in {seconds:.1}s", layer.name())
-        }
-        Event::PhaseStarted {
-            layer,
-            phase,
-            node,
-            at,
-        } => format!("[{at:>6.1}s] {}{} …", who(node), what(*layer, phase)),
-        Event::PhaseFinished {
-            layer,
-            phase,
-            node,
-            seconds,
-            changed,
-            at,
-        } => format!(
-            "[{at:>6.1}s] {}{} done in {seconds:.1}s ({changed} changed)",
-            who(node),
-            what(*layer, phase)
-        ),
-        Event::PhaseFailed {
-            layer,
-            phase,
-            node,
-            error,
-            at,
-        } => format!(
-            "[{at:>6.1}s] {}{} FAILED: {error}",
-            who(node),
-            what(*layer, phase)
-        ),
-        Event::Warning { message } => format!("warning: {message}"),
-        Event::Note { message } => message.clone(),
-        Event::Stale { kind, name, .. } => stale(kind, name),
-        Event::Object { .. } => return None,
-    })
 }
 
 impl EventSink for Inner {
@@ -190,7 +108,7 @@ impl EventSink for Inner {
         match &self.mode {
             Mode::Live(multi) => self.live(multi, e),
             Mode::Lines => {
-                if let Some(l) = line(e) {
+                if let Some(l) = e.line() {
                     stderr(&l);
                 }
             }

@@ -129,6 +129,75 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event as one line of a log (`[  12.3s] cn1: slurm munge done in 0.4s (2 changed)`);
+    /// `None` for the per-object events of libvirt.
+    pub fn line(&self) -> Option<String> {
+        let who = |node: &Option<String>| {
+            node.as_deref()
+                .map_or_else(String::new, |n| format!("{n}: "))
+        };
+        Some(match self {
+            Self::LayerStarted { at, .. } | Self::LayerFinished { at, .. } => {
+                format!("[{at:>6.1}s] {}", self.status()?.1)
+            }
+            Self::PhaseStarted { node, at, .. } => {
+                format!("[{at:>6.1}s] {}{}", who(node), self.status()?.1)
+            }
+            Self::PhaseFinished {
+                node, changed, at, ..
+            } => {
+                format!(
+                    "[{at:>6.1}s] {}{} ({changed} changed)",
+                    who(node),
+                    self.status()?.1
+                )
+            }
+            Self::PhaseFailed {
+                node, error, at, ..
+            } => {
+                format!("[{at:>6.1}s] {}{}: {error}", who(node), self.status()?.1)
+            }
+            Self::Warning { message } => format!("warning: {message}"),
+            Self::Note { message } => message.clone(),
+            Self::Stale { kind, name, .. } => format!(
+                "note: {kind} `{name}` belongs to the cluster but is no longer in the file; `down` removes it"
+            ),
+            Self::Object { .. } => return None,
+        })
+    }
+
+    /// For a live display with a line per node: the node (`None`: the cluster-wide line)
+    /// and its new status (`slurm munge …`, `slurm munge done (0.4s)`); `None` for events
+    /// that are not a status (notes, warnings, objects).
+    pub fn status(&self) -> Option<(Option<&str>, String)> {
+        let what = |layer: &Layer, phase: &str| format!("{} {phase}", layer.name());
+        Some(match self {
+            Self::LayerStarted { layer, .. } => (None, format!("{} …", layer.name())),
+            Self::LayerFinished { layer, seconds, .. } => {
+                (None, format!("{} done in {seconds:.1}s", layer.name()))
+            }
+            Self::PhaseStarted {
+                layer, phase, node, ..
+            } => (node.as_deref(), format!("{} …", what(layer, phase))),
+            Self::PhaseFinished {
+                layer,
+                phase,
+                node,
+                seconds,
+                ..
+            } => (
+                node.as_deref(),
+                format!("{} done in {seconds:.1}s", what(layer, phase)),
+            ),
+            Self::PhaseFailed {
+                layer, phase, node, ..
+            } => (node.as_deref(), format!("{} FAILED", what(layer, phase))),
+            _ => return None,
+        })
+    }
+}
+
 /// Receives events. Called from the thread that runs the session; must not block for long.
 pub trait EventSink: Send + Sync {
     /// One event.
