@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hpc_config::{Cluster, Node};
 use hpc_remote::{
     EnsureFile, Executor, HostError, HostPlan, Mode, RunCommand, SshExecutor, SshHost, SshOptions,
+    Wait, WaitError, wait_for,
 };
 
 use crate::error::{Error, Result};
@@ -84,12 +85,13 @@ impl Session {
         }
         opts.user = cluster.ssh.user.clone();
         opts.parallel = parallel.unwrap_or(cluster.nodes.len()).clamp(1, 256);
-        // `plan` and the checks do not wait long for a node that is not there.
-        opts.connect_timeout = Duration::from_secs(match pinning {
-            Pinning::TrustOnFirstUse => 10,
-            Pinning::PinnedOnly => 5,
-        });
-        opts.connect_attempts = 1;
+        opts.connect_timeout = Duration::from_secs(10);
+        // `up` polls each node itself; `plan` tries twice (a busy TCG guest may be slow to
+        // finish a handshake) before calling a running node unreachable.
+        opts.connect_attempts = match pinning {
+            Pinning::TrustOnFirstUse => 1,
+            Pinning::PinnedOnly => 2,
+        };
         let hosts = cluster
             .nodes
             .iter()
@@ -99,7 +101,8 @@ impl Session {
 }
 
 /// Wait until `node` answers over SSH, until `deadline`; a node that does not is an error
-/// showing the end of its console log.
+/// showing the end of its console log. A host key that is changed, revoked or unknown (with
+/// pinned keys only) ends the wait at once: waiting does not change it.
 async fn wait_for_ssh<E: Executor>(
     s: &Session,
     exec: &E,
@@ -108,29 +111,31 @@ async fn wait_for_ssh<E: Executor>(
     timeout: Duration,
 ) -> Result<(), String> {
     let argv = vec!["true".to_owned()];
-    loop {
+    let probe = || async {
         match exec.run(node.name.as_str(), &argv).await {
-            Ok(out) if out.status == Some(0) => return Ok(()),
-            // A changed host key will not change by waiting.
-            Err(e @ HostError::HostKeyChanged { .. }) => return Err(e.to_string()),
-            other => {
-                if Instant::now() >= deadline {
-                    let why = match other {
-                        Ok(o) => format!("`true` exited with {:?}", o.status),
-                        Err(e) => e.to_string(),
-                    };
-                    return Err(format!(
-                        "({}) did not answer over SSH within {}s: {why}\n  console log, last lines:\n    {}",
-                        node.ip,
-                        timeout.as_secs(),
-                        s.state
-                            .console_tail(node.name.as_str(), 15)
-                            .replace('\n', "\n    ")
-                    ));
-                }
-                tokio::time::sleep(SSH_POLL).await;
-            }
+            Ok(out) if out.status == Some(0) => Ok(()),
+            Ok(o) => Err(Wait::Retry(format!("`true` exited with {:?}", o.status))),
+            Err(
+                e @ (HostError::HostKeyChanged { .. }
+                | HostError::HostKeyRevoked { .. }
+                | HostError::UnknownHostKey { .. }
+                | HostError::KnownHostsIo { .. }),
+            ) => Err(Wait::Stop(e.to_string())),
+            Err(e) => Err(Wait::Retry(e.to_string())),
         }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    match wait_for(left, SSH_POLL, probe).await {
+        Ok(()) => Ok(()),
+        Err(WaitError::Stopped(e)) => Err(e),
+        Err(e @ WaitError::TimedOut { .. }) => Err(format!(
+            "({}) did not answer over SSH within {}s: {e}\n  console log, last lines:\n    {}",
+            node.ip,
+            timeout.as_secs(),
+            s.state
+                .console_tail(node.name.as_str(), 15)
+                .replace('\n', "\n    ")
+        )),
     }
 }
 

@@ -75,14 +75,39 @@ pub(crate) fn write(
         .iter()
         .filter(|n| n.uri.remote_host().is_none())
     {
-        let bytes = archive(&programs(cluster, node, slurm)?)?;
+        let mut bytes = archive(&programs(cluster, node, slurm)?)?;
+        // Zeros after the archive are end-of-archive blocks to tar.
+        bytes.resize(bytes.len().div_ceil(SEED_BLOCK) * SEED_BLOCK, 0);
         let path = hpc_libvirt::seed_path(state.root(), node.name.as_str());
-        // Unchanged on most re-runs: no write, no fsync.
-        if fs_err::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-            crate::fsutil::write_atomic(&path, &bytes)?;
+        let old = fs_err::read(&path).ok();
+        match old {
+            // Unchanged on most re-runs: no write, no fsync.
+            Some(old) if old == bytes => {}
+            Some(old) if old.len() == bytes.len() => overwrite(&path, &bytes)?,
+            _ => crate::fsutil::write_atomic(&path, &bytes)?,
         }
     }
     Ok(())
+}
+
+/// Seed disks are whole multiples of this, so that a changed seed usually has the old size.
+const SEED_BLOCK: usize = 1 << 20;
+
+/// Rewrite a seed disk in place. A running domain's QEMU holds the file open: a new file
+/// renamed over it would leave that QEMU with the old one, and a reboot from inside the
+/// guest would apply the old seed again (and with it, say, the old `slurm.conf`). In place
+/// and of the same size, the guest reads the new seed at its next boot. The guest reads the
+/// disk only while it boots; a boot racing this write may see a damaged archive, which its
+/// seed unit refuses (then the deployment over SSH does the work, as without a seed).
+fn overwrite(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = fs_err::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(Error::io("cannot open", path))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(Error::io("cannot write", path))
 }
 
 #[cfg(test)]
@@ -90,6 +115,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_changed_seed_of_the_same_size_keeps_its_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("n.img");
+        fs_err::write(&p, vec![1u8; SEED_BLOCK]).unwrap();
+        let ino = fs_err::metadata(&p).unwrap().ino();
+        overwrite(&p, &vec![2u8; SEED_BLOCK]).unwrap();
+        assert_eq!(fs_err::metadata(&p).unwrap().ino(), ino);
+        assert_eq!(fs_err::read(&p).unwrap(), vec![2u8; SEED_BLOCK]);
+    }
 
     #[test]
     fn an_archive_is_whole_blocks_and_reads_back() {
