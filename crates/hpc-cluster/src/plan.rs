@@ -241,7 +241,7 @@ impl Session {
         let check = |node: &hpc_config::Node| -> Option<String> {
             if exec.is_none() {
                 return Some(
-                    "hpc-up has not reached it yet (no key pair or pinned host keys)".into(),
+                    "not reached before (no key pair or pinned host keys yet)".into(),
                 );
             }
             (!running.iter().any(|r| r == node.name.as_str()))

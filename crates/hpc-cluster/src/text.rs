@@ -115,7 +115,7 @@ pub fn plan(p: &ClusterPlan) -> String {
             NodeState::KnownAfterApply { reason } => {
                 let steps: usize = n.pending.iter().map(|p| p.2).sum();
                 s.push_str(&format!(
-                    "  {}: known after apply ({reason}): {steps} step(s) in",
+                    "  {}: known after apply, {reason}; {steps} step(s):",
                     n.node
                 ));
                 for (layer, phase, k) in &n.pending {
