@@ -260,22 +260,17 @@ pub fn build(
     Ok(Outcome::Built { key })
 }
 
-/// Rename `from` over `to` with mode 0644 (QEMU runs as another user and must read it),
-/// fsyncing the file first.
+/// Move `from` over `to` with mode 0644 (QEMU runs as another user and must read it),
+/// durably: [`hpc_fs::rename_durable`] flushes the file, renames it (or, on another
+/// filesystem, copies it beside `to` and renames that) and flushes `to`'s directory, so the
+/// manifest placed last is on disk only after the files it vouches for.
 fn place(from: &Path, to: &Path) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
-    fs_err::File::open(from)?.sync_all()?;
     fs_err::set_permissions(from, std::fs::Permissions::from_mode(0o644))?;
     if let Some(dir) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs_err::create_dir_all(dir)?;
     }
-    if fs_err::rename(from, to).is_err() {
-        // Another filesystem: copy beside the target, then rename there.
-        let mut tmp = to.as_os_str().to_owned();
-        tmp.push(".hpc-image-tmp");
-        fs_err::copy(from, &tmp)?;
-        fs_err::rename(&tmp, to)?;
-    }
+    hpc_fs::rename_durable(from, to).map_err(std::io::Error::from)?;
     Ok(())
 }
 
@@ -395,5 +390,28 @@ mod tests {
         assert!(!is_up_to_date(&paths, "k2"));
         fs_err::remove_file(&paths.kernel).unwrap();
         assert!(!is_up_to_date(&paths, "k1"));
+    }
+
+    #[test]
+    fn place_moves_a_readable_file_over_the_old_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let work = d.path().join(".hpc-image-x");
+        fs_err::create_dir_all(&work).unwrap();
+        let staged = work.join("base.qcow2");
+        fs_err::write(&staged, "new").unwrap();
+        fs_err::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let to = d.path().join("images/base.qcow2");
+        place(&staged, &to).unwrap();
+        fs_err::write(&staged, "newer").unwrap();
+        place(&staged, &to).unwrap();
+        assert_eq!(fs_err::read_to_string(&to).unwrap(), "newer");
+        let mode = fs_err::metadata(&to).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert!(!staged.exists());
+        assert_eq!(
+            fs_err::read_dir(d.path().join("images")).unwrap().count(),
+            1
+        );
     }
 }

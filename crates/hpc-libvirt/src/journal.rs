@@ -3,8 +3,9 @@
 //! Every object is recorded *before* it is created (state [`EntryState::Intent`]) and marked
 //! [`EntryState::Created`] once libvirt has it. A process killed between the two leaves an
 //! intent behind; `down` treats intents and created entries alike (it removes whatever of them
-//! exists). Each change rewrites the whole file atomically: a temporary file in the same
-//! directory, `fsync`, `rename`, then `fsync` of the directory.
+//! exists). Each change rewrites the whole file atomically and durably with
+//! [`hpc_fs::write_atomic`]: a temporary file in the same directory (mode 0600), `fsync`,
+//! `rename`, then `fsync` of the directory.
 //!
 //! Format (`<state-dir>/journal.json`, versioned):
 //!
@@ -14,7 +15,6 @@
 //!                  "state": "created" } ] }
 //! ```
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -305,7 +305,8 @@ impl Journal {
         }
     }
 
-    /// Write the journal atomically: temporary file, fsync, rename, fsync of the directory.
+    /// Write the journal atomically and durably (see [`hpc_fs::write_atomic`]), making its
+    /// directory first if needed.
     fn save(&self) -> Result<(), JournalError> {
         let wire = JournalWire {
             version: FORMAT_VERSION,
@@ -333,14 +334,8 @@ impl Journal {
         text.push('\n');
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs_err::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            let mut f = fs_err::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        fs_err::rename(&tmp, &self.path)?;
-        fs_err::File::open(dir)?.sync_all()?;
+        // As an io::Error whose message names the path, like fs_err's: `JournalError::Io`.
+        hpc_fs::write_atomic(&self.path, text.as_bytes()).map_err(std::io::Error::from)?;
         Ok(())
     }
 }
@@ -369,7 +364,12 @@ mod tests {
         assert_eq!(again.entries()[0].state, EntryState::Created);
         assert_eq!(again.entries()[1].state, EntryState::Intent);
         assert_eq!(again.entries()[1].pool.as_deref(), Some("c1"));
-        assert!(!dir.path().join("journal.json.tmp").exists());
+        // No temporary file is left beside it.
+        let names: Vec<_> = fs_err::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["journal.json"]);
 
         j.remove(U, ObjectKind::Network, None, "c1-net").unwrap();
         assert_eq!(Journal::open(dir.path(), "c1").unwrap().entries().len(), 1);
