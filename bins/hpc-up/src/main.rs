@@ -226,7 +226,13 @@ fn run(cli: &Cli, out: &Output) -> Result<ExitCode, Error> {
         Command::Completions { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "hpc-up", &mut text);
-            out.data(&String::from_utf8_lossy(&text));
+            let mut script = String::from_utf8_lossy(&text).into_owned();
+            if *shell == clap_complete::Shell::Bash {
+                // clap_complete 4.6 names a hyphenated program's subcommands one way where
+                // it sets them and another in its `case` arms (clap-rs/clap#6421).
+                script = script.replace("hpc__subcmd__up__subcmd__", "hpc__up__subcmd__");
+            }
+            out.data(&script);
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {

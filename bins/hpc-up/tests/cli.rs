@@ -273,7 +273,6 @@ fn completions_for_bash_zsh_and_fish_name_the_subcommands() {
 /// and its case arms (`hpc__subcmd__up__subcmd__up`), so nothing after the subcommand ever
 /// completes (clap-rs/clap#6421).
 #[test]
-#[ignore = "clap_complete 4.6.12 bug with hyphenated program names (clap-rs/clap#6421)"]
 fn bash_completes_a_subcommands_options() {
     let dir = tempfile::tempdir().unwrap();
     let bash = bash_completion(dir.path());

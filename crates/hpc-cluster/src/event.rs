@@ -355,6 +355,9 @@ impl<'a> Recorder<'a> {
                 nodes.push(n);
             }
         }
+        for nodes in groups.values_mut() {
+            nodes.sort_unstable();
+        }
         if groups.is_empty() {
             return s.layer.map_or("the run", Layer::name).to_owned();
         }

@@ -20,7 +20,11 @@ hpc_init() {
 	T=''
 	PW=''
 	trap hpc_cleanup EXIT
-	trap 'exit 1' HUP INT TERM
+	# A dropped connection (the caller cancelled, or died) does not stop the program: a
+	# file written and its service not yet restarted would stay so, since the next run
+	# finds the file right and restarts nothing. Reports to the closed channel are lost.
+	trap '' HUP PIPE
+	trap 'exit 1' INT TERM
 	CH=' '
 	STOP=0
 	PG=0
