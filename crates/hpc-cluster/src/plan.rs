@@ -240,9 +240,7 @@ impl Session {
             .collect();
         let check = |node: &hpc_config::Node| -> Option<String> {
             if exec.is_none() {
-                return Some(
-                    "not reached before (no key pair or pinned host keys yet)".into(),
-                );
+                return Some("not reached before (no key pair or pinned host keys yet)".into());
             }
             (!running.iter().any(|r| r == node.name.as_str()))
                 .then(|| "its VM does not run yet".to_owned())
