@@ -3,7 +3,6 @@
 //! the glue to `hpc_beegfs::deploy` and `hpc_beegfs::check_cluster`.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hpc_beegfs::{AuthSecret, Inputs};
 use hpc_config::BeegfsPackageSource;
@@ -12,7 +11,7 @@ use hpc_remote::{Executor, PhaseEvent, PhaseObserver};
 use crate::error::{Error, Result};
 use crate::event::{Layer, Recorder};
 use crate::fsutil::Artefact;
-use crate::session::{Session, runtime};
+use crate::session::Session;
 use crate::slurm::SecretUse;
 use crate::state::random_bytes;
 
@@ -108,20 +107,9 @@ impl Session {
                 "the cluster file has no (enabled) `beegfs` section".into(),
             ));
         }
-        let token = format!(
-            "hpc-up-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let exec = self.ssh_executor(None)?;
-        let rt = runtime()?;
-        rt.block_on(async {
-            let r = hpc_beegfs::check_cluster(&exec, &self.cluster, &token).await;
-            exec.close().await;
-            r
-        })
+        self.on_nodes(async |exec, token| {
+            hpc_beegfs::check_cluster(exec, &self.cluster, token).await
+        })?
         .map_err(beegfs_err)
     }
 }

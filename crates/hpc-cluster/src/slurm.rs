@@ -1,14 +1,14 @@
 //! The SLURM layer: the cluster's secrets (made once in the state directory), the plan the
 //! seeds take their SLURM phases from, the deployment with per-node progress, the check.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hpc_remote::{Executor, PhaseEvent, PhaseObserver};
 use hpc_slurm::{CheckOptions, CheckReport, DeployOptions, DeployReport, Secrets};
 
 use crate::error::{Error, Result};
 use crate::event::{Layer, Recorder};
-use crate::session::{Session, runtime};
+use crate::session::Session;
 use crate::state::random_bytes;
 
 /// Bytes of the munge key hpc-up makes (munged wants at least 32; `mungekey` makes 1024).
@@ -112,22 +112,13 @@ impl Session {
                 "the cluster file has no `slurm:` section; there is no SLURM to check".into(),
             ));
         }
-        let token = format!(
-            "{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-        );
-        let opts = CheckOptions { timeout, token };
-        let exec = self.ssh_executor(None)?;
-        let rt = runtime()?;
-        let r = rt.block_on(async {
-            let r = hpc_slurm::check(&exec, &self.cluster, &opts).await;
-            exec.close().await;
-            r
-        });
-        Ok(r?)
+        Ok(self.on_nodes(async |exec, token| {
+            let opts = CheckOptions {
+                timeout,
+                token: token.to_owned(),
+            };
+            hpc_slurm::check(exec, &self.cluster, &opts).await
+        })??)
     }
 }
 
