@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use hpc_beegfs::{AuthSecret, Inputs};
 use hpc_config::BeegfsPackageSource;
-use hpc_remote::{Executor, PhaseEvent, PhaseObserver};
+use hpc_remote::Executor;
 
 use crate::error::{Error, Result};
-use crate::event::{Layer, Recorder};
+use crate::event::{Layer, LayerObserver, Recorder};
 use crate::fsutil::Artefact;
 use crate::session::Session;
 use crate::slurm::SecretUse;
@@ -145,35 +145,14 @@ pub(crate) fn artefacts(s: &Session) -> Result<Vec<Artefact>> {
     Ok(out)
 }
 
-/// Passes hpc-beegfs's phase events on as session events.
-struct BeegfsObserver<'a, 'b> {
-    rec: &'a Recorder<'b>,
-}
-
-impl PhaseObserver for BeegfsObserver<'_, '_> {
-    fn phase(&self, event: PhaseEvent<'_>) {
-        match event {
-            PhaseEvent::Started { name, node } => {
-                self.rec.phase_started(Layer::Beegfs, name, node);
-            }
-            PhaseEvent::Finished(r) => self.rec.phase_finished(
-                Layer::Beegfs,
-                r.name,
-                r.node.as_deref(),
-                r.elapsed.as_secs_f64(),
-                r.changed(),
-            ),
-            PhaseEvent::Failed { name, node, error } => {
-                self.rec.phase_failed(Layer::Beegfs, name, node, error);
-            }
-        }
-    }
-}
-
 /// Deploy BeeGFS on the running nodes: the preflight gate, then the phases in order.
 pub(crate) async fn deploy<E: Executor>(s: &Session, exec: &E, rec: &Recorder<'_>) -> Result<()> {
     let inputs = s.beegfs_inputs(InputUse::Deploy(SecretUse::Keep))?;
-    let observer = BeegfsObserver { rec };
+    let observer = LayerObserver {
+        rec,
+        layer: Layer::Beegfs,
+        own: None,
+    };
     let report = hpc_beegfs::deploy(exec, &s.cluster, &inputs, &observer)
         .await
         .map_err(beegfs_err)?;

@@ -383,6 +383,38 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// Passes a layer's phase events (`hpc_remote::PhaseEvent`) on as session events. `own`
+/// names a phase the caller reports itself (SLURM's `ready` hook is the node layer's work).
+pub(crate) struct LayerObserver<'a, 'b> {
+    pub(crate) rec: &'a Recorder<'b>,
+    pub(crate) layer: Layer,
+    pub(crate) own: Option<&'static str>,
+}
+
+impl hpc_remote::PhaseObserver for LayerObserver<'_, '_> {
+    fn phase(&self, event: hpc_remote::PhaseEvent<'_>) {
+        use hpc_remote::PhaseEvent;
+        if self.own == Some(event.name()) {
+            return;
+        }
+        match event {
+            PhaseEvent::Started { name, node } => {
+                self.rec.phase_started(self.layer, name, node);
+            }
+            PhaseEvent::Finished(r) => self.rec.phase_finished(
+                self.layer,
+                r.name,
+                r.node.as_deref(),
+                r.elapsed.as_secs_f64(),
+                r.changed(),
+            ),
+            PhaseEvent::Failed { name, node, error } => {
+                self.rec.phase_failed(self.layer, name, node, error);
+            }
+        }
+    }
+}
+
 impl RecorderState {
     fn record(&mut self, e: &Event) {
         match e {

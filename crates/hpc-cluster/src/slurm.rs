@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use hpc_remote::{Executor, PhaseEvent, PhaseObserver};
+use hpc_remote::Executor;
 use hpc_slurm::{CheckOptions, CheckReport, DeployOptions, DeployReport, Secrets};
 
 use crate::error::{Error, Result};
-use crate::event::{Layer, Recorder};
+use crate::event::{Layer, LayerObserver, Recorder};
 use crate::session::Session;
 use crate::state::random_bytes;
 
@@ -122,32 +122,6 @@ impl Session {
     }
 }
 
-/// Passes hpc-slurm's phase events on as session events (the `ready` hook reports its own).
-struct SlurmObserver<'a, 'b> {
-    rec: &'a Recorder<'b>,
-}
-
-impl PhaseObserver for SlurmObserver<'_, '_> {
-    fn phase(&self, event: PhaseEvent<'_>) {
-        match event {
-            PhaseEvent::Started { name, node } if name != "ready" => {
-                self.rec.phase_started(Layer::Slurm, name, node);
-            }
-            PhaseEvent::Finished(r) if r.name != "ready" => self.rec.phase_finished(
-                Layer::Slurm,
-                r.name,
-                r.node.as_deref(),
-                r.elapsed.as_secs_f64(),
-                r.changed(),
-            ),
-            PhaseEvent::Failed { name, node, error } if name != "ready" => {
-                self.rec.phase_failed(Layer::Slurm, name, node, error);
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Deploy SLURM on the cluster's nodes, each as soon as `ready(node)` returns.
 pub(crate) async fn deploy<E, R, RF>(
     s: &Session,
@@ -177,7 +151,11 @@ where
         hardware: hpc_slurm::NodeHardware::declared(&s.cluster),
         ..DeployOptions::default()
     };
-    let observer = SlurmObserver { rec };
+    let observer = LayerObserver {
+        rec,
+        layer: Layer::Slurm,
+        own: Some("ready"),
+    };
     let report = hpc_slurm::deploy_with(
         exec,
         &s.cluster,
