@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    BeegfsVersion, BridgeName, ByteSize, Cidr, ConnectUri, DnsDomain, FileMode, NodeName,
-    PciAddress, PciId, TimeLimit, VirtiofsTag,
+    BeegfsVersion, BridgeName, ByteSize, Cidr, ConnectUri, DebianRelease, DnsDomain, FileMode,
+    NodeName, PciAddress, PciId, TimeLimit, VirtiofsTag,
 };
 
 /// Default libvirt connection.
@@ -44,6 +44,8 @@ pub const DEFAULT_BEEGFS_STORAGE_DIR: &str = "/data/beegfs/storage";
 pub const DEFAULT_BEEGFS_REPO_SUITE: &str = "bookworm";
 /// Default component of a BeeGFS apt repository.
 pub const DEFAULT_BEEGFS_REPO_COMPONENT: &str = "non-free";
+/// Default Debian release of the guests.
+pub const DEFAULT_RELEASE: DebianRelease = DebianRelease::Bookworm;
 /// Default root filesystem size of a built image.
 pub const DEFAULT_IMAGE_SIZE: ByteSize = ByteSize::from_gib(4);
 /// Default Debian mirror for image builds.
@@ -187,6 +189,13 @@ pub struct ImageSettings {
     /// `${VAR}` is expanded.
     #[schemars(example = &"${HOME}/.local/share/hpc-up/images/base.qcow2")]
     pub base: String,
+
+    /// The Debian release of the guests: `bookworm` (Debian 12: kernel 6.1, SLURM 22.05) or
+    /// `trixie` (Debian 13: kernel 6.12, SLURM 24.11). `hpc-up image build` builds it, and
+    /// `up` refuses an image hpc-up built for another release. Default: `bookworm`.
+    #[serde(default)]
+    #[schemars(example = &"trixie")]
+    pub release: Option<DebianRelease>,
 
     /// Kernel for direct kernel boot (optional; without it the disk boots by itself).
     #[serde(default)]

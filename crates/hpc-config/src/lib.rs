@@ -45,6 +45,7 @@ pub use model::{
     Slurm, SlurmPartition, Ssh,
 };
 pub use schema::{SCHEMA_ID, json_schema, schema_text};
+pub use types::DebianRelease;
 pub use validate::{EnvLookup, ErrorKind, ValidationError, derive_mac, expand_vars, resolve};
 
 pub use ipnet;

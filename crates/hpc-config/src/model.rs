@@ -10,8 +10,8 @@ use serde::{Serialize, Serializer};
 
 use crate::file::{BeegfsExtraConfig, DomainType, GresAutodetect, NetworkMode, PciDevice};
 use crate::types::{
-    BeegfsVersion, BridgeName, ByteSize, ConnectUri, DnsDomain, FileMode, NodeName, TimeLimit,
-    VirtiofsTag,
+    BeegfsVersion, BridgeName, ByteSize, ConnectUri, DebianRelease, DnsDomain, FileMode, NodeName,
+    TimeLimit, VirtiofsTag,
 };
 
 /// A cluster whose file passed every check.
@@ -74,6 +74,8 @@ pub struct Network {
 pub struct Image {
     /// Base qcow2 image.
     pub base: PathBuf,
+    /// The Debian release of the guests (`bookworm` unless the file says otherwise).
+    pub release: DebianRelease,
     /// Direct kernel boot, when configured.
     pub kernel: Option<PathBuf>,
     /// Initrd for direct kernel boot.

@@ -946,6 +946,81 @@ impl JsonSchema for BeegfsVersion {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Debian release
+
+/// The Debian release of the guests: what `hpc-up image build` installs and what `up` expects
+/// the image to be.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[schemars(
+    description = "The Debian release of the guests: `bookworm` (Debian 12: kernel 6.1, SLURM 22.05) or `trixie` (Debian 13: kernel 6.12, SLURM 24.11).",
+    extend("examples" = ["bookworm", "trixie"])
+)]
+pub enum DebianRelease {
+    /// Debian 12: kernel 6.1, SLURM 22.05.
+    #[default]
+    Bookworm,
+    /// Debian 13: kernel 6.12, SLURM 24.11.
+    Trixie,
+}
+
+impl DebianRelease {
+    /// Every release hpc-up builds, oldest first.
+    pub const ALL: [Self; 2] = [Self::Bookworm, Self::Trixie];
+
+    /// The suite name (`bookworm`, `trixie`), as apt and mmdebstrap write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Bookworm => "bookworm",
+            Self::Trixie => "trixie",
+        }
+    }
+
+    /// Debian's version number of the release (12, 13).
+    pub const fn version(self) -> u8 {
+        match self {
+            Self::Bookworm => 12,
+            Self::Trixie => 13,
+        }
+    }
+}
+
+impl FromStr for DebianRelease {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(r) = Self::ALL.into_iter().find(|r| r.as_str() == s) {
+            return Ok(r);
+        }
+        let names: Vec<&str> = Self::ALL.iter().map(|r| r.as_str()).collect();
+        let hint = crate::validate::closest(s, &names)
+            .map(|n| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        Err(ValueError::new(format!(
+            "`{s}` is not a Debian release hpc-up builds: use `bookworm` or `trixie`{hint}"
+        )))
+    }
+}
+
+impl fmt::Display for DebianRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// `Ipv4Addr` helpers used by validation.
 pub(crate) fn is_special(net: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
     if ip == net.network() {
@@ -1024,6 +1099,18 @@ mod tests {
         assert!("a".repeat(37).parse::<VirtiofsTag>().is_err());
         assert_eq!("0755".parse::<FileMode>().unwrap().bits(), 0o755);
         assert!("0855".parse::<FileMode>().is_err());
+    }
+
+    #[test]
+    fn debian_releases() {
+        for r in DebianRelease::ALL {
+            assert_eq!(r.as_str().parse::<DebianRelease>().unwrap(), r);
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert_eq!(DebianRelease::default(), DebianRelease::Bookworm);
+        let e = "trixy".parse::<DebianRelease>().unwrap_err().to_string();
+        assert!(e.contains("did you mean `trixie`?"), "{e}");
+        assert!("Trixie".parse::<DebianRelease>().is_err());
     }
 
     #[test]

@@ -555,6 +555,7 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
         },
         image: Image {
             base,
+            release: file.image.release.unwrap_or(file::DEFAULT_RELEASE),
             kernel,
             initrd,
             cmdline: file.image.cmdline.clone(),

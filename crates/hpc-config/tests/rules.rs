@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
 //! exactly the expected problem at the expected position.
 
-use hpc_config::{ErrorKind, ValidationError, load_str};
+use hpc_config::{DebianRelease, ErrorKind, ValidationError, load_str};
 
 const BASE: &str = "\
 name: lab
@@ -233,6 +233,60 @@ fn enum_values_get_a_suggestion() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].message, "`kvmm` is not one of `kvm`, `qemu`");
     assert_eq!(p[0].help.as_deref(), Some("did you mean `kvm`?"));
+}
+
+#[test]
+fn image_release_defaults_to_bookworm() {
+    let c = load_str("t.yaml", BASE, &env).unwrap();
+    assert_eq!(c.image.release, DebianRelease::Bookworm);
+}
+
+#[test]
+fn image_release_bookworm_and_trixie() {
+    for (text, want) in [
+        ("bookworm", DebianRelease::Bookworm),
+        ("trixie", DebianRelease::Trixie),
+    ] {
+        let file = BASE.replace(
+            "  base: ${HOME}/base.qcow2\n",
+            &format!("  base: ${{HOME}}/base.qcow2\n  release: {text}\n"),
+        );
+        let c = load_str("t.yaml", &file, &env).unwrap();
+        assert_eq!(c.image.release, want);
+        assert_eq!(c.image.release.as_str(), text);
+    }
+}
+
+#[test]
+fn image_release_other_values_are_refused_where_they_are() {
+    let file = BASE.replace(
+        "  base: ${HOME}/base.qcow2\n",
+        "  base: ${HOME}/base.qcow2\n  release: trixy\n",
+    );
+    let p = problems(&file);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].message, "`trixy` is not one of `bookworm`, `trixie`");
+    assert_eq!(p[0].help.as_deref(), Some("did you mean `trixie`?"));
+    assert_eq!((p[0].line, p[0].column), (7, 12));
+    // Numbers, capitals and other suites are refused too, next to other problems.
+    for bad in ["13", "Trixie", "sid", "\"debian-13\""] {
+        let file = BASE
+            .replace(
+                "  base: ${HOME}/base.qcow2\n",
+                &format!("  base: ${{HOME}}/base.qcow2\n  release: {bad}\n"),
+            )
+            .replace(
+                "  bridge: hpcbr0\n",
+                "  bridge: hpcbr0\n  gatway: 10.77.0.1\n",
+            );
+        let p = problems(&file);
+        assert_eq!(p.len(), 2, "{bad}: {p:#?}");
+        assert!(
+            p.iter()
+                .any(|p| p.line == 8 && p.column == 12 && p.message.contains("is not one of")),
+            "{bad}: {p:#?}"
+        );
+    }
 }
 
 #[test]
