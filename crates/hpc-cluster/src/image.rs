@@ -16,6 +16,8 @@ pub struct ImageReport {
     pub built: bool,
     /// The inputs' cache key.
     pub key: String,
+    /// The Debian release of the image.
+    pub release: hpc_config::DebianRelease,
     /// The disk image.
     pub base: PathBuf,
     /// The kernel.
@@ -106,6 +108,7 @@ impl Session {
         Ok(ImageReport {
             built,
             key,
+            release: recipe.release,
             base: paths.base,
             kernel: paths.kernel,
             initrd: paths.initrd,

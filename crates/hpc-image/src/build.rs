@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use hpc_config::DebianRelease;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,11 +23,10 @@ pub struct ImagePaths {
 }
 
 impl ImagePaths {
-    /// The manifest beside the base image (`base.qcow2.json`): the cache key of what was built.
+    /// The manifest beside the base image (`base.qcow2.json`): the cache key of what was
+    /// built and its release (see [`Manifest`]).
     pub fn manifest(&self) -> PathBuf {
-        let mut s = self.base.clone().into_os_string();
-        s.push(".json");
-        PathBuf::from(s)
+        manifest_path(&self.base)
     }
     /// The log of the last build beside the base image.
     pub fn log(&self) -> PathBuf {
@@ -98,11 +98,62 @@ pub enum BuildError {
     },
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    key: String,
-    recipe_version: u32,
-    packages: Vec<String>,
+/// What hpc-up wrote beside an image it built (`<base>.json`, placed after the image).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The recipe's cache key.
+    pub key: String,
+    /// [`crate::RECIPE_VERSION`] of the build.
+    pub recipe_version: u32,
+    /// The Debian release the image was built from. Manifests written before hpc-up could
+    /// build another release have none: those images are bookworm's.
+    #[serde(default)]
+    pub release: DebianRelease,
+    /// Every package asked for (base first, then the cluster's extras).
+    pub packages: Vec<String>,
+}
+
+/// Why an image's manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file exists but could not be read.
+    #[error("cannot read the image manifest {}: {source}", path.display())]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a manifest hpc-up wrote.
+    #[error("{} is not an hpc-up image manifest: {source}", path.display())]
+    Parse {
+        /// The manifest.
+        path: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+}
+
+/// The manifest path of the base image `base`: `<base>.json`.
+pub fn manifest_path(base: &Path) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// The manifest hpc-up wrote beside the base image `base` (`<base>.json`); `None` when there
+/// is none (an image hpc-up did not build, or a build that did not finish).
+pub fn read_manifest(base: &Path) -> Result<Option<Manifest>, ManifestError> {
+    let path = manifest_path(base);
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ManifestError::Read { path, source }),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| ManifestError::Parse { path, source })
 }
 
 fn which(tool: &str) -> bool {
@@ -153,9 +204,7 @@ pub fn cache_key(recipe: &Recipe) -> Result<String, BuildError> {
 
 /// Whether the image at `paths` was built from a recipe with this cache key.
 pub fn is_up_to_date(paths: &ImagePaths, key: &str) -> bool {
-    let manifest: Option<Manifest> = fs_err::read_to_string(paths.manifest())
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let manifest = read_manifest(&paths.base).ok().flatten();
     manifest.is_some_and(|m| m.key == key)
         && paths.base.is_file()
         && paths.kernel.is_file()
@@ -251,6 +300,7 @@ pub fn build(
     let manifest = Manifest {
         key: key.clone(),
         recipe_version: RECIPE_VERSION,
+        release: recipe.release,
         packages: recipe.packages.clone(),
     };
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
@@ -383,6 +433,7 @@ mod tests {
         let m = Manifest {
             key: "k1".into(),
             recipe_version: RECIPE_VERSION,
+            release: DebianRelease::Bookworm,
             packages: vec![],
         };
         fs_err::write(paths.manifest(), serde_json::to_string(&m).unwrap()).unwrap();
@@ -390,6 +441,38 @@ mod tests {
         assert!(!is_up_to_date(&paths, "k2"));
         fs_err::remove_file(&paths.kernel).unwrap();
         assert!(!is_up_to_date(&paths, "k1"));
+    }
+
+    #[test]
+    fn manifest_records_the_release_and_old_ones_are_bookworm() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("base.qcow2");
+        assert!(read_manifest(&base).unwrap().is_none());
+        let m = Manifest {
+            key: "k".into(),
+            recipe_version: RECIPE_VERSION,
+            release: DebianRelease::Trixie,
+            packages: vec!["slurmd".into()],
+        };
+        let text = serde_json::to_string_pretty(&m).unwrap();
+        assert!(text.contains("\"release\": \"trixie\""), "{text}");
+        fs_err::write(manifest_path(&base), &text).unwrap();
+        assert_eq!(read_manifest(&base).unwrap(), Some(m));
+        // As builds wrote it before releases existed (the e2e cache holds one).
+        fs_err::write(
+            manifest_path(&base),
+            "{\"key\": \"k\", \"recipe_version\": 2, \"packages\": [\"slurmd\"]}\n",
+        )
+        .unwrap();
+        let old = read_manifest(&base).unwrap().unwrap();
+        assert_eq!(old.release, DebianRelease::Bookworm);
+        assert_eq!(old.key, "k");
+        fs_err::write(manifest_path(&base), "not json").unwrap();
+        let e = read_manifest(&base).unwrap_err().to_string();
+        assert!(
+            e.contains("base.qcow2.json is not an hpc-up image manifest"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use hpc_config::Cluster;
 use hpc_config::types::ByteSize;
+use hpc_config::{Cluster, DebianRelease};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the build steps change in a way the inputs do not show.
@@ -23,15 +23,13 @@ pub(crate) const SEED_SCRIPT: &str = include_str!("seed/hpc-up-seed");
 /// logs in to configure the node waits for the unit). Part of the cache key.
 pub(crate) const SEED_UNIT: &str = include_str!("seed/hpc-up-seed.service");
 
-/// The Debian release images are built from.
-pub const SUITE: &str = "bookworm";
-
 /// Filesystem label of the root filesystem (`root=LABEL=…` on the kernel command line).
 pub const ROOT_LABEL: &str = "hpcroot";
 
 /// What every image has: systemd, networking, OpenSSH, the cloud kernel with an initramfs
 /// that carries the virtio drivers, and the HPC packages a cluster needs at deploy time
-/// (guests have no network access, so nothing can be installed later).
+/// (guests have no network access, so nothing can be installed later). The names are the
+/// same in bookworm and trixie (checked against both releases' package indexes).
 pub const BASE_PACKAGES: &[&str] = &[
     "systemd-sysv",
     "udev",
@@ -63,6 +61,8 @@ pub const DISABLED_SERVICES: &[&str] = &["slurmctld", "slurmd", "slurmdbd", "mun
 /// Everything that decides an image's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
+    /// The Debian release (mmdebstrap's suite).
+    pub release: DebianRelease,
     /// Debian mirror.
     pub mirror: String,
     /// All packages, base first, then the cluster's extras (sorted, deduplicated).
@@ -88,6 +88,7 @@ impl Recipe {
                 .filter(|p| !BASE_PACKAGES.contains(&p.as_str())),
         );
         Self {
+            release: cluster.image.release,
             mirror: cluster.image.mirror.clone(),
             packages,
             debs: cluster.image.debs.clone(),
@@ -96,12 +97,20 @@ impl Recipe {
         }
     }
 
-    /// The cache key: a hash of the recipe, the build steps' version and the content of
-    /// every local `.deb` (given as `(path, sha256)` by the caller, who reads them).
+    /// The suite mmdebstrap installs (`bookworm`, `trixie`).
+    pub fn suite(&self) -> &'static str {
+        self.release.as_str()
+    }
+
+    /// The cache key: a hash of the recipe (release included), the build steps' version and
+    /// the content of every local `.deb` (given as `(path, sha256)` by the caller, who reads
+    /// them). The release enters as the `suite` line it always had, so a bookworm recipe's
+    /// key is the one it was before releases could be chosen.
     pub fn cache_key(&self, deb_hashes: &[(PathBuf, String)]) -> String {
         let mut h = Sha256::new();
         h.update(format!(
-            "recipe {RECIPE_VERSION}\nsuite {SUITE}\nmirror {}\n",
+            "recipe {RECIPE_VERSION}\nsuite {}\nmirror {}\n",
+            self.suite(),
             self.mirror
         ));
         for p in &self.packages {
@@ -123,7 +132,11 @@ impl Recipe {
 
     /// The mmdebstrap command line that builds the root filesystem into `rootfs`.
     /// `key_file` holds [`Recipe::authorized_key`]; `debs_dir` is where the local `.deb`
-    /// files were copied (installed from inside the chroot).
+    /// files were copied (installed from inside the chroot). The suite is the recipe's
+    /// release; trixie's hooks also mask `sshd-keygen.service` (new in trixie's
+    /// openssh-server: it would make RSA and ECDSA host keys on every first boot) and list
+    /// the virtio modules in `/etc/modules-load.d/` (trixie's kmod declares `/etc/modules`
+    /// obsolete). bookworm's command line is the one it was before releases could be chosen.
     pub fn mmdebstrap_argv(
         &self,
         rootfs: &Path,
@@ -152,10 +165,22 @@ impl Recipe {
         for hook in self.customize_hooks(key_file, debs_dir) {
             a.push(OsString::from(format!("--customize-hook={hook}")));
         }
-        a.push(OsString::from(SUITE));
+        a.push(OsString::from(self.suite()));
         a.push(rootfs.as_os_str().to_owned());
         a.push(OsString::from(&self.mirror));
         a
+    }
+
+    /// The virtio modules loaded at boot. bookworm: appended to `/etc/modules` (as images
+    /// always had it). trixie's kmod declares `/etc/modules` obsolete: a modules-load.d file.
+    fn modules_hook(&self) -> String {
+        const MODULES: &str = "virtiofs\\nvirtio_net\\nvirtio_blk\\n";
+        match self.release {
+            DebianRelease::Bookworm => format!("printf '{MODULES}' >> \"$1/etc/modules\""),
+            DebianRelease::Trixie => format!(
+                "mkdir -p \"$1/etc/modules-load.d\" && printf '{MODULES}' > \"$1/etc/modules-load.d/hpc-up.conf\""
+            ),
+        }
     }
 
     fn customize_hooks(&self, key_file: &Path, debs_dir: &Path) -> Vec<String> {
@@ -181,10 +206,18 @@ impl Recipe {
             format!(
                 "mkdir -p \"$1/etc/systemd/system/ssh.service.d\" && cat > \"$1/etc/systemd/system/ssh.service.d/hostkeys.conf\" <<'HPCUPEOF'\n{SSH_HOSTKEYS_DROPIN}HPCUPEOF\n"
             ),
+        ]);
+        if self.release == DebianRelease::Trixie {
+            // trixie's openssh-server adds sshd-keygen.service, which runs `ssh-keygen -A`
+            // (RSA included: the cost the drop-in above avoids) on first boot, and every boot
+            // of a node is a first boot (empty machine-id below).
+            h.push("chroot \"$1\" systemctl mask sshd-keygen.service".to_owned());
+        }
+        h.extend([
             "truncate -s0 \"$1/etc/machine-id\"".to_owned(),
             // root filesystem, virtio modules
             format!("printf 'LABEL={ROOT_LABEL} / ext4 rw,relatime 0 1\\n' > \"$1/etc/fstab\""),
-            "printf 'virtiofs\\nvirtio_net\\nvirtio_blk\\n' >> \"$1/etc/modules\"".to_owned(),
+            self.modules_hook(),
             // hostname from the kernel command line (systemd.hostname=), addresses from DHCP
             "rm -f \"$1/etc/hostname\"".to_owned(),
             "mkdir -p \"$1/etc/systemd/network\" && printf '[Match]\\nName=en* eth*\\n[Network]\\nDHCP=ipv4\\nLLMNR=no\\n[DHCPv4]\\nUseHostname=no\\nUseDomains=yes\\n' > \"$1/etc/systemd/network/10-dhcp.network\"".to_owned(),
@@ -263,6 +296,88 @@ mod tests {
         let mut bigger = r.clone();
         bigger.size = ByteSize::from_gib(8);
         assert_ne!(k, bigger.cache_key(&[]));
+    }
+
+    #[test]
+    fn the_release_comes_from_the_file() {
+        let r = Recipe::for_cluster(&cluster(""), "k");
+        assert_eq!(r.release, DebianRelease::Bookworm);
+        assert_eq!(r.suite(), "bookworm");
+        let r = Recipe::for_cluster(&cluster("  release: trixie\n"), "k");
+        assert_eq!(r.release, DebianRelease::Trixie);
+        assert_eq!(r.suite(), "trixie");
+        // Same package list: every base package has the same name in both releases.
+        assert_eq!(&r.packages[..], BASE_PACKAGES);
+    }
+
+    #[test]
+    fn bookworm_key_is_the_one_from_before_releases() {
+        // The key this recipe had when bookworm was the only release: images built then
+        // stay up to date.
+        let r = Recipe::for_cluster(&cluster(""), "ssh-ed25519 AAAA k");
+        assert_eq!(
+            r.cache_key(&[]),
+            "7ccd5bc3dbff93783b2dab16d17b9df29aad022a6b29f58278ce1cfc449b572a"
+        );
+        let explicit = Recipe::for_cluster(&cluster("  release: bookworm\n"), "ssh-ed25519 AAAA k");
+        assert_eq!(explicit.cache_key(&[]), r.cache_key(&[]));
+    }
+
+    #[test]
+    fn trixie_has_its_own_key() {
+        let b = Recipe::for_cluster(&cluster(""), "ssh-ed25519 AAAA k");
+        let t = Recipe::for_cluster(&cluster("  release: trixie\n"), "ssh-ed25519 AAAA k");
+        assert_ne!(b.cache_key(&[]), t.cache_key(&[]));
+        assert_eq!(t.cache_key(&[]), t.clone().cache_key(&[]));
+    }
+
+    fn hooks(r: &Recipe) -> Vec<String> {
+        r.mmdebstrap_argv(Path::new("/w/rootfs"), Path::new("/w/k"), Path::new("/w/d"))
+            .into_iter()
+            .filter_map(|a| {
+                a.to_str()
+                    .and_then(|a| a.strip_prefix("--customize-hook="))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trixie_hooks_differ_where_trixie_does() {
+        let b = hooks(&Recipe::for_cluster(&cluster(""), "k"));
+        let t = hooks(&Recipe::for_cluster(&cluster("  release: trixie\n"), "k"));
+        // trixie's sshd-keygen.service would make RSA and ECDSA host keys at every first boot.
+        let mask = "chroot \"$1\" systemctl mask sshd-keygen.service";
+        assert!(t.iter().any(|h| h == mask), "{t:#?}");
+        assert!(!b.iter().any(|h| h.contains("sshd-keygen")), "{b:#?}");
+        // Modules: /etc/modules on bookworm (as before), modules-load.d on trixie.
+        assert!(
+            b.iter().any(|h| h.ends_with(">> \"$1/etc/modules\"")),
+            "{b:#?}"
+        );
+        assert!(!t.iter().any(|h| h.contains("/etc/modules\"")), "{t:#?}");
+        assert!(
+            t.iter()
+                .any(|h| h.contains("virtio_blk")
+                    && h.ends_with("/etc/modules-load.d/hpc-up.conf\"")),
+            "{t:#?}"
+        );
+        // Nothing else differs.
+        assert_eq!(t.len(), b.len() + 1);
+        let same = |h: &&String| !h.contains("sshd-keygen") && !h.contains("modules");
+        assert_eq!(
+            b.iter().filter(same).collect::<Vec<_>>(),
+            t.iter().filter(same).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn trixie_argv_names_the_trixie_suite() {
+        let r = Recipe::for_cluster(&cluster("  release: trixie\n"), "k");
+        let argv = r.mmdebstrap_argv(Path::new("/w/r"), Path::new("/w/k"), Path::new("/w/d"));
+        let n = argv.len();
+        assert_eq!(argv[n - 3], "trixie");
+        assert_eq!(argv[n - 1], "http://deb.debian.org/debian");
     }
 
     #[test]
