@@ -94,6 +94,23 @@ pub enum Error {
     /// The guest image.
     #[error(transparent)]
     Image(#[from] hpc_image::BuildError),
+    /// The base image was built by hpc-up for another Debian release than the file's
+    /// `image.release`; `up` stopped before any libvirt change.
+    #[error(
+        "{} was built for Debian {image_release} but the cluster file says `image.release: {file_release}`; nothing was created. Build the {file_release} image with `hpc-up image build <cluster file>` (with its own `image.base`, `image.kernel` and `image.initrd` if other clusters use this {image_release} image), or set `image.release: {image_release}`",
+        image.display()
+    )]
+    ImageRelease {
+        /// The base image.
+        image: PathBuf,
+        /// The release the cluster file asks for.
+        file_release: hpc_config::DebianRelease,
+        /// The release the image's manifest records.
+        image_release: hpc_config::DebianRelease,
+    },
+    /// The base image's manifest could not be read.
+    #[error(transparent)]
+    ImageManifest(#[from] hpc_image::ManifestError),
     /// A request that does not fit the cluster (no such node, no `slurm:` section).
     #[error("{0}")]
     Usage(String),

@@ -89,6 +89,7 @@ impl Session {
     ) -> Result<UpReport> {
         let name = self.cluster.name.as_str();
         let _lock = self.state.lock(name)?;
+        self.check_image_release()?;
         let mut journal = self.state.journal(name)?;
         let started = Instant::now();
         let rec = Recorder::new(&*self.events, started);
@@ -219,6 +220,29 @@ impl Session {
         Ok(())
     }
 
+    /// Refuse a base image hpc-up built for another Debian release than the file's
+    /// `image.release` (its manifest, `<base>.json`, says which). An image without a manifest
+    /// (not built by hpc-up) is taken as it is. Only this machine's file is read: with every
+    /// node on a remote connection the base image lives on the remote hosts.
+    pub(crate) fn check_image_release(&self) -> Result<()> {
+        if !self.uris().iter().any(|u| is_local(u)) {
+            return Ok(());
+        }
+        let base = &self.cluster.image.base;
+        let Some(manifest) = hpc_image::read_manifest(base)? else {
+            return Ok(());
+        };
+        let file_release = self.cluster.image.release;
+        if manifest.release == file_release {
+            return Ok(());
+        }
+        Err(Error::ImageRelease {
+            image: base.clone(),
+            file_release,
+            image_release: manifest.release,
+        })
+    }
+
     /// Host directories of shares that ask for it (`create: true`), on this connection's
     /// nodes.
     fn create_share_dirs(&self, uri: &str) -> Result<()> {
@@ -240,5 +264,124 @@ fn was_cancelled(e: &LifecycleError) -> bool {
         LifecycleError::Cancelled => true,
         LifecycleError::Unwound { source, .. } => was_cancelled(source),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests panic on failure
+
+    use std::path::Path;
+
+    use super::*;
+
+    fn session(dir: &Path, release: &str, uri: &str) -> Session {
+        let text = format!(
+            "name: t\nlibvirt: {{uri: \"{uri}\"}}\nnetwork: {{cidr: 10.1.0.0/24, bridge: br-t}}\nimage:\n  base: {}/base.qcow2\n  release: {release}\nstate-dir: {}/state\ncontroller: {{nodes: [{{name: ctl}}]}}\n",
+            dir.display(),
+            dir.display()
+        );
+        Session::new(hpc_config::load_str("t.yaml", &text, &|_| None).unwrap())
+    }
+
+    fn manifest(dir: &Path, release: &str) {
+        fs_err::write(
+            dir.join("base.qcow2.json"),
+            format!("{{\"key\": \"k\", \"recipe_version\": 2, \"release\": \"{release}\", \"packages\": []}}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_image_of_another_release_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        manifest(d.path(), "bookworm");
+        let e = session(d.path(), "trixie", "qemu:///system")
+            .check_image_release()
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ImageRelease {
+                    file_release: hpc_config::DebianRelease::Trixie,
+                    image_release: hpc_config::DebianRelease::Bookworm,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        let base = d.path().join("base.qcow2");
+        for want in [
+            &format!("{} was built for Debian bookworm", base.display()),
+            "the cluster file says `image.release: trixie`",
+            "nothing was created",
+            "`hpc-up image build <cluster file>`",
+            "or set `image.release: bookworm`",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+    }
+
+    #[test]
+    fn an_image_of_the_same_release_passes() {
+        let d = tempfile::tempdir().unwrap();
+        manifest(d.path(), "trixie");
+        session(d.path(), "trixie", "qemu:///system")
+            .check_image_release()
+            .unwrap();
+        manifest(d.path(), "bookworm");
+        session(d.path(), "bookworm", "qemu:///system")
+            .check_image_release()
+            .unwrap();
+    }
+
+    #[test]
+    fn manifests_from_before_releases_are_bookworm() {
+        let d = tempfile::tempdir().unwrap();
+        fs_err::write(
+            d.path().join("base.qcow2.json"),
+            "{\"key\": \"k\", \"recipe_version\": 2, \"packages\": []}\n",
+        )
+        .unwrap();
+        session(d.path(), "bookworm", "qemu:///system")
+            .check_image_release()
+            .unwrap();
+        let e = session(d.path(), "trixie", "qemu:///system")
+            .check_image_release()
+            .unwrap_err();
+        assert!(matches!(e, Error::ImageRelease { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn images_without_a_manifest_are_taken_as_they_are() {
+        let d = tempfile::tempdir().unwrap();
+        fs_err::write(d.path().join("base.qcow2"), "not built by hpc-up").unwrap();
+        session(d.path(), "trixie", "qemu:///system")
+            .check_image_release()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_broken_manifest_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        fs_err::write(d.path().join("base.qcow2.json"), "{").unwrap();
+        let e = session(d.path(), "bookworm", "qemu:///system")
+            .check_image_release()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("base.qcow2.json is not an hpc-up image manifest"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_only_clusters_are_not_checked_here() {
+        let d = tempfile::tempdir().unwrap();
+        manifest(d.path(), "bookworm");
+        session(d.path(), "trixie", "qemu+ssh://root@host2/system")
+            .check_image_release()
+            .unwrap();
     }
 }
