@@ -180,8 +180,10 @@ fn accounting_plan(
 ) -> Result<HostPlan, PlanError> {
     let dbd_conf = render_slurmdbd_conf_with(cluster, password, opts)?;
     // Only when the SQL file changed; a failed run removes the file so the next run retries.
+    // `mariadb`, not `mysql`: both releases have it, and MariaDB 11 (Debian 13) warns that
+    // `mysql` is a deprecated program name.
     let load_sql =
-        format!("mysql <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}");
+        format!("mariadb <{ACCOUNTING_SQL_PATH} || {{ rm -f {ACCOUNTING_SQL_PATH}; exit 1; }}");
     let plan = HostPlan::new(host.name.as_str()).step("mariadb", EnsureService::started("mariadb"));
     Ok(config_and_log_dirs(plan)
         .step(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use hpc_config::file::GresAutodetect;
-use hpc_config::{Cluster, Node, Role, Slurm};
+use hpc_config::{Cluster, DebianRelease, Node, Role, Slurm};
 
 use crate::hardware::NodeHardware;
 use crate::hostlist;
@@ -49,10 +49,14 @@ pub struct RenderOptions {
     pub slurmd_port: u16,
     /// `DbdPort` (slurmdbd).
     pub slurmdbd_port: u16,
+    /// The Debian release of the nodes, whose SLURM packages read the files: 22.05 on
+    /// `bookworm`, 24.11 on `trixie` (see [`RuntimePaths`] for what differs).
+    pub release: DebianRelease,
 }
 
 impl RenderOptions {
-    /// The defaults, with the cluster file's choices (the memory headroom) applied.
+    /// The defaults, with the cluster file's choices (the memory headroom, the image's
+    /// release) applied.
     pub fn for_cluster(cluster: &Cluster) -> Self {
         Self {
             memory_headroom_percent: cluster
@@ -61,6 +65,7 @@ impl RenderOptions {
                 .map_or(DEFAULT_MEMORY_HEADROOM_PERCENT, |s| {
                     s.memory_headroom_percent
                 }),
+            release: cluster.image.release,
             ..Self::default()
         }
     }
@@ -73,6 +78,42 @@ impl Default for RenderOptions {
             slurmctld_port: DEFAULT_SLURMCTLD_PORT,
             slurmd_port: DEFAULT_SLURMD_PORT,
             slurmdbd_port: DEFAULT_SLURMDBD_PORT,
+            release: hpc_config::file::DEFAULT_RELEASE,
+        }
+    }
+}
+
+/// Where the daemons of a release write their PID files.
+///
+/// Debian 12's units run slurmctld, slurmd and slurmdbd as root, so `/run/<daemon>.pid`
+/// works. Debian 13's run slurmctld and slurmdbd as `slurm` (`User=slurm`) and give each a
+/// `RuntimeDirectory=` (`/run/slurmctld`, `/run/slurmdbd`, owned by `slurm`), so their PID
+/// files go there: a PID file in `/run` itself makes them log `Unable to open pidfile …:
+/// Permission denied` at every start. slurmd still runs as root on 13.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimePaths {
+    /// `SlurmctldPidFile`.
+    pub slurmctld_pid_file: &'static str,
+    /// `SlurmdPidFile`.
+    pub slurmd_pid_file: &'static str,
+    /// slurmdbd.conf's `PidFile`.
+    pub slurmdbd_pid_file: &'static str,
+}
+
+impl RuntimePaths {
+    /// The paths for `release`'s packaged units.
+    pub const fn for_release(release: DebianRelease) -> Self {
+        match release {
+            DebianRelease::Bookworm => Self {
+                slurmctld_pid_file: "/run/slurmctld.pid",
+                slurmd_pid_file: "/run/slurmd.pid",
+                slurmdbd_pid_file: "/run/slurmdbd.pid",
+            },
+            DebianRelease::Trixie => Self {
+                slurmctld_pid_file: "/run/slurmctld/slurmctld.pid",
+                slurmd_pid_file: "/run/slurmd.pid",
+                slurmdbd_pid_file: "/run/slurmdbd/slurmdbd.pid",
+            },
         }
     }
 }
@@ -175,8 +216,9 @@ pub fn render_slurm_conf(
     line(&format!("SlurmdPort={}", opts.slurmd_port));
     line("StateSaveLocation=/var/lib/slurm/slurmctld");
     line("SlurmdSpoolDir=/var/lib/slurm/slurmd");
-    line("SlurmctldPidFile=/run/slurmctld.pid");
-    line("SlurmdPidFile=/run/slurmd.pid");
+    let paths = RuntimePaths::for_release(opts.release);
+    line(&format!("SlurmctldPidFile={}", paths.slurmctld_pid_file));
+    line(&format!("SlurmdPidFile={}", paths.slurmd_pid_file));
     line("SlurmctldLogFile=/var/log/slurm/slurmctld.log");
     line("SlurmdLogFile=/var/log/slurm/slurmd.log");
     if any_cgroup_constraint(slurm) {
@@ -353,12 +395,13 @@ pub enum SlurmdbdError {
 }
 
 /// Render `slurmdbd.conf` for the accounting host (write it with [`SLURMDBD_CONF_MODE`],
-/// owned by [`SLURMDBD_CONF_OWNER`]). The file holds `db_password`.
+/// owned by [`SLURMDBD_CONF_OWNER`]), with [`RenderOptions::for_cluster`]. The file holds
+/// `db_password`.
 pub fn render_slurmdbd_conf(cluster: &Cluster, db_password: &str) -> Result<String, SlurmdbdError> {
-    render_slurmdbd_conf_with(cluster, db_password, &RenderOptions::default())
+    render_slurmdbd_conf_with(cluster, db_password, &RenderOptions::for_cluster(cluster))
 }
 
-/// [`render_slurmdbd_conf`] with explicit options (the slurmdbd port).
+/// [`render_slurmdbd_conf`] with explicit options (the slurmdbd port, the release).
 pub fn render_slurmdbd_conf_with(
     cluster: &Cluster,
     db_password: &str,
@@ -387,6 +430,10 @@ pub fn render_slurmdbd_conf_with(
     let _ = writeln!(o, "StoragePass={db_password}");
     let _ = writeln!(o, "StorageLoc={SLURMDBD_STORAGE_LOC}");
     o.push_str("LogFile=/var/log/slurm/slurmdbd.log\n");
-    o.push_str("PidFile=/run/slurmdbd.pid\n");
+    let _ = writeln!(
+        o,
+        "PidFile={}",
+        RuntimePaths::for_release(opts.release).slurmdbd_pid_file
+    );
     Ok(o)
 }

@@ -5,15 +5,26 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{EXAMPLES, load};
+use common::{EXAMPLES, load, load_for};
+use hpc_config::DebianRelease;
 use hpc_slurm::{
-    ConsistencyError, NodeHardware, RenderOptions, SlurmdbdError, check_consistency,
+    ConsistencyError, NodeHardware, RenderOptions, RuntimePaths, SlurmdbdError, check_consistency,
     render_cgroup_conf, render_gres_conf, render_slurm_conf, render_slurmdbd_conf,
 };
 
 fn all_files(name: &str) -> String {
-    let cluster = load(name);
-    let slurm = render_slurm_conf(&cluster, &BTreeMap::new(), &RenderOptions::default());
+    render_all(&load(name))
+}
+
+/// Every file of `cluster`, rendered as `up` does ([`RenderOptions::for_cluster`]).
+fn render_all(cluster: &hpc_config::Cluster) -> String {
+    let name = &cluster.name;
+    let cluster = cluster.clone();
+    let slurm = render_slurm_conf(
+        &cluster,
+        &BTreeMap::new(),
+        &RenderOptions::for_cluster(&cluster),
+    );
     let gres = render_gres_conf(&cluster);
     let cgroup = render_cgroup_conf(&cluster);
     let dbd =
@@ -37,6 +48,73 @@ fn gpu() {
 #[test]
 fn full_stack() {
     insta::assert_snapshot!(all_files("full-stack.yaml"));
+}
+
+#[test]
+fn full_stack_trixie() {
+    insta::assert_snapshot!(render_all(&load_for(
+        "full-stack.yaml",
+        DebianRelease::Trixie
+    )));
+}
+
+#[test]
+fn the_release_comes_from_the_cluster_file() {
+    for release in DebianRelease::ALL {
+        let cluster = load_for("minimal.yaml", release);
+        assert_eq!(RenderOptions::for_cluster(&cluster).release, release);
+    }
+    assert_eq!(
+        RenderOptions::for_cluster(&load("minimal.yaml")).release,
+        DebianRelease::Bookworm
+    );
+    assert_eq!(RenderOptions::default().release, DebianRelease::Bookworm);
+}
+
+/// What the releases' files differ in, line by line: only the PID files of the daemons
+/// Debian 13 runs as `slurm` (slurmctld, slurmdbd), in their runtime directories.
+#[test]
+fn releases_differ_only_in_the_pid_files_of_daemons_run_as_slurm() {
+    fn diff(a: &str, b: &str) -> Vec<(String, String)> {
+        assert_eq!(a.lines().count(), b.lines().count());
+        a.lines()
+            .zip(b.lines())
+            .filter(|(x, y)| x != y)
+            .map(|(x, y)| (x.to_owned(), y.to_owned()))
+            .collect()
+    }
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+    for name in EXAMPLES {
+        let old = render_all(&load_for(name, DebianRelease::Bookworm));
+        let new = render_all(&load_for(name, DebianRelease::Trixie));
+        let mut want = vec![(
+            "SlurmctldPidFile=/run/slurmctld.pid",
+            "SlurmctldPidFile=/run/slurmctld/slurmctld.pid",
+        )];
+        if load(name)
+            .slurm
+            .is_some_and(|s| s.accounting_host.is_some())
+        {
+            want.push((
+                "PidFile=/run/slurmdbd.pid",
+                "PidFile=/run/slurmdbd/slurmdbd.pid",
+            ));
+        }
+        assert_eq!(diff(&old, &new), pairs(&want), "{name}");
+        // Bookworm is the default: a file without `image.release` renders as before.
+        assert_eq!(old, all_files(name), "{name}");
+    }
+    for release in DebianRelease::ALL {
+        let p = RuntimePaths::for_release(release);
+        assert_eq!(
+            p.slurmd_pid_file, "/run/slurmd.pid",
+            "slurmd runs as root on both"
+        );
+    }
 }
 
 #[test]
