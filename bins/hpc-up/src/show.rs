@@ -108,16 +108,24 @@ pub(crate) fn image_phase(p: hpc_image::Phase) -> &'static str {
 
 pub(crate) fn image(out: &Output, r: &hpc_cluster::ImageReport) -> Result<ExitCode, Error> {
     if out.json() {
-        out.json_value(&json!({"ok": true, "built": r.built, "key": r.key, "base": r.base, "kernel": r.kernel, "initrd": r.initrd, "seconds": r.seconds}));
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        v["ok"] = json!(true);
+        out.json_value(&v);
     } else if r.built {
         for (phase, secs) in &r.phases {
             out.note(&format!("  {phase:<10} {secs:>7.1}s"));
         }
-        out.note(&format!("built {} in {:.1}s", r.base.display(), r.seconds));
+        out.note(&format!(
+            "built {} (Debian {}) in {:.1}s",
+            r.base.display(),
+            r.release,
+            r.seconds
+        ));
     } else {
         out.note(&format!(
-            "{} is up to date (same packages, files and key); nothing to do",
-            r.base.display()
+            "{} (Debian {}) is up to date (same packages, files and key); nothing to do",
+            r.base.display(),
+            r.release
         ));
     }
     Ok(ExitCode::SUCCESS)
