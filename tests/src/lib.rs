@@ -4,6 +4,7 @@
 //! Tests that need a component which CI installs fail, rather than skip, when `CI` is set and
 //! the component is missing: see [`require`].
 
+pub mod debian_chroot;
 pub mod libvirt_bed;
 pub mod ssh_bed;
 
