@@ -1,31 +1,69 @@
-//! End to end on real VMs: build the guest image from Debian packages, `up` the 3-node
+//! End to end on real VMs, once per Debian release of the guests (`image.release`:
+//! bookworm and trixie): build the guest image from Debian packages, `up` the 3-node
 //! `examples/minimal.yaml` (TCG, 1 vCPU each) on a libvirtd in a network namespace this test
-//! creates, check every node over SSH (own hostname, reaches the others by name), `status`,
-//! `down` (nothing left), then `kill -9` of an `up` midway and `down` again. Every node has
-//! two virtio-fs shares (read-write and read-only): files cross both ways, the read-only one
-//! refuses writes, `check virtiofs` passes, and the mounts come back after a reboot. `up`
-//! deploys SLURM with accounting and cgroup constraints: `srun -N2` runs on both compute
-//! nodes, a step runs in its job's cgroup, and `check slurm` passes (an sbatch job's output
-//! comes back through the read-write share; sacct shows it COMPLETED). A second `up`
-//! changes nothing and `plan` is empty; a changed partition (`max-time`) shows as a
-//! slurm.conf diff on every node in `plan` (text and JSON) with libvirt unchanged, `up`
-//! applies it (`scontrol` shows the new MaxTime), and `plan` is empty again.
+//! creates, check every node over SSH (own hostname, reaches the others by name, the
+//! release's kernel, SLURM and MariaDB versions), `status`, `down` (nothing left), then
+//! `kill -9` of an `up` midway and `down` again. Every node has two virtio-fs shares
+//! (read-write and read-only): files cross both ways, the read-only one refuses writes,
+//! `check virtiofs` passes, and the mounts come back after a reboot. `up` deploys SLURM with
+//! accounting and cgroup constraints: `srun -N2` runs on both compute nodes, a step runs in
+//! its job's cgroup, and `check slurm` passes (an sbatch job's output comes back through the
+//! read-write share; sacct shows it COMPLETED). A second `up` changes nothing and `plan` is
+//! empty; a changed partition (`max-time`) shows as a slurm.conf diff on every node in `plan`
+//! (text and JSON) with libvirt unchanged, `up` applies it (`scontrol` shows the new
+//! MaxTime), and `plan` is empty again. On trixie (Linux 6.12) the BeeGFS kernel gate meets
+//! the kernel it exists for: `up` with BeeGFS 7.4.4 clients is refused naming every node, the
+//! kernel read from it and the releases that build, with nothing of BeeGFS on any node;
+//! 7.4.7 and 8.1.0 pass the kernel gate (the preflight refuses them only for the kernel
+//! headers the image does not have).
 //!
-//! The image is cached under `/var/tmp/hpc-up-e2e` (keyed by its inputs), so a second run on
-//! the same machine skips the ~2 minute build. The bed (libvirtd, VMs, namespace) is removed
-//! by its `Drop`, whatever happens.
-#![allow(clippy::unwrap_used)] // test helpers panic on failure, as tests do
+//! Each release has its own image cache (`/var/tmp/hpc-up-e2e` for bookworm,
+//! `/var/tmp/hpc-up-e2e-trixie`; keyed by its inputs), so a second run on the same machine
+//! skips the build, and its own bed and scratch directory. The two tests take the bed's lock
+//! before building their image, so a build never overlaps the other's running cluster;
+//! `scripts/test` runs them one after the other (`--test-threads=1`). The bed (libvirtd,
+//! VMs, namespace) is removed by its `Drop`, whatever happens.
+#![allow(clippy::unwrap_used, clippy::print_stderr)] // test helpers panic on failure and log, as tests do
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::assert_gone;
+use hpc_config::DebianRelease;
 use hpc_tests::libvirt_bed::LibvirtBed;
 
 mod common;
 
-const CACHE: &str = "/var/tmp/hpc-up-e2e";
+/// What the scenario expects of one release's guests.
+struct Guests {
+    release: DebianRelease,
+    /// The image cache: base image, kernel, initrd, and the key the image trusts.
+    cache: &'static str,
+    /// `uname -r` starts with this.
+    kernel: &'static str,
+    /// The version `sinfo --version` and `slurmd -V` print (after `slurm-wlm `, Debian's
+    /// name for it) starts with this.
+    slurm: &'static str,
+    /// `mariadb --version` (on the controller) contains this.
+    mariadb: &'static str,
+}
+
+const BOOKWORM: Guests = Guests {
+    release: DebianRelease::Bookworm,
+    cache: "/var/tmp/hpc-up-e2e",
+    kernel: "6.1.",
+    slurm: "22.05.",
+    mariadb: "10.11.",
+};
+
+const TRIXIE: Guests = Guests {
+    release: DebianRelease::Trixie,
+    cache: "/var/tmp/hpc-up-e2e-trixie",
+    kernel: "6.12.",
+    slurm: "24.11.",
+    mariadb: "11.8.",
+};
 
 fn hpc_up(bed: Option<&LibvirtBed>, args: &[&str]) -> Output {
     let mut cmd = match bed {
@@ -46,10 +84,10 @@ fn ok(o: &Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The minimal example with its images in the cache, its state in `dir`, and a key that
-/// lives as long as the cached image.
-fn config(dir: &Path) -> PathBuf {
-    let cache = Path::new(CACHE);
+/// The minimal example for `guests`' release with its images in the release's cache, its
+/// state in `dir`, and a key that lives as long as the cached image.
+fn config(guests: &Guests, dir: &Path) -> PathBuf {
+    let cache = Path::new(guests.cache);
     fs_err::create_dir_all(cache).unwrap();
     let key = cache.join("id_ed25519");
     if !key.exists() {
@@ -60,10 +98,14 @@ fn config(dir: &Path) -> PathBuf {
             .unwrap();
         assert!(st.success());
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let text = fs_err::read_to_string(repo.join("examples/minimal.yaml"))
-        .unwrap()
-        .replace("/var/lib/hpc-up/images", CACHE)
+    let text = fs_err::read_to_string(common::repo().join("examples/minimal.yaml")).unwrap();
+    assert!(text.contains("\nimage:\n"), "{text}");
+    let text = text
+        .replace(
+            "\nimage:\n",
+            &format!("\nimage:\n  release: {}\n", guests.release),
+        )
+        .replace("/var/lib/hpc-up/images", guests.cache)
         .replace(
             "state-dir: /var/lib/hpc-up/clusters/minimal",
             &format!(
@@ -155,13 +197,169 @@ fn assert_partition_diff(plan: &str, nodes: &[&str]) {
     );
 }
 
+/// `cmd` on `node` over SSH: its stdout, or the test fails.
+fn on(bed: &LibvirtBed, cfg: &str, node: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["ssh", cfg, node, "--"];
+    args.extend_from_slice(cmd);
+    ok(
+        &hpc_up(Some(bed), &args),
+        &format!("{node}: {}", cmd.join(" ")),
+    )
+}
+
+/// Every node runs the release's kernel and SLURM; the controller its MariaDB.
+fn assert_versions(bed: &LibvirtBed, cfg: &str, guests: &Guests, nodes: &[&str]) {
+    let r = guests.release;
+    for n in nodes {
+        let kernel = on(bed, cfg, n, &["uname", "-r"]);
+        assert!(
+            kernel.starts_with(guests.kernel),
+            "{n} on {r}: kernel {kernel}"
+        );
+        for cmd in [["sinfo", "--version"], ["slurmd", "-V"]] {
+            let v = on(bed, cfg, n, &cmd);
+            let version = v
+                .trim()
+                .strip_prefix("slurm-wlm ")
+                .or_else(|| v.trim().strip_prefix("slurm "))
+                .unwrap_or_else(|| panic!("{n} on {r}: {cmd:?}: {v}"));
+            assert!(
+                version.starts_with(guests.slurm),
+                "{n} on {r}: {cmd:?}: {v}"
+            );
+        }
+        eprintln!(
+            "{n}: Linux {}, {}",
+            kernel.trim(),
+            on(bed, cfg, n, &["slurmd", "-V"]).trim()
+        );
+    }
+    let v = on(bed, cfg, "ctl", &["mariadb", "--version"]);
+    assert!(v.contains(guests.mariadb), "ctl on {r}: {v}");
+}
+
+/// A copy of the cluster file `cfg` with BeeGFS `version` on the default nodes (management
+/// and metadata on ctl, storage on the compute nodes, every node a client), its packages from
+/// a repository no guest can resolve: nothing may get as far as installing them.
+fn beegfs_config(cfg: &Path, version: &str) -> PathBuf {
+    let text = fs_err::read_to_string(cfg).unwrap();
+    assert!(!text.contains("beegfs"), "{text}");
+    let text = format!(
+        "{}\nbeegfs:\n  version: \"{version}\"\n  packages:\n    repo: http://beegfs.invalid/release/beegfs_{version}\n    trusted: true\n",
+        text.trim_end()
+    );
+    let path = cfg.with_file_name(format!("beegfs-{version}.yaml"));
+    fs_err::write(&path, text).unwrap();
+    path
+}
+
+/// `up` of the cluster with BeeGFS `version`: refused by the preflight (exit status 1, the
+/// BeeGFS layer); the problems it lists, one per line, in order.
+fn beegfs_refusal(bed: &LibvirtBed, cfg: &Path, version: &str) -> Vec<String> {
+    let file = beegfs_config(cfg, version);
+    let t = Instant::now();
+    let o = hpc_up(Some(bed), &["up", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    eprintln!(
+        "up with BeeGFS {version} ({:.0}s, {}):\n{err}",
+        t.elapsed().as_secs_f64(),
+        o.status
+    );
+    assert_eq!(o.status.code(), Some(1), "up with BeeGFS {version}");
+    let (_, problems) = err
+        .rsplit_once("Error: BeeGFS: BeeGFS preflight refused the deployment:\n")
+        .unwrap_or_else(|| panic!("BeeGFS {version}: not refused by the preflight:\n{err}"));
+    problems
+        .lines()
+        .map_while(|l| l.trim_start().strip_prefix("- "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Nothing of BeeGFS on any node: no package, no `/etc/beegfs`.
+fn assert_no_beegfs(bed: &LibvirtBed, cfg: &str, nodes: &[&str], when: &str) {
+    for n in nodes {
+        let o = hpc_up(Some(bed), &["ssh", cfg, n, "--", "dpkg", "-l", "beegfs*"]);
+        let listed = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("no packages found matching beegfs*"),
+            "{when}: {n} has BeeGFS packages:\n{listed}{err}"
+        );
+        let o = hpc_up(
+            Some(bed),
+            &["ssh", cfg, n, "--", "test", "-e", "/etc/beegfs"],
+        );
+        assert_eq!(o.status.code(), Some(1), "{when}: {n} has /etc/beegfs");
+    }
+}
+
+/// The BeeGFS kernel gate on trixie's Linux 6.12: `up` with 7.4.4 clients is refused before
+/// anything is installed, naming every node, the kernel read from it and the releases that
+/// build; 7.4.7 and 8.1.0 pass the kernel gate, so their preflight refuses them only for the
+/// kernel headers (the module is built on the node; the image has none), exactly the other
+/// problems 7.4.4 has.
+fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str]) {
+    let cfg_s = cfg.to_str().unwrap();
+    let refused = beegfs_refusal(bed, cfg, "7.4.4");
+    let mut headers = Vec::new();
+    for n in nodes {
+        let uname = on(bed, cfg_s, n, &["uname", "-r"]);
+        let uname = uname.trim();
+        assert!(uname.starts_with("6.12."), "{n}: {uname}");
+        let kernel = format!(
+            "{n}: the BeeGFS 7.4.4 client module does not build on Linux 6.12 (`{uname}`): "
+        );
+        let line = refused
+            .iter()
+            .find(|p| p.starts_with(&kernel))
+            .unwrap_or_else(|| panic!("{n}: no kernel refusal: {refused:#?}"));
+        assert!(
+            line.ends_with("; releases that build: 7.4.7 or later, 8.1.0 or later"),
+            "{line}"
+        );
+        headers.push(format!(
+            "{n}: no kernel headers for `{uname}` (/lib/modules/{uname}/build); the BeeGFS client module is built on the node: install linux-headers-{uname}"
+        ));
+    }
+    let others: Vec<&String> = refused
+        .iter()
+        .filter(|p| !p.contains("client module does not build"))
+        .collect();
+    assert_eq!(others, headers.iter().collect::<Vec<_>>(), "{refused:#?}");
+    assert_no_beegfs(bed, cfg_s, nodes, "after up with BeeGFS 7.4.4");
+    for version in ["7.4.7", "8.1.0"] {
+        let refused = beegfs_refusal(bed, cfg, version);
+        assert_eq!(refused, headers, "BeeGFS {version}");
+    }
+    assert_no_beegfs(bed, cfg_s, nodes, "after up with BeeGFS 7.4.7 and 8.1.0");
+    // the refused runs changed nothing that the cluster file (without BeeGFS) describes
+    let plan = ok(
+        &hpc_up(Some(bed), &["plan", cfg_s]),
+        "plan after the BeeGFS refusals",
+    );
+    assert!(plan.ends_with("no changes\n"), "{plan}");
+}
+
 #[test]
-fn a_real_cluster_comes_up_answers_and_goes_away() {
-    let Some(bed) = LibvirtBed::start("e2e").unwrap() else {
+fn a_real_cluster_comes_up_answers_and_goes_away_bookworm() {
+    scenario(&BOOKWORM);
+}
+
+#[test]
+fn a_real_cluster_comes_up_answers_and_goes_away_trixie() {
+    scenario(&TRIXIE);
+}
+
+/// The whole scenario on `guests`' release, on a bed of its own.
+fn scenario(guests: &Guests) {
+    let suite = guests.release.as_str();
+    // the bed's lock first: this release's image build never overlaps another's cluster
+    let Some(bed) = LibvirtBed::start(&format!("e2e-{suite}")).unwrap() else {
         return;
     };
     let dir = bed.scratch_dir("e2e");
-    let cfg = config(&dir);
+    let cfg = config(guests, &dir);
     let cfg_s = cfg.to_str().unwrap();
 
     // the guest image, from Debian packages (cached by its inputs)
@@ -169,7 +367,7 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
     let out = hpc_up(None, &["image", "build", cfg_s]);
     ok(&out, "image build");
     eprintln!(
-        "image build ({:.0}s):\n{}",
+        "image build, {suite} ({:.0}s):\n{}",
         t.elapsed().as_secs_f64(),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -178,7 +376,7 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
     let t = Instant::now();
     let out = hpc_up(Some(&bed), &["up", "--ssh-timeout", "900", cfg_s]);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("up ({:.0}s):\n{log}", t.elapsed().as_secs_f64());
+    eprintln!("up, {suite} ({:.0}s):\n{log}", t.elapsed().as_secs_f64());
     ok(&out, "up");
     assert!(log.contains("ssh ready"), "no timing table:\n{log}");
 
@@ -195,6 +393,7 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
             ok(&o, &format!("ping {other} from {n}"));
         }
     }
+    assert_versions(&bed, cfg_s, guests, &nodes);
 
     // virtio-fs: host → every node, every node → host, read-only refuses writes
     fs_err::write(dir.join("shared/from-host"), "host wrote this\n").unwrap();
@@ -443,6 +642,10 @@ fn a_real_cluster_comes_up_answers_and_goes_away() {
             .all(|n| n["state"] == "checked"),
         "{plan}"
     );
+
+    if guests.release == DebianRelease::Trixie {
+        assert_beegfs_kernel_gate(&bed, &cfg, &nodes);
+    }
 
     // down: nothing left
     ok(&hpc_up(Some(&bed), &["down", cfg_s]), "down");
