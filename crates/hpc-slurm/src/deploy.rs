@@ -357,22 +357,29 @@ async fn munge_round_trip<E: Executor>(
 }
 
 /// slurmdbd accepts TCP connections on its port on the accounting host.
+/// What the slurmdbd probe prints (on stderr, which `run_ok` reports) when the unit has failed.
+const DBD_FAILED: &str = "hpc-up: slurmdbd.service failed";
+
 async fn wait_slurmdbd<E: Executor>(
     exec: &E,
     host: &str,
     port: u16,
     timeout: Duration,
 ) -> Result<(), DeployError> {
-    let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+    // A unit that failed will not come back by itself (Debian's has no `Restart=`): say so
+    // at once rather than after the whole wait.
+    let probe = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} && exit 0; \
+         if systemctl is-failed --quiet slurmdbd; then echo {DBD_FAILED} >&2; fi; exit 1"
+    );
     let r = wait_for(timeout, Duration::from_millis(500), || async {
-        run_ok(exec, host, &["bash", "-c", probe.as_str()])
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                Wait::Retry(format!(
-                    "slurmdbd does not accept connections on port {port}: {e}"
-                ))
-            })
+        match run_ok(exec, host, &["bash", "-c", probe.as_str()]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.contains(DBD_FAILED) => Err(Wait::Stop("slurmdbd failed".to_owned())),
+            Err(e) => Err(Wait::Retry(format!(
+                "slurmdbd does not accept connections on port {port}: {e}"
+            ))),
+        }
     })
     .await;
     match r {
