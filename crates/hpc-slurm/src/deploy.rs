@@ -356,10 +356,10 @@ async fn munge_round_trip<E: Executor>(
     Err(phase_error("munge round trip", vec![msg]))
 }
 
-/// slurmdbd accepts TCP connections on its port on the accounting host.
-/// What the slurmdbd probe prints (on stderr, which `run_ok` reports) when the unit has failed.
-const DBD_FAILED: &str = "hpc-up: slurmdbd.service failed";
+/// The slurmdbd probe's exit status when the unit has failed.
+const DBD_FAILED: u32 = 3;
 
+/// slurmdbd accepts TCP connections on its port on the accounting host.
 async fn wait_slurmdbd<E: Executor>(
     exec: &E,
     host: &str,
@@ -367,15 +367,24 @@ async fn wait_slurmdbd<E: Executor>(
     timeout: Duration,
 ) -> Result<(), DeployError> {
     // A unit that failed will not come back by itself (Debian's has no `Restart=`): say so
-    // at once rather than after the whole wait.
+    // at once rather than after the whole wait. The connect runs in a subshell: a failed
+    // `exec` redirection ends a non-interactive shell.
     let probe = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{port} && exit 0; \
-         if systemctl is-failed --quiet slurmdbd; then echo {DBD_FAILED} >&2; fi; exit 1"
+        "(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && exit 0; \
+         systemctl is-failed --quiet slurmdbd && exit {DBD_FAILED}; \
+         echo 'connection refused' >&2; exit 1"
     );
+    let argv = argv(&["bash", "-c", probe.as_str()]);
     let r = wait_for(timeout, Duration::from_millis(500), || async {
-        match run_ok(exec, host, &["bash", "-c", probe.as_str()]).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.contains(DBD_FAILED) => Err(Wait::Stop("slurmdbd failed".to_owned())),
+        match exec.run(host, &argv).await {
+            Ok(o) if o.status == Some(0) => Ok(()),
+            Ok(o) if o.status == Some(DBD_FAILED) => {
+                Err(Wait::Stop("slurmdbd.service failed".to_owned()))
+            }
+            Ok(o) => Err(Wait::Retry(format!(
+                "slurmdbd does not accept connections on port {port}: {}",
+                text(&o.stderr)
+            ))),
             Err(e) => Err(Wait::Retry(format!(
                 "slurmdbd does not accept connections on port {port}: {e}"
             ))),
