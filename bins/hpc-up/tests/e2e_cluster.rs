@@ -99,11 +99,12 @@ fn config(guests: &Guests, dir: &Path) -> PathBuf {
         assert!(st.success());
     }
     let text = fs_err::read_to_string(common::repo().join("examples/minimal.yaml")).unwrap();
-    assert!(text.contains("\nimage:\n"), "{text}");
+    // the example's own release line, set to this scenario's
+    assert!(text.contains("\n  release: trixie\n"), "{text}");
     let text = text
         .replace(
-            "\nimage:\n",
-            &format!("\nimage:\n  release: {}\n", guests.release),
+            "\n  release: trixie\n",
+            &format!("\n  release: {}\n", guests.release),
         )
         .replace("/var/lib/hpc-up/images", guests.cache)
         .replace(

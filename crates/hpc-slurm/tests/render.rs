@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{EXAMPLES, load, load_for};
+use common::{EXAMPLES, load, load_default, load_for};
 use hpc_config::DebianRelease;
 use hpc_slurm::{
     ConsistencyError, NodeHardware, RenderOptions, RuntimePaths, SlurmdbdError, check_consistency,
@@ -65,7 +65,7 @@ fn the_release_comes_from_the_cluster_file() {
         assert_eq!(RenderOptions::for_cluster(&cluster).release, release);
     }
     assert_eq!(
-        RenderOptions::for_cluster(&load("minimal.yaml")).release,
+        RenderOptions::for_cluster(&load_default("minimal.yaml")).release,
         DebianRelease::Bookworm
     );
     assert_eq!(RenderOptions::default().release, DebianRelease::Bookworm);
@@ -106,7 +106,7 @@ fn releases_differ_only_in_the_pid_files_of_daemons_run_as_slurm() {
         }
         assert_eq!(diff(&old, &new), pairs(&want), "{name}");
         // Bookworm is the default: a file without `image.release` renders as before.
-        assert_eq!(old, all_files(name), "{name}");
+        assert_eq!(old, render_all(&load_default(name)), "{name}");
     }
     for release in DebianRelease::ALL {
         let p = RuntimePaths::for_release(release);

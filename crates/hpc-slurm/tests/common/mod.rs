@@ -7,9 +7,9 @@ pub fn load(name: &str) -> hpc_config::Cluster {
     load_text(name, &example(name))
 }
 
-/// The example `name` with `image.release: <release>` in its file.
+/// The example `name` with `image.release: <release>` in its file (instead of its own).
 pub fn load_for(name: &str, release: hpc_config::DebianRelease) -> hpc_config::Cluster {
-    let text = example(name);
+    let text = without_release(name);
     let with = text.replacen(
         "\nimage:\n",
         &format!("\nimage:\n  release: {release}\n"),
@@ -17,6 +17,19 @@ pub fn load_for(name: &str, release: hpc_config::DebianRelease) -> hpc_config::C
     );
     assert_ne!(with, text, "{name} has no `image:` section");
     load_text(name, &with)
+}
+
+/// The example `name` without an `image.release` line: the default release.
+pub fn load_default(name: &str) -> hpc_config::Cluster {
+    load_text(name, &without_release(name))
+}
+
+fn without_release(name: &str) -> String {
+    example(name)
+        .lines()
+        .filter(|l| !l.starts_with("  release: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn example(name: &str) -> String {
