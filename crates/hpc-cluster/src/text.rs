@@ -9,11 +9,11 @@ use crate::lifecycle::NodeStatus;
 use crate::plan::{ClusterPlan, NodeState};
 
 /// A borderless table, columns `right` aligned right.
-pub(crate) fn table<const N: usize>(header: [&str; N], right: &[usize]) -> Table {
+pub(crate) fn table(header: &[&str], right: &[usize]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
+        .set_header(header.to_vec());
     for i in right {
         if let Some(c) = t.column_mut(*i) {
             c.set_cell_alignment(CellAlignment::Right);
@@ -46,33 +46,20 @@ fn ok(b: bool) -> &'static str {
 /// started), and how long its own seed wait, base, SLURM (and BeeGFS) phases took.
 pub fn timing_table(t: &Timings) -> String {
     let beegfs = t.values().any(|n| n.beegfs.is_some());
-    let mut tab = table(
-        [
-            "node",
-            "ssh ready",
-            "seed",
-            "base",
-            "slurm",
-            "done",
-            "changed",
-        ],
-        &[1, 2, 3, 4, 5, 6],
-    );
+    let mut header = vec![
+        "node",
+        "ssh ready",
+        "seed",
+        "base",
+        "slurm",
+        "done",
+        "changed",
+    ];
     if beegfs {
-        tab = table(
-            [
-                "node",
-                "ssh ready",
-                "seed",
-                "base",
-                "slurm",
-                "done",
-                "changed",
-                "beegfs",
-            ],
-            &[1, 2, 3, 4, 5, 6, 7],
-        );
+        header.push("beegfs");
     }
+    let right: Vec<usize> = (1..header.len()).collect();
+    let mut tab = table(&header, &right);
     for (node, n) in t {
         let mut row = vec![
             node.clone(),
@@ -161,7 +148,7 @@ pub fn plan(p: &ClusterPlan) -> String {
 
 /// The cluster's nodes: name, role, address.
 pub fn nodes(cluster: &Cluster) -> String {
-    let mut nodes = table(["node", "role", "ip"], &[]);
+    let mut nodes = table(&["node", "role", "ip"], &[]);
     for n in &cluster.nodes {
         nodes.add_row(vec![
             n.name.to_string(),
@@ -174,7 +161,7 @@ pub fn nodes(cluster: &Cluster) -> String {
 
 /// `status`: per node its state, IP, MAC, vCPUs, memory.
 pub fn status(rows: &[NodeStatus]) -> String {
-    let mut t = table(["NODE", "STATE", "IP", "MAC", "VCPUS", "MEMORY"], &[4, 5]);
+    let mut t = table(&["NODE", "STATE", "IP", "MAC", "VCPUS", "MEMORY"], &[4, 5]);
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     for s in rows {
         t.add_row(vec![
@@ -195,7 +182,7 @@ pub fn check_virtiofs(r: &hpc_virtiofs::CheckReport) -> String {
     let rates =
         |r: Option<(f64, f64)>| r.map_or_else(|| "-".to_owned(), |(w, r)| format!("{w:.0}/{r:.0}"));
     let mut t = table(
-        [
+        &[
             "node",
             "tag",
             "mount point",
@@ -252,7 +239,7 @@ pub fn check_virtiofs(r: &hpc_virtiofs::CheckReport) -> String {
 /// `check slurm`: srun per partition, the sbatch job, sacct.
 pub fn check_slurm(r: &hpc_slurm::CheckReport) -> String {
     let b = &r.sbatch;
-    let mut t = table(["check", "partition", "result", "time"], &[3]);
+    let mut t = table(&["check", "partition", "result", "time"], &[3]);
     for s in &r.srun {
         t.add_row(vec![
             "srun".into(),
@@ -306,7 +293,7 @@ pub fn check_beegfs(r: &hpc_beegfs::ClusterCheck) -> String {
             t.id, t.reachability, t.consistency
         ));
     }
-    let mut t = table(["client", "round trip", "peer's file", "MiB/s w/r"], &[3]);
+    let mut t = table(&["client", "round trip", "peer's file", "MiB/s w/r"], &[3]);
     for c in &r.clients {
         t.add_row(vec![
             c.node.clone(),
