@@ -119,6 +119,19 @@ fn allocate() -> Result<(u32, File), String> {
 }
 
 impl SshBed {
+    /// A bed of `n` hosts for a test whose hosts run the Debian `daemons` (programs in
+    /// `/usr/sbin`, installed by `install`), or `None` (skip, with a message naming `what`)
+    /// outside CI when one is missing; in CI a missing daemon fails.
+    pub fn with_daemons(n: usize, daemons: &[&str], install: &str, what: &str) -> Option<Self> {
+        let have = daemons
+            .iter()
+            .all(|d| Path::new("/usr/sbin").join(d).exists());
+        if require(have, install, what) {
+            return None;
+        }
+        Self::start(n).unwrap_or_else(|e| panic!("SSH bed for {what}: {e}"))
+    }
+
     /// Start a bed of `n` hosts (1..=64), `h01`…`hNN`. `Ok(None)` means "skip": not root, or
     /// iproute2/OpenSSH/util-linux missing, outside CI (in CI that panics instead).
     pub fn start(n: usize) -> Result<Option<Self>, String> {

@@ -17,24 +17,18 @@ use hpc_slurm::{
     CheckOptions, DeployError, DeployOptions, NodeHardware, PhaseEvent, Secrets, check, deploy,
     deploy_with,
 };
-use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
 
 const PACKAGES: [&str; 5] = ["munged", "slurmctld", "slurmd", "slurmdbd", "mariadbd"];
 
-/// A bed of 4 hosts, or `None` (skip) outside CI when something is missing.
+/// A bed of 4 hosts, or `None` (skip) outside CI when a daemon is missing.
 fn bed() -> Option<SshBed> {
-    let have = PACKAGES
-        .iter()
-        .all(|p| std::path::Path::new("/usr/sbin").join(p).exists());
-    if require(
-        have,
+    SshBed::with_daemons(
+        4,
+        &PACKAGES,
         "munge, slurmctld, slurmd, slurmdbd and mariadb-server (scripts/install-deps)",
         "SLURM on the SSH test bed",
-    ) {
-        return None;
-    }
-    SshBed::start(4).unwrap()
+    )
 }
 
 /// The cluster file for the bed: h01 controller, h02–h04 compute, `share` shared by all.

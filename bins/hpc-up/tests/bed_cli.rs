@@ -15,12 +15,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -34,18 +33,14 @@ const CANCEL_BOUND: Duration = Duration::from_secs(10);
 /// How long any one `up`/`down` on the bed may take before the test gives up on it.
 const RUN_BOUND: Duration = Duration::from_secs(300);
 
+/// A bed of 3 hosts, or `None` (skip) outside CI when a daemon is missing.
 fn bed() -> Option<SshBed> {
-    let have = PACKAGES
-        .iter()
-        .all(|p| Path::new("/usr/sbin").join(p).exists());
-    if require(
-        have,
+    SshBed::with_daemons(
+        3,
+        &PACKAGES,
         "munge, slurmctld and slurmd (scripts/install-deps)",
         "hpc-up on the SSH test bed",
-    ) {
-        return None;
-    }
-    SshBed::start(3).unwrap()
+    )
 }
 
 /// The cluster file for the bed, written to `<bed state>/<file>`: h01 controller, h02–h03

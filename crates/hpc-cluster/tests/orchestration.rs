@@ -14,23 +14,18 @@ use hpc_cluster::{
     CancelToken, Connector, Error, Event, Layer, Libvirt, NodeState, Session, UpOptions,
 };
 use hpc_config::Cluster;
-use hpc_tests::require;
 use hpc_tests::ssh_bed::SshBed;
 
 const PACKAGES: [&str; 3] = ["munged", "slurmctld", "slurmd"];
 
+/// A bed of 3 hosts, or `None` (skip) outside CI when a daemon is missing.
 fn bed() -> Option<SshBed> {
-    let have = PACKAGES
-        .iter()
-        .all(|p| std::path::Path::new("/usr/sbin").join(p).exists());
-    if require(
-        have,
+    SshBed::with_daemons(
+        3,
+        &PACKAGES,
         "munge, slurmctld and slurmd (scripts/install-deps)",
         "hpc-cluster on the SSH test bed",
-    ) {
-        return None;
-    }
-    SshBed::start(3).unwrap()
+    )
 }
 
 /// h01 controller, h02–h03 compute, SLURM with one partition whose time limit is `limit`;
