@@ -200,6 +200,60 @@ fn image_build_refuses_an_empty_beegfs_debs_directory() {
     assert!(!dir.path().join("base.qcow2").exists());
 }
 
+#[test]
+fn image_build_refuses_beegfs_debs_of_another_release() {
+    // The vendor's 7.4.7 packages (../shared/beegfs) for a file that asks for 8.1.0: every
+    // package is named, with its version, before anything is built.
+    let shared = repo().join("../shared/beegfs/7.4.7");
+    if !shared.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has no {}",
+            shared.display()
+        );
+        eprintln!("skipped: no {}", shared.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs_err::read_to_string(repo().join("examples/full-stack.yaml"))
+        .unwrap()
+        .replace("version: \"7.4.6\"", "version: \"8.1.0\"")
+        .replace("/srv/hpc-up/full/beegfs-debs", shared.to_str().unwrap())
+        .replace("/var/lib/hpc-up/images", dir.path().to_str().unwrap());
+    let cfg = dir.path().join("full.yaml");
+    fs_err::write(&cfg, text).unwrap();
+    let state = dir.path().join("state");
+    let o = hpc_up(&[
+        "--state-dir",
+        state.to_str().unwrap(),
+        "image",
+        "build",
+        cfg.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for p in [
+        "beegfs-client",
+        "beegfs-meta",
+        "beegfs-mgmtd",
+        "beegfs-storage",
+    ] {
+        assert!(
+            err.contains(&format!(
+                "{p}_7.4.7_all.deb is {p} 20:7.4.7, but the cluster file asks for BeeGFS 8.1.0"
+            )) || err.contains(&format!(
+                "{p}_7.4.7_amd64.deb is {p} 20:7.4.7, but the cluster file asks for BeeGFS 8.1.0"
+            )),
+            "{p}: {err}"
+        );
+    }
+    assert!(
+        err.contains("no .deb file for beegfs-tools (BeeGFS 8.1.0)"),
+        "{err}"
+    );
+    assert!(!dir.path().join("base.qcow2").exists());
+}
+
 /// What bash offers for `words` (the last one being typed) with the completion script
 /// `completion` loaded, as bash calls it on <TAB>.
 fn bash_complete(completion: &Path, words: &[&str]) -> Vec<String> {

@@ -5,7 +5,9 @@
 //! `beegfs-meta.conf`, `beegfs-storage.conf`, `beegfs-client.conf`, `beegfs-helperd.conf`
 //! (7.x), `beegfs-mounts.conf` — and the ordered setup steps as [`hpc_remote`] host plans
 //! (packages, auth file, directory initialisation, `beegfs-mgmtd --init` for 8.x, services in
-//! order, the client mount). It also holds the client kernel-module compatibility rules
+//! order, the client mount), and what a guest image needs for BeeGFS ([`choose_debs`], the
+//! client module built for the image's kernel: [`CLIENT_MODULE_SCRIPT`]). It also holds the
+//! client kernel-module compatibility rules
 //! ([`client_compat`]), the node probe and its rules ([`preflight`]), and the parsers of the
 //! check tools' output ([`parse_check_servers`], [`parse_node_list`], …).
 //!
@@ -105,6 +107,8 @@ mod cluster_check;
 mod conf;
 #[cfg(feature = "deploy")]
 mod deploy;
+#[cfg(feature = "steps")]
+mod image;
 mod kernel;
 mod keys;
 mod preflight;
@@ -124,6 +128,10 @@ pub use conf::{Conf, ConfError, Value};
 #[cfg(feature = "deploy")]
 pub use deploy::{
     DeployError, DeployReport, NodeFailure, PREFLIGHT_PHASE, Preflight, deploy, preflight_cluster,
+};
+#[cfg(feature = "steps")]
+pub use image::{
+    CLIENT_MODULE_SCRIPT, DebInfo, DebsError, builds_client_module, choose_debs, image_packages,
 };
 pub use kernel::{Compat, Kernel, KernelRefusal, client_compat, releases_that_build};
 pub use keys::{Daemon, accepted_keys, deprecated_replacement};

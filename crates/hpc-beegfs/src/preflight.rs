@@ -1,5 +1,5 @@
-//! Before deploying: each BeeGFS node's kernel, network interfaces, machine UUID and kernel
-//! headers, probed with one fixed command and judged by pure rules.
+//! Before deploying: each BeeGFS node's kernel, network interfaces, machine UUID, client
+//! module and kernel headers, probed with one fixed command and judged by pure rules.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,8 @@ ip -o -4 addr show 2>/dev/null | while read -r _ ifc _ addr _; do echo "inet=$if
 if [ -r /sys/class/dmi/id/product_uuid ]; then echo "dmi-uuid=$(cat /sys/class/dmi/id/product_uuid)"; fi
 for u in $(blkid -s UUID -o value 2>/dev/null); do echo "blkid-uuid=$u"; done
 if [ -d "/lib/modules/$(uname -r)/build" ]; then echo headers=yes; else echo headers=no; fi
+m=$(find "/lib/modules/$(uname -r)" -name 'beegfs.ko*' 2>/dev/null | head -n 1)
+if [ -n "$m" ]; then echo "client-module=$m"; fi
 "#;
 
 /// The probe as argv.
@@ -35,6 +37,10 @@ pub struct NodeFacts {
     pub blkid_uuids: Vec<String>,
     /// `/lib/modules/$(uname -r)/build` exists (kernel headers for the module build).
     pub headers: bool,
+    /// The BeeGFS client module built for the running kernel (`beegfs.ko` under
+    /// `/lib/modules/$(uname -r)`), when there is one: `hpc-up image build` builds it for
+    /// the image's kernel.
+    pub client_module: Option<String>,
 }
 
 impl NodeFacts {
@@ -56,6 +62,7 @@ impl NodeFacts {
                 "dmi-uuid" if valid_uuid(v) => f.dmi_uuid = Some(v.to_owned()),
                 "blkid-uuid" if !v.is_empty() => f.blkid_uuids.push(v.to_owned()),
                 "headers" => f.headers = v == "yes",
+                "client-module" if !v.is_empty() => f.client_module = Some(v.to_owned()),
                 _ => {}
             }
         }
@@ -97,11 +104,11 @@ pub enum PreflightProblem {
         /// What it said.
         uname: String,
     },
-    /// The module build needs the kernel headers.
+    /// No client module for the running kernel, and no kernel headers to build one.
     #[error(
-        "{node}: no kernel headers for `{uname}` (/lib/modules/{uname}/build); the BeeGFS client module is built on the node: install linux-headers-{uname}"
+        "{node}: no BeeGFS client module for `{uname}` and no kernel headers to build one (/lib/modules/{uname}/build): bake the packages into the image (`beegfs.packages.debs`: `hpc-up image build` builds the module for the image's kernel) or install linux-headers-{uname}"
     )]
-    NoHeaders {
+    NoClientModule {
         /// The node.
         node: String,
         /// `uname -r`.
@@ -204,8 +211,8 @@ pub fn preflight(
                     ),
                 },
             }
-            if !f.headers {
-                problems.push(PreflightProblem::NoHeaders {
+            if f.client_module.is_none() && !f.headers {
+                problems.push(PreflightProblem::NoClientModule {
                     node: node.clone(),
                     uname: f.uname.clone(),
                 });

@@ -73,9 +73,10 @@ fn preflight_probes_every_node_and_judges_the_facts() {
     );
     assert_eq!(pre.facts["cn01"].uname, "6.1.0-28-cloud-amd64");
     let problems: Vec<String> = pre.problems.iter().map(ToString::to_string).collect();
-    // 8.1 builds on 6.12; the container lacks headers, a NIC and a machine UUID.
+    // 8.1 builds on 6.12; the container lacks a client module (and headers), a NIC and a
+    // machine UUID.
     assert_eq!(problems.len(), 4, "{problems:#?}");
-    assert!(problems[0].starts_with("cn02: no kernel headers"));
+    assert!(problems[0].starts_with("cn02: no BeeGFS client module"));
     assert!(problems[1].starts_with("cn02: no network interface"));
     assert!(problems[2].starts_with("cn02: no machine UUID"));
     assert_eq!(
@@ -101,7 +102,8 @@ fn preflight_problems_refuse_before_any_plan_is_applied() {
     let DeployError::Preflight { problems, .. } = &err else {
         panic!("{err:?}");
     };
-    // All of them: the 7.4.6 client module on Linux 6.12, no headers, no NIC; cn03 silent.
+    // All of them: the 7.4.6 client module on Linux 6.12, no module or headers, no NIC; cn03
+    // silent.
     let nodes: Vec<String> = problems
         .iter()
         .map(|p| p.to_string().split(':').next().unwrap().to_owned())

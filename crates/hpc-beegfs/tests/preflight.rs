@@ -77,6 +77,38 @@ fn the_seed_failure_is_refused_before_deploying() {
 }
 
 #[test]
+fn a_module_in_the_image_needs_no_headers() {
+    // The image's module for the running kernel: no headers needed.
+    let with_module = format!(
+        "{CONTAINER}client-module=/lib/modules/6.12.117+deb13-amd64/updates/fs/beegfs_autobuild/beegfs.ko\ninet=eth0 10.0.0.2/24\nblkid-uuid=2f0e1a7c-4f3b-4a55-9f6e-0c2b7d0a1e11\n"
+    );
+    let f = NodeFacts::parse(&with_module);
+    assert_eq!(
+        f.client_module.as_deref(),
+        Some("/lib/modules/6.12.117+deb13-amd64/updates/fs/beegfs_autobuild/beegfs.ko")
+    );
+    assert!(!f.headers);
+    let (problems, warnings) = preflight(
+        &full_stack("8.1.0", ""),
+        &facts(&with_module),
+        &BTreeMap::new(),
+    );
+    assert!(problems.is_empty() && warnings.is_empty(), "{problems:#?}");
+    // A module does not lift the kernel gate: 7.4.4 is still refused on 6.12.
+    let (problems, _) = preflight(
+        &full_stack("7.4.4", ""),
+        &facts(&with_module),
+        &BTreeMap::new(),
+    );
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| matches!(p, PreflightProblem::Kernel(_)))
+    );
+}
+
+#[test]
 fn loopback_only_and_no_uuid() {
     let (problems, _) = preflight(
         &full_stack("8.1.0", ""),
@@ -86,10 +118,9 @@ fn loopback_only_and_no_uuid() {
     let msgs: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(msgs.contains(&"cn01: no network interface with an IPv4 address besides loopback; beegfs-storage refuses to start (\"Couldn't find any usable NIC\")".to_owned()), "{msgs:#?}");
     assert!(msgs.contains(&"ctl: no machine UUID (no /sys/class/dmi/id/product_uuid, no blkid UUID); BeeGFS 8.1.0 beegfs-meta cannot register (\"Couldn't determine UUID for machine\")".to_owned()), "{msgs:#?}");
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("cn02: no kernel headers for `6.12.117+deb13-amd64`"))
-    );
+    assert!(msgs.iter().any(|m| m.starts_with(
+        "cn02: no BeeGFS client module for `6.12.117+deb13-amd64` and no kernel headers"
+    )));
     // 7.x does not need a machine UUID.
     let (problems, _) = preflight(
         &full_stack("7.4.7", ""),

@@ -51,27 +51,63 @@ impl Session {
         })
     }
 
-    /// The `.deb` files of `beegfs.packages.debs` (sorted), baked into the image.
+    /// The `.deb` files of `beegfs.packages.debs` that the nodes' roles need (the directory
+    /// may hold more, e.g. a release's whole set), each checked for its package and release.
     fn beegfs_debs(&self) -> Result<Vec<PathBuf>> {
         let Some(hpc_config::BeegfsPackageSource::Debs { dir }) =
             self.cluster.beegfs.as_ref().map(|b| &b.packages)
         else {
             return Ok(Vec::new());
         };
-        let mut debs: Vec<PathBuf> = fs_err::read_dir(dir)
+        let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
             .map_err(Error::io("cannot list", dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "deb") && p.is_file())
             .filter(|p| !self.cluster.image.debs.contains(p))
             .collect();
-        debs.sort();
-        if debs.is_empty() {
+        files.sort();
+        if files.is_empty() {
             return Err(Error::Usage(format!(
                 "beegfs.packages.debs: {} holds no .deb files",
                 dir.display()
             )));
         }
-        Ok(debs)
+        let mut debs = Vec::with_capacity(files.len());
+        for f in files {
+            let (package, version) = hpc_image::deb_fields(&f)?;
+            debs.push((
+                f.display().to_string(),
+                hpc_beegfs::DebInfo { package, version },
+            ));
+        }
+        hpc_beegfs::choose_debs(&self.cluster, &debs)
+            .map(|chosen| chosen.into_iter().map(PathBuf::from).collect())
+            .map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+                Error::Usage(format!(
+                    "beegfs.packages.debs: {}:\n{}",
+                    dir.display(),
+                    lines.join("\n")
+                ))
+            })
+    }
+
+    /// The image recipe for this cluster: the file's image section, the BeeGFS packages the
+    /// nodes need and, for BeeGFS clients, the kernel headers and the client module build.
+    fn recipe(&self, key: &str) -> Result<Recipe> {
+        let mut recipe = Recipe::for_cluster(&self.cluster, key);
+        recipe.debs.extend(self.beegfs_debs()?);
+        if hpc_beegfs::builds_client_module(&self.cluster) {
+            let headers = hpc_image::KERNEL_HEADERS_PACKAGE.to_owned();
+            if !recipe.packages.contains(&headers) {
+                recipe.packages.push(headers);
+            }
+            recipe.scripts.push(hpc_image::ImageScript {
+                name: "beegfs-client-module".into(),
+                script: hpc_beegfs::CLIENT_MODULE_SCRIPT.into(),
+            });
+        }
+        Ok(recipe)
     }
 
     /// Build the image from Debian packages (mmdebstrap); a second build with the same
@@ -81,8 +117,7 @@ impl Session {
         let id = self.state.identity(&self.cluster)?;
         let key =
             fs_err::read_to_string(&id.public).map_err(Error::io("cannot read", &id.public))?;
-        let mut recipe = Recipe::for_cluster(&self.cluster, &key);
-        recipe.debs.extend(self.beegfs_debs()?);
+        let recipe = self.recipe(&key)?;
         if force {
             let _ = fs_err::remove_file(paths.manifest());
         }

@@ -96,6 +96,46 @@ pub enum BuildError {
         /// `vmlinuz` or `initrd.img`.
         what: &'static str,
     },
+    /// A `.deb` file's control fields could not be read.
+    #[error("{}: not a readable Debian package: {message}", path.display())]
+    Deb {
+        /// The file.
+        path: PathBuf,
+        /// What `dpkg-deb` said.
+        message: String,
+    },
+}
+
+/// A `.deb` file's `Package` and `Version` fields (`dpkg-deb --field`).
+pub fn deb_fields(path: &Path) -> Result<(String, String), BuildError> {
+    let err = |message: String| BuildError::Deb {
+        path: path.to_path_buf(),
+        message,
+    };
+    let out = Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(path)
+        .args(["Package", "Version"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| err(format!("cannot run dpkg-deb: {e}")))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    match (field("Package"), field("Version")) {
+        (Some(p), Some(v)) => Ok((p, v)),
+        _ => Err(err(format!(
+            "no Package and Version fields in `{}`",
+            text.trim()
+        ))),
+    }
 }
 
 /// What hpc-up wrote beside an image it built (`<base>.json`, placed after the image).

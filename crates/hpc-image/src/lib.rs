@@ -39,7 +39,10 @@ mod recipe;
 
 pub use build::{
     BuildError, ImagePaths, Manifest, ManifestError, Outcome, Phase, build, cache_key, check_tools,
-    is_up_to_date, manifest_path, read_manifest,
+    deb_fields, is_up_to_date, manifest_path, read_manifest,
 };
 pub use hpc_config::DebianRelease;
-pub use recipe::{BASE_PACKAGES, DISABLED_SERVICES, RECIPE_VERSION, ROOT_LABEL, Recipe};
+pub use recipe::{
+    BASE_PACKAGES, DISABLED_SERVICES, ImageScript, KERNEL_HEADERS_PACKAGE, RECIPE_VERSION,
+    ROOT_LABEL, Recipe,
+};

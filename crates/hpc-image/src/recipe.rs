@@ -55,6 +55,10 @@ pub const BASE_PACKAGES: &[&str] = &[
     "mariadb-server",
 ];
 
+/// The headers of [`BASE_PACKAGES`]' kernel (`linux-image-cloud-amd64`), for images that
+/// build a kernel module.
+pub const KERNEL_HEADERS_PACKAGE: &str = "linux-headers-cloud-amd64";
+
 /// Services the packages enable that must not start before hpc-up configures them.
 pub const DISABLED_SERVICES: &[&str] = &["slurmctld", "slurmd", "slurmdbd", "munge", "mariadb"];
 
@@ -73,6 +77,19 @@ pub struct Recipe {
     pub size: ByteSize,
     /// The public key that may log in as root.
     pub authorized_key: String,
+    /// Scripts run as root inside the image's root (`sh`, in order) after the local `.deb`
+    /// files are installed, each with a name for its log line (e.g. building a kernel module
+    /// for the image's kernel). Part of the cache key.
+    pub scripts: Vec<ImageScript>,
+}
+
+/// A script run inside the image's root while it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageScript {
+    /// What it does, in a few words (`beegfs-client-module`).
+    pub name: String,
+    /// The script (POSIX `sh`).
+    pub script: String,
 }
 
 impl Recipe {
@@ -94,6 +111,7 @@ impl Recipe {
             debs: cluster.image.debs.clone(),
             size: cluster.image.size,
             authorized_key: authorized_key.trim().to_owned(),
+            scripts: Vec::new(),
         }
     }
 
@@ -127,6 +145,11 @@ impl Recipe {
         h.update(SEED_SCRIPT);
         h.update(SEED_UNIT);
         h.update(SSH_HOSTKEYS_DROPIN);
+        // Only recipes with scripts hash them: the keys of those without stay as they were.
+        for s in &self.scripts {
+            h.update(format!("script {} {}\n", s.name, s.script.len()));
+            h.update(&s.script);
+        }
         hex(&h.finalize())
     }
 
@@ -190,6 +213,14 @@ impl Recipe {
             h.push(format!(
                 "mkdir -p \"$1/tmp/hpc-debs\" && cp {}/*.deb \"$1/tmp/hpc-debs/\" && chroot \"$1\" sh -c 'apt-get install -y --no-install-recommends /tmp/hpc-debs/*.deb' && rm -rf \"$1/tmp/hpc-debs\"",
                 q(debs_dir)
+            ));
+        }
+        for (i, s) in self.scripts.iter().enumerate() {
+            let file = format!("/tmp/hpc-up-script-{i}.sh");
+            h.push(format!(
+                "cat > \"$1{file}\" <<'HPCUPEOF'\n{}\nHPCUPEOF\necho {} >&2 && chroot \"$1\" /bin/sh {file} && rm -f \"$1{file}\"",
+                s.script.trim_end(),
+                shell_quote(&format!("image script: {}", s.name)),
             ));
         }
         h.extend([
@@ -321,6 +352,34 @@ mod tests {
         );
         let explicit = Recipe::for_cluster(&cluster("  release: bookworm\n"), "ssh-ed25519 AAAA k");
         assert_eq!(explicit.cache_key(&[]), r.cache_key(&[]));
+    }
+
+    #[test]
+    fn scripts_run_after_the_debs_and_enter_the_key() {
+        let plain = Recipe::for_cluster(&cluster(""), "ssh-ed25519 AAAA k");
+        let mut r = plain.clone();
+        r.debs.push("/d/x.deb".into());
+        r.scripts.push(ImageScript {
+            name: "module".into(),
+            script: "echo 'it''s' built\n".into(),
+        });
+        assert_ne!(plain.cache_key(&[]), r.cache_key(&[]));
+        let mut other = r.clone();
+        other.scripts[0].script.push_str("true\n");
+        assert_ne!(other.cache_key(&[]), r.cache_key(&[]));
+        let h = hooks(&r);
+        let debs = h.iter().position(|h| h.contains("/tmp/hpc-debs")).unwrap();
+        let script = h
+            .iter()
+            .position(|h| h.contains("hpc-up-script-0.sh"))
+            .unwrap();
+        assert_eq!(script, debs + 1, "{h:#?}");
+        assert!(
+            h[script].contains("\necho 'it''s' built\nHPCUPEOF\n"),
+            "{}",
+            h[script]
+        );
+        assert!(h[script].contains("chroot \"$1\" /bin/sh /tmp/hpc-up-script-0.sh"));
     }
 
     #[test]
