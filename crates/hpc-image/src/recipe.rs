@@ -134,8 +134,14 @@ impl Recipe {
         for p in &self.packages {
             h.update(format!("package {p}\n"));
         }
+        // A .deb enters by file name and content: the same packages in another directory
+        // (another checkout, another machine) make the same image.
         for (path, sum) in deb_hashes {
-            h.update(format!("deb {} {sum}\n", path.display()));
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            h.update(format!("deb {name} {sum}\n"));
         }
         h.update(format!(
             "size {}\nkey {}\n",
@@ -324,6 +330,15 @@ mod tests {
             Recipe::for_cluster(&c, "ssh-ed25519 BBBB k").cache_key(&[])
         );
         assert_ne!(k, r.cache_key(&[("/x.deb".into(), "00".into())]));
+        // a .deb by name and content, wherever it is
+        assert_eq!(
+            r.cache_key(&[("/a/x.deb".into(), "00".into())]),
+            r.cache_key(&[("/b/c/x.deb".into(), "00".into())])
+        );
+        assert_ne!(
+            r.cache_key(&[("/a/x.deb".into(), "00".into())]),
+            r.cache_key(&[("/a/x.deb".into(), "01".into())])
+        );
         let mut bigger = r.clone();
         bigger.size = ByteSize::from_gib(8);
         assert_ne!(k, bigger.cache_key(&[]));
