@@ -34,6 +34,16 @@ pub struct BedHost {
     pub ip: Ipv4Addr,
 }
 
+/// Opt-in host features of a bed (all off by default: hosts share the machine's `/usr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BedOptions {
+    /// Each host gets a private overlay of `/usr` (so of `/bin`, `/sbin`, `/lib` too), so
+    /// `dpkg -i` inside a host installs only for that host (`HPCUP_TESTBED_PRIVATE_USR`).
+    pub private_usr: bool,
+    /// Each host gets its own `/sys/class/dmi/id/product_uuid` (`HPCUP_TESTBED_MACHINE_UUID`).
+    pub machine_uuid: bool,
+}
+
 /// A running test bed of SSH hosts. Dropping it tears the bed down.
 #[derive(Debug)]
 pub struct SshBed {
@@ -41,6 +51,7 @@ pub struct SshBed {
     prefix: String,
     ctl_netns: String,
     hosts: Vec<BedHost>,
+    options: BedOptions,
     _lock: File,
 }
 
@@ -135,6 +146,11 @@ impl SshBed {
     /// Start a bed of `n` hosts (1..=64), `h01`…`hNN`. `Ok(None)` means "skip": not root, or
     /// iproute2/OpenSSH/util-linux missing, outside CI (in CI that panics instead).
     pub fn start(n: usize) -> Result<Option<Self>, String> {
+        Self::start_with(n, BedOptions::default())
+    }
+
+    /// [`SshBed::start`] with opt-in host features.
+    pub fn start_with(n: usize, options: BedOptions) -> Result<Option<Self>, String> {
         let ok = is_root()
             && have("ip")
             && netns_usable()
@@ -163,6 +179,7 @@ impl SshBed {
             prefix: format!("hb{index}"),
             ctl_netns: String::new(),
             hosts: Vec::new(),
+            options,
             _lock: lock,
         };
         // A test process that died without dropping its bed left this slot's bed behind.
@@ -200,7 +217,15 @@ impl SshBed {
         cmd.args(args)
             .env("HPCUP_TESTBED_STATE", &self.state)
             .env("HPCUP_TESTBED_PREFIX", &self.prefix)
-            .env("HPCUP_TESTBED_NET", self.net());
+            .env("HPCUP_TESTBED_NET", self.net())
+            .env(
+                "HPCUP_TESTBED_PRIVATE_USR",
+                if self.options.private_usr { "1" } else { "0" },
+            )
+            .env(
+                "HPCUP_TESTBED_MACHINE_UUID",
+                if self.options.machine_uuid { "1" } else { "0" },
+            );
         let out = cmd.output().map_err(|e| format!("{name}: {e}"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -293,6 +318,32 @@ impl SshBed {
             .args(argv)
             .output()
             .unwrap_or_else(|e| panic!("nsenter into {name}: {e}"))
+    }
+
+    /// Install `.deb` files on host `name` only (`dpkg -i` inside the host), as an image
+    /// build would: needs [`BedOptions::private_usr`] (it refuses otherwise, so a test never
+    /// installs on the machine). The paths must be visible in the host: not under `/tmp`,
+    /// `/run`, or the overlaid trees.
+    pub fn install_debs(&self, name: &str, debs: &[PathBuf]) -> Result<(), String> {
+        if !self.options.private_usr {
+            return Err(format!(
+                "installing packages on {name} needs a bed with BedOptions::private_usr (hosts share /usr otherwise)"
+            ));
+        }
+        let mut argv = vec!["env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i"];
+        let paths: Vec<String> = debs.iter().map(|p| p.display().to_string()).collect();
+        argv.extend(paths.iter().map(String::as_str));
+        let out = self.exec_on(name, &argv);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "dpkg -i on {name} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Stop host `name` (kill its PID 1, and with it everything in the host) so that it is

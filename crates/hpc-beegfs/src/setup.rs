@@ -166,9 +166,6 @@ fn guarded(script: &str, args: &[String]) -> RunCommand {
     RunCommand::new(v)
 }
 
-/// Runs the command in `$2…` unless the path `$1` exists.
-const UNLESS_EXISTS: &str = "f=$1; shift; [ -e \"$f\" ] || exec \"$@\"";
-
 /// Installs the packages in `$@` unless all are installed.
 const INSTALL_MISSING: &str = "for p; do dpkg-query -W -f '${db:Status-Abbrev}' \"$p\" 2>/dev/null | grep -q '^ii' || m=1; done; [ -z \"${m:-}\" ] || DEBIAN_FRONTEND=noninteractive exec apt-get install -y --no-install-recommends \"$@\"";
 
@@ -189,7 +186,7 @@ fn package_steps(
         BeegfsPackageSource::Preinstalled | BeegfsPackageSource::Debs { .. } => {
             // Baked into the image: make a missing package a clear failure here rather than
             // a missing unit later.
-            plan = plan.step("packages", guarded(REQUIRE_INSTALLED, &names));
+            plan = plan.step("packages", guarded(REQUIRE_INSTALLED, &names).check_only());
         }
         BeegfsPackageSource::Repo {
             url,
@@ -347,19 +344,14 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
         if r.mgmtd {
             p = p.step(
                 "mgmtd-dir",
-                EnsureDirectory::new(b.management_dir.as_str(), 0o700),
+                EnsureDirectory::new(b.management_dir.as_str(), mgmtd_dir_mode(release)),
             );
             if release.is_v8() {
                 let db = format!("{}/{MGMTD_DB_NAME}", b.management_dir.trim_end_matches('/'));
-                let mut args = vec![db.clone()];
-                args.extend(argv(&[
-                    "/opt/beegfs/sbin/beegfs-mgmtd",
-                    "--init",
-                    "--config-file",
-                ]));
+                let mut args = argv(&["/opt/beegfs/sbin/beegfs-mgmtd", "--init", "--config-file"]);
                 args.push(format!("{CONFIG_DIR}/beegfs-mgmtd.toml"));
                 p = p
-                    .step("mgmtd-init", guarded(UNLESS_EXISTS, &args))
+                    .step("mgmtd-init", RunCommand::new(args).unless_exists(db))
                     .step(
                         "mgmtd-dropin-dir",
                         EnsureDirectory::new("/etc/systemd/system/beegfs-mgmtd.service.d", 0o755),
@@ -379,17 +371,17 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
                     );
             } else {
                 let dir = b.management_dir.clone();
-                let mut args = vec![format!("{dir}/format.conf")];
-                args.extend(argv(&["/opt/beegfs/sbin/beegfs-setup-mgmtd", "-C", "-p"]));
+                let format = format!("{dir}/format.conf");
+                let mut args = argv(&["/opt/beegfs/sbin/beegfs-setup-mgmtd", "-C", "-p"]);
                 args.push(dir);
-                p = p.step("mgmtd-setup", guarded(UNLESS_EXISTS, &args));
+                p = p.step("mgmtd-setup", RunCommand::new(args).unless_exists(format));
             }
         }
         if let Some(id) = r.meta {
             let dir = b.metadata_dir.clone();
             p = p.step("meta-dir", EnsureDirectory::new(dir.as_str(), 0o755));
-            let mut args = vec![format!("{dir}/format.conf")];
-            args.extend(argv(&["/opt/beegfs/sbin/beegfs-setup-meta", "-C", "-p"]));
+            let format = format!("{dir}/format.conf");
+            let mut args = argv(&["/opt/beegfs/sbin/beegfs-setup-meta", "-C", "-p"]);
             args.extend([
                 dir,
                 "-s".into(),
@@ -397,13 +389,16 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
                 "-m".into(),
                 mgmt_ip.clone(),
             ]);
-            p = p.step("meta-setup", guarded(UNLESS_EXISTS, &args));
+            p = p.step("meta-setup", RunCommand::new(args).unless_exists(format));
         }
         if let (Some(id), Some(target)) = (r.storage, r.target_id()) {
             let dir = b.storage_dir.clone();
-            p = p.step("storage-dir", EnsureDirectory::new(dir.as_str(), 0o755));
-            let mut args = vec![format!("{dir}/format.conf")];
-            args.extend(argv(&["/opt/beegfs/sbin/beegfs-setup-storage", "-C", "-p"]));
+            p = p.step(
+                "storage-dir",
+                EnsureDirectory::new(dir.as_str(), STORAGE_DIR_MODE),
+            );
+            let format = format!("{dir}/format.conf");
+            let mut args = argv(&["/opt/beegfs/sbin/beegfs-setup-storage", "-C", "-p"]);
             args.extend([
                 dir,
                 "-s".into(),
@@ -413,7 +408,7 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
                 "-m".into(),
                 mgmt_ip.clone(),
             ]);
-            p = p.step("storage-setup", guarded(UNLESS_EXISTS, &args));
+            p = p.step("storage-setup", RunCommand::new(args).unless_exists(format));
         }
         p = p.step("stamp-dir", EnsureDirectory::new(STAMP_DIR, 0o700));
         prepare.push(p);
@@ -484,6 +479,16 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
     })
 }
 
+/// The mode the daemons give their directories when they start (observed with the real
+/// 7.4.7 and 8.1.0 daemons); hpc-up asks for the same, or every re-run would change it back.
+/// The 7.x management daemon makes its directory 0755; the 8.x one leaves it alone.
+fn mgmtd_dir_mode(release: Release) -> u32 {
+    if release.is_v8() { 0o700 } else { 0o755 }
+}
+
+/// The storage daemon makes its target directory 0700 when it starts.
+const STORAGE_DIR_MODE: u32 = 0o700;
+
 fn file_step_id(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_owned()
 }
@@ -512,8 +517,15 @@ pub fn describe(plan: &HostPlan) -> String {
             }
             StepKind::Command(c) => {
                 let _ = write!(out, "run {}", hpc_remote::quote_argv(&c.argv));
-                if let RunWhen::Changed(ids) = &c.when {
-                    let _ = write!(out, "  (when changed: {})", ids.join(", "));
+                match &c.when {
+                    RunWhen::Changed(ids) => {
+                        let _ = write!(out, "  (when changed: {})", ids.join(", "));
+                    }
+                    RunWhen::Missing(path) => {
+                        let _ = write!(out, "  (unless {path} exists)");
+                    }
+                    RunWhen::Check => out.push_str("  (check)"),
+                    RunWhen::Always => {}
                 }
             }
             StepKind::Service(svc) => {

@@ -10,7 +10,7 @@ use common::{full_stack, inputs};
 use hpc_beegfs::{
     NodeFacts, RoundTrip, cleanup_argv, peer_read_argv, probe_argv, roundtrip_argv, setup_plan,
 };
-use hpc_remote::StepKind;
+use hpc_remote::{RunWhen, StepKind};
 
 fn run(argv: &[String]) -> (i32, String, String) {
     let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
@@ -54,39 +54,44 @@ fn probe_runs_here() {
 }
 
 #[test]
-fn guarded_commands_run_once() {
+fn initialisation_runs_once_and_the_package_check_changes_nothing() {
     let plan = setup_plan(&full_stack("8.1.0", ""), &inputs()).unwrap();
-    let init = plan.phases[0]
-        .hosts
-        .iter()
-        .find(|h| h.host == "ctl")
-        .unwrap()
-        .steps
-        .iter()
-        .find(|s| s.id == "mgmtd-init")
-        .unwrap();
-    let StepKind::Command(c) = &init.kind else {
+    let step = |id: &str| {
+        plan.phases[0]
+            .hosts
+            .iter()
+            .find(|h| h.host == "ctl")
+            .unwrap()
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .clone()
+    };
+    // `--init` runs only while the database does not exist (the runner reports it unchanged
+    // afterwards: hpc-remote's `unless_exists`).
+    let StepKind::Command(c) = step("mgmtd-init").kind else {
         unreachable!("a command")
     };
-    // Same program, with the database path and command swapped for local stand-ins.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mgmtd.sqlite");
-    let mut argv = c.argv[..4].to_vec();
-    argv.extend([
-        db.to_str().unwrap().to_owned(),
-        "touch".into(),
-        db.to_str().unwrap().to_owned(),
-    ]);
-    assert_eq!(run(&argv).0, 0);
-    assert!(db.exists());
-    // Second run: the database exists, `touch` is not run (`false` would fail).
-    argv[5] = "false".into();
-    assert_eq!(run(&argv).0, 0);
+    assert_eq!(
+        c.when,
+        RunWhen::Missing("/data/beegfs/mgmtd/mgmtd.sqlite".into())
+    );
+    assert_eq!(
+        c.argv,
+        [
+            "/opt/beegfs/sbin/beegfs-mgmtd",
+            "--init",
+            "--config-file",
+            "/etc/beegfs/beegfs-mgmtd.toml"
+        ]
+    );
 
-    let packages = &plan.phases[0].hosts[0].steps[0];
-    let StepKind::Command(c) = &packages.kind else {
+    // The package check is a check: never a change, a failure names the missing packages.
+    let StepKind::Command(c) = step("packages").kind else {
         unreachable!("a command")
     };
+    assert_eq!(c.when, RunWhen::Check);
     let mut argv = c.argv[..4].to_vec();
     argv.push("hpc-up-no-such-package".into());
     let (code, _, err) = run(&argv);

@@ -426,12 +426,30 @@ hpc_file() {
 	hpc_fail "$1" ''
 }
 
-# hpc_cmd IDX always|onchange "TRIGGERS" ARGV...
+# hpc_cmd IDX always|onchange|missing|check "TRIGGERS"|PATH|"" ARGV...
+# missing: only when PATH does not exist (unchanged otherwise); check: a read-only check
+# that also runs in check mode, unchanged when it succeeds.
 hpc_cmd() {
 	hpc_begin "$1" || return 0
 	i=$1
 	if [ "$2" = onchange ] && ! hpc_any "$3"; then
 		hpc_rep "$i" skipped
+		return 0
+	fi
+	if [ "$2" = missing ] && { [ -e "$3" ] || [ -L "$3" ]; }; then
+		hpc_rep "$i" unchanged
+		return 0
+	fi
+	if [ "$2" = check ]; then
+		shift 3
+		hpc_e
+		(exec "$@") </dev/null >>"$E" 2>&1 3>&-
+		r=$?
+		if [ "$r" != 0 ]; then
+			hpc_fail "$i" "exit status $r"
+			return 0
+		fi
+		hpc_rep "$i" unchanged
 		return 0
 	fi
 	shift 3

@@ -118,8 +118,10 @@ pub fn validate(plan: &HostPlan) -> Result<(), PlanError> {
                 for a in &c.argv {
                     nul("argv", a)?;
                 }
-                if let RunWhen::Changed(ids) = &c.when {
-                    triggers(ids)?;
+                match &c.when {
+                    RunWhen::Changed(ids) => triggers(ids)?,
+                    RunWhen::Missing(p) => path(p)?,
+                    RunWhen::Always | RunWhen::Check => {}
                 }
             }
             StepKind::Service(s) => {
@@ -237,6 +239,8 @@ pub(crate) fn compile(
                 let (when, ids) = match &c.when {
                     RunWhen::Always => ("always", String::new()),
                     RunWhen::Changed(ids) => ("onchange", list(ids)),
+                    RunWhen::Missing(path) => ("missing", p(path)),
+                    RunWhen::Check => ("check", String::new()),
                 };
                 let _ = writeln!(
                     main,

@@ -203,6 +203,12 @@ pub enum RunWhen {
     Always,
     /// Only when at least one of the named earlier steps changed in this run.
     Changed(Vec<String>),
+    /// Only when this absolute path does not exist on the host (what the command creates,
+    /// like Ansible's `creates`); the step is unchanged when it exists.
+    Missing(String),
+    /// Every time, also in check mode, as a read-only check: success is no change, a
+    /// non-zero exit fails the host (e.g. "are these packages installed").
+    Check,
 }
 
 /// Run a command given as argv (quoted by this crate; never a shell string). Its stdin is
@@ -226,6 +232,22 @@ impl RunCommand {
             argv: argv.into_iter().map(Into::into).collect(),
             when: RunWhen::Always,
         }
+    }
+
+    /// Runs only when `path` does not exist on the host (builder style): a command that
+    /// creates `path` runs once, and a re-run reports it unchanged.
+    #[must_use]
+    pub fn unless_exists(mut self, path: impl Into<String>) -> Self {
+        self.when = RunWhen::Missing(path.into());
+        self
+    }
+
+    /// A read-only check (builder style): runs every time, also in check mode; success is
+    /// no change.
+    #[must_use]
+    pub fn check_only(mut self) -> Self {
+        self.when = RunWhen::Check;
+        self
     }
 
     /// Runs only when one of the named steps changed (builder style).

@@ -615,3 +615,46 @@ fn one_failing_host_does_not_stop_the_others() {
     assert!(dir.path().join("good").is_dir());
     assert!(!dir.path().join("after").exists());
 }
+
+#[test]
+fn unless_exists_runs_once_and_check_only_is_never_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let made = root.join("opt/made");
+    let plan = |check_ok: bool| {
+        HostPlan::new("h01")
+            .step("dir", EnsureDirectory::new("/opt", 0o755))
+            .step(
+                "make",
+                RunCommand::new(["touch", made.to_str().unwrap()]).unless_exists("/opt/made"),
+            )
+            .step(
+                "verify",
+                RunCommand::new([if check_ok { "true" } else { "false" }]).check_only(),
+            )
+    };
+    let exec = LocalExecutor::with_root(root);
+    let r = rt()
+        .block_on(exec.apply_host(&plan(true), Mode::APPLY))
+        .unwrap();
+    assert_eq!(status(&r, "make"), StepStatus::Changed, "{r:?}");
+    assert_eq!(status(&r, "verify"), StepStatus::Unchanged, "{r:?}");
+    assert!(made.exists());
+    // Again: the path exists, nothing runs, nothing changed.
+    fs_err::remove_file(&made).unwrap();
+    fs_err::write(&made, "kept").unwrap();
+    let r = rt()
+        .block_on(exec.apply_host(&plan(true), Mode::APPLY))
+        .unwrap();
+    assert_eq!(r.changed(), 0, "{r:?}");
+    assert_eq!(fs_err::read_to_string(&made).unwrap(), "kept");
+    // Check mode runs the check too; a failing check fails the host.
+    let r = rt()
+        .block_on(exec.apply_host(&plan(false), Mode::CHECK_DIFF))
+        .unwrap();
+    assert!(
+        matches!(status(&r, "verify"), StepStatus::Failed { .. }),
+        "{r:?}"
+    );
+    assert_eq!(status(&r, "make"), StepStatus::Unchanged, "{r:?}");
+}

@@ -1,0 +1,444 @@
+//! `hpc_beegfs::deploy` with the real SSH executor against the REAL BeeGFS 7.4.7 and 8.1.0
+//! management, metadata and storage daemons on the SSH test bed, from the release packages
+//! in `../shared/beegfs/<release>/` (beside the project root).
+//!
+//! Each bed host gets a private `/usr` overlay and its own machine UUID
+//! ([`BedOptions`]), so the packages are installed per host (`dpkg -i`, the "image" step)
+//! and never on the machine. h01 runs mgmtd and meta, h02 meta and storage, h03 storage; the
+//! cluster has no clients (the client is a kernel module: it cannot run on the bed). The
+//! bed's `systemctl` shim starts the daemons from their packaged unit files.
+//!
+//! Needs root, iproute2, OpenSSH, util-linux, libnl-3-200/libnl-route-3-200
+//! (`scripts/install-deps`) and the packages: skips without them outside CI, fails in CI.
+#![allow(clippy::unwrap_used, clippy::print_stderr)] // tests panic on failure; progress to stderr
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hpc_beegfs::hpc_remote::PhaseEvent;
+use hpc_beegfs::{AuthSecret, Daemon, DeployError, DeployReport, Inputs, daemon_conf, roles};
+use hpc_config::Cluster;
+use hpc_tests::ssh_bed::{BedOptions, SshBed};
+use hpc_tests::{repo_root, require};
+
+/// Where the release packages are: `../shared/beegfs/<release>` beside the project root.
+fn debs_dir(release: &str) -> PathBuf {
+    repo_root()
+        .join("..")
+        .join("shared")
+        .join("beegfs")
+        .join(release)
+}
+
+/// The packages of `release` exist and the machine has their libraries (install-deps).
+fn have_release(release: &str) -> bool {
+    let dir = debs_dir(release);
+    let libs = ["libnl-3.so.200", "libnl-route-3.so.200"]
+        .iter()
+        .all(|l| Path::new("/usr/lib/x86_64-linux-gnu").join(l).exists());
+    dir.join(format!("beegfs-meta_{release}_amd64.deb"))
+        .exists()
+        && libs
+}
+
+/// A bed of 3 hosts with private `/usr` and machine UUIDs, or `None` (skip outside CI).
+fn bed(release: &str) -> Option<SshBed> {
+    if require(
+        have_release(release),
+        &format!(
+            "BeeGFS {release} packages in {} and libnl-3-200/libnl-route-3-200 (scripts/install-deps)",
+            debs_dir(release).display()
+        ),
+        "BeeGFS servers on the SSH test bed",
+    ) {
+        return None;
+    }
+    SshBed::start_with(
+        3,
+        BedOptions {
+            private_usr: true,
+            machine_uuid: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("SSH bed for BeeGFS: {e}"))
+}
+
+#[derive(Clone, Copy)]
+struct Opts<'a> {
+    tls: bool,
+    meta_workers: u32,
+    cert: Option<(&'a Path, &'a Path)>,
+}
+
+/// The cluster file: h01 controller (mgmtd, meta), h02–h03 compute (h02 meta + storage, h03
+/// storage); no clients. Directories under /var (each host's own overlay).
+fn cluster_file(bed: &SshBed, release: &str, o: Opts<'_>) -> Cluster {
+    let ip = |n: &str| bed.host(n).unwrap().ip;
+    let net = ip("h01").octets();
+    let tls = match o.cert {
+        Some((cert, key)) if o.tls => format!(
+            "  tls: true\n  tls-cert-file: {}\n  tls-key-file: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        _ => "  tls: false\n".to_owned(),
+    };
+    let yaml = format!(
+        "name: bgbed
+libvirt:
+  uri: qemu:///system
+  domain-type: qemu
+network:
+  cidr: {}.{}.{}.0/24
+  bridge: hpcbr-bgbed
+  mode: isolated
+  domain: bed.test
+image:
+  base: /nonexistent/base.qcow2
+state-dir: {state}
+controller:
+  nodes:
+    - name: h01
+      ip: {}
+compute:
+  - name: h{{index:02}}
+    count: 2
+    first-index: 2
+    first-ip: {}
+beegfs:
+  version: \"{release}\"
+  management: h01
+  metadata: [h01, h02]
+  storage: [h02, h03]
+  clients: [h01]
+  management-dir: /var/lib/beegfs/mgmtd
+  metadata-dir: /var/lib/beegfs/meta
+  storage-dir: /var/lib/beegfs/storage
+  auth: true
+{tls}  extra-config:
+    meta:
+      tuneNumWorkers: {workers}
+",
+        net[0],
+        net[1],
+        net[2],
+        ip("h01"),
+        ip("h02"),
+        state = bed.state_dir().join("cluster").display(),
+        workers = o.meta_workers,
+    );
+    let mut c =
+        hpc_config::load_str("bgbed.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    // The cluster file needs at least one client; the bed cannot run one (kernel module), so
+    // the validated cluster drops it: servers only, as `setup_plan` handles (no clients phase).
+    c.beegfs.as_mut().unwrap().clients.clear();
+    c
+}
+
+/// The "image" step: each host gets the packages of its roles and the release's tools.
+fn install(bed: &SshBed, cluster: &Cluster, release: &str) {
+    let dir = debs_dir(release);
+    let v8 = release.starts_with('8');
+    for (node, r) in roles(cluster) {
+        let mut names: Vec<String> = Vec::new();
+        if v8 {
+            names.push(format!("beegfs-tools-{release}-linux.amd64.deb"));
+        } else {
+            names.push(format!("beegfs-common_{release}_amd64.deb"));
+            names.push(format!("beegfs-utils_{release}_amd64.deb"));
+        }
+        let mut add = |on: bool, pkg: &str| {
+            if on {
+                names.push(format!("{pkg}_{release}_amd64.deb"));
+            }
+        };
+        add(r.mgmtd, "beegfs-mgmtd");
+        add(r.meta.is_some(), "beegfs-meta");
+        add(r.storage.is_some(), "beegfs-storage");
+        let debs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        bed.install_debs(&node, &debs).unwrap();
+    }
+    // Nothing of BeeGFS reached the machine itself.
+    assert!(
+        !Path::new("/opt/beegfs").exists(),
+        "BeeGFS leaked onto the machine"
+    );
+}
+
+const SECRET: &[u8; 48] = b"bed-auth-secret: 48 bytes, never a real one!!!!!";
+
+fn inputs(cluster: &Cluster) -> Inputs {
+    let b = cluster.beegfs.as_ref().unwrap();
+    let read = |p: &Option<PathBuf>| p.as_ref().map(|p| fs_err::read(p).unwrap());
+    Inputs {
+        auth: Some(AuthSecret::new(SECRET.to_vec()).unwrap()),
+        tls_cert: if b.tls { read(&b.tls_cert_file) } else { None },
+        tls_key: if b.tls { read(&b.tls_key_file) } else { None },
+        ..Inputs::default()
+    }
+}
+
+fn run_deploy(
+    bed: &SshBed,
+    cluster: &Cluster,
+    inputs: &Inputs,
+) -> Result<DeployReport, DeployError> {
+    let exec = bed.executor("beegfs-bed", None);
+    let observer = |e: PhaseEvent<'_>| {
+        if let PhaseEvent::Failed { name, node, error } = e {
+            eprintln!("[{name} {}] failed: {error}", node.unwrap_or("*"));
+        }
+    };
+    bed.block_on(|| hpc_beegfs::deploy(&exec, cluster, inputs, &observer))
+}
+
+/// Output of `argv` on host `name` (stdout + stderr) and whether it exited 0.
+fn on(bed: &SshBed, name: &str, argv: &[&str]) -> (bool, String) {
+    let o = bed.exec_on(name, argv);
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Main PIDs of every BeeGFS service on every node (from the shim's `systemctl show`).
+fn pids(bed: &SshBed, cluster: &Cluster) -> BTreeMap<(String, &'static str), String> {
+    let mut m = BTreeMap::new();
+    for (node, r) in roles(cluster) {
+        for (on_node, svc) in [
+            (r.mgmtd, "beegfs-mgmtd"),
+            (r.meta.is_some(), "beegfs-meta"),
+            (r.storage.is_some(), "beegfs-storage"),
+        ] {
+            if !on_node {
+                continue;
+            }
+            let (ok, out) = on(
+                bed,
+                &node,
+                &["systemctl", "show", "-p", "MainPID", "--value", svc],
+            );
+            let pid = out.trim().to_owned();
+            assert!(
+                ok && pid != "0" && !pid.is_empty(),
+                "{node}: {svc} has no main PID: {out}"
+            );
+            m.insert((node.clone(), svc), pid);
+        }
+    }
+    m
+}
+
+/// Polls `f` until it returns `Ok` (at most `limit`); the last `Err` otherwise.
+fn poll<T>(limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("gave up waiting: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// 7.x tools on h01 (they read /etc/beegfs/beegfs-client.conf for the management host and
+/// the auth file: written here from hpc-up's own client config, as a client node has it).
+fn tools_7(bed: &SshBed, cluster: &Cluster) -> BTreeMap<&'static str, String> {
+    let client = daemon_conf(cluster, Daemon::Client)
+        .unwrap()
+        .render("test")
+        .unwrap();
+    let pid = bed.pid1("h01").unwrap().to_string();
+    let mut child = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-a",
+            "--",
+            "sh",
+            "-c",
+            "cat > /etc/beegfs/beegfs-client.conf",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), client.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+
+    let ctl = "/opt/beegfs/sbin/beegfs-ctl";
+    poll(Duration::from_secs(90), || {
+        let mut out = BTreeMap::new();
+        for (label, argv) in [
+            (
+                "listnodes-meta",
+                vec![ctl, "--listnodes", "--nodetype=meta", "--reachable"],
+            ),
+            (
+                "listnodes-storage",
+                vec![ctl, "--listnodes", "--nodetype=storage", "--reachable"],
+            ),
+            (
+                "listtargets",
+                vec![ctl, "--listtargets", "--nodetype=storage", "--state"],
+            ),
+            (
+                "listtargets-meta",
+                vec![ctl, "--listtargets", "--nodetype=meta", "--state"],
+            ),
+            ("check-servers", vec!["beegfs-check-servers"]),
+            ("df", vec!["beegfs-df"]),
+        ] {
+            let (ok, text) = on(bed, "h01", &argv);
+            if !ok {
+                return Err(format!("{label} failed: {text}"));
+            }
+            out.insert(label, text);
+        }
+        let servers =
+            hpc_beegfs::parse_check_servers(&out["check-servers"]).map_err(|e| e.to_string())?;
+        let targets =
+            hpc_beegfs::parse_listtargets(&out["listtargets"]).map_err(|e| e.to_string())?;
+        let meta =
+            hpc_beegfs::parse_listtargets(&out["listtargets-meta"]).map_err(|e| e.to_string())?;
+        let reachable = servers.iter().filter(|s| s.reachable).count();
+        if servers.len() == 5
+            && reachable == 5
+            && targets.len() == 2
+            && meta.len() == 2
+            && targets.iter().chain(&meta).all(|t| t.healthy())
+        {
+            Ok(out)
+        } else {
+            Err(format!("not all online yet: {out:#?}"))
+        }
+    })
+}
+
+fn cert(bed: &SshBed) -> (PathBuf, PathBuf) {
+    let dir = bed.state_dir().join("tls");
+    fs_err::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ip = bed.host("h01").unwrap().ip;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=h01",
+        ])
+        .arg("-addext")
+        .arg(format!("subjectAltName=IP:{ip},DNS:h01"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+fn servers_on_the_bed(release: &str) {
+    let Some(bed) = bed(release) else { return };
+    let t0 = Instant::now();
+    let v8 = release.starts_with('8');
+    let (cert, key) = if v8 {
+        cert(&bed)
+    } else {
+        (PathBuf::new(), PathBuf::new())
+    };
+    let opts = Opts {
+        tls: v8,
+        meta_workers: 4,
+        cert: v8.then_some((cert.as_path(), key.as_path())),
+    };
+    let cluster = cluster_file(&bed, release, opts);
+    install(&bed, &cluster, release);
+    eprintln!("{release}: bed + packages in {:?}", t0.elapsed());
+
+    let inputs = inputs(&cluster);
+    let report = run_deploy(&bed, &cluster, &inputs).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.changed() > 0);
+    eprintln!("{release}: first deploy done at {:?}", t0.elapsed());
+
+    if v8 {
+        unimplemented!("8.x tools");
+    } else {
+        let out = tools_7(&bed, &cluster);
+        for (label, text) in &out {
+            eprintln!("--- {label}\n{text}");
+        }
+    }
+    eprintln!("{release}: all online at {:?}", t0.elapsed());
+    for h in ["h01", "h02", "h03"] {
+        eprintln!(
+            "{h}: {}",
+            on(
+                &bed,
+                h,
+                &["sh", "-c", "stat -c '%a %U:%G %n' /var/lib/beegfs/*"]
+            )
+            .1
+        );
+    }
+
+    // Second deploy: nothing changes, nothing restarts.
+    let before = pids(&bed, &cluster);
+    let again = run_deploy(&bed, &cluster, &inputs).unwrap_or_else(|e| panic!("{e}"));
+    if again.changed() != 0 {
+        for h in ["h01", "h02", "h03"] {
+            eprintln!(
+                "{h}: {}",
+                on(
+                    &bed,
+                    h,
+                    &["sh", "-c", "stat -c '%a %U:%G %n' /var/lib/beegfs/*"]
+                )
+                .1
+            );
+        }
+    }
+    eprintln!("{release}: second deploy done at {:?}", t0.elapsed());
+    assert_eq!(again.changed(), 0, "{:#?}", again.phases);
+    assert_eq!(pids(&bed, &cluster), before);
+
+    // A changed extra-config key of meta restarts meta only (on both meta nodes).
+    let changed = cluster_file(
+        &bed,
+        release,
+        Opts {
+            meta_workers: 6,
+            ..opts
+        },
+    );
+    run_deploy(&bed, &changed, &inputs).unwrap_or_else(|e| panic!("{e}"));
+    let after = pids(&bed, &changed);
+    for ((node, svc), pid) in &before {
+        if *svc == "beegfs-meta" {
+            assert_ne!(
+                &after[&(node.clone(), *svc)],
+                pid,
+                "{node}: {svc} was not restarted"
+            );
+        } else {
+            assert_eq!(
+                &after[&(node.clone(), *svc)],
+                pid,
+                "{node}: {svc} was restarted"
+            );
+        }
+    }
+    eprintln!("{release}: done at {:?}", t0.elapsed());
+}
+
+#[test]
+fn beegfs_7_4_7_servers_register_and_rerun_restarts_nothing() {
+    servers_on_the_bed("7.4.7");
+}
