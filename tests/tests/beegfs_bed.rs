@@ -320,6 +320,48 @@ fn tools_7(bed: &SshBed, cluster: &Cluster) -> BTreeMap<&'static str, String> {
     })
 }
 
+/// 8.x `beegfs` on h01 (the management node: it has the auth file and the certificate).
+fn tools_8(bed: &SshBed, tls: bool) -> BTreeMap<&'static str, String> {
+    let mgmtd = format!("{}:8010", bed.host("h01").unwrap().ip);
+    let mut base = vec!["/opt/beegfs/sbin/beegfs", "--mgmtd-addr", mgmtd.as_str()];
+    if !tls {
+        base.push("--tls-disable");
+    }
+    let with = |rest: &[&'static str]| {
+        let mut v = base.clone();
+        v.extend_from_slice(rest);
+        v
+    };
+    poll(Duration::from_secs(90), || {
+        let mut out = BTreeMap::new();
+        for (label, argv, must_pass) in [
+            ("node-list", with(&["node", "list"]), true),
+            ("node-list-json", with(&["node", "list", "--reachability-check", "--output", "json"]), true),
+            ("target-list", with(&["target", "list", "--state"]), true),
+            ("target-list-json", with(&["target", "list", "--state", "--output", "json"]), true),
+            ("health", with(&["health", "check", "--disable-emojis"]), false),
+        ] {
+            let (ok, text) = on(bed, "h01", &argv);
+            if must_pass && !ok {
+                return Err(format!("{label} failed: {text}"));
+            }
+            out.insert(label, text);
+        }
+        let nodes = hpc_beegfs::parse_node_list(&out["node-list-json"]).map_err(|e| e.to_string())?;
+        let targets = hpc_beegfs::parse_target_list(&out["target-list-json"]).map_err(|e| e.to_string())?;
+        let reachable = nodes.iter().filter(|s| s.reachable).count();
+        if nodes.len() == 5
+            && reachable == 5
+            && targets.len() == 4
+            && targets.iter().all(|t| t.healthy())
+        {
+            Ok(out)
+        } else {
+            Err(format!("not all online yet: {out:#?}"))
+        }
+    })
+}
+
 fn cert(bed: &SshBed) -> (PathBuf, PathBuf) {
     let dir = bed.state_dir().join("tls");
     fs_err::create_dir_all(&dir).unwrap();
@@ -368,13 +410,13 @@ fn servers_on_the_bed(release: &str) {
     assert!(report.changed() > 0);
     eprintln!("{release}: first deploy done at {:?}", t0.elapsed());
 
-    if v8 {
-        unimplemented!("8.x tools");
+    let out = if v8 {
+        tools_8(&bed, opts.tls)
     } else {
-        let out = tools_7(&bed, &cluster);
-        for (label, text) in &out {
-            eprintln!("--- {label}\n{text}");
-        }
+        tools_7(&bed, &cluster)
+    };
+    for (label, text) in &out {
+        eprintln!("--- {label}\n{text}");
     }
     eprintln!("{release}: all online at {:?}", t0.elapsed());
     for h in ["h01", "h02", "h03"] {
@@ -436,9 +478,16 @@ fn servers_on_the_bed(release: &str) {
         }
     }
     eprintln!("{release}: done at {:?}", t0.elapsed());
+    drop(bed);
+    eprintln!("{release}: bed down at {:?}", t0.elapsed());
 }
 
 #[test]
 fn beegfs_7_4_7_servers_register_and_rerun_restarts_nothing() {
     servers_on_the_bed("7.4.7");
+}
+
+#[test]
+fn beegfs_8_1_0_servers_with_tls_register_and_rerun_restarts_nothing() {
+    servers_on_the_bed("8.1.0");
 }
