@@ -40,8 +40,6 @@ pub const DEFAULT_BEEGFS_MGMTD_DIR: &str = "/data/beegfs/mgmtd";
 pub const DEFAULT_BEEGFS_META_DIR: &str = "/data/beegfs/meta";
 /// Default BeeGFS storage target directory.
 pub const DEFAULT_BEEGFS_STORAGE_DIR: &str = "/data/beegfs/storage";
-/// Default suite of a BeeGFS apt repository (BeeGFS publishes one per Debian release).
-pub const DEFAULT_BEEGFS_REPO_SUITE: &str = "bookworm";
 /// Default component of a BeeGFS apt repository.
 pub const DEFAULT_BEEGFS_REPO_COMPONENT: &str = "non-free";
 /// Default Debian release of the guests.
@@ -700,7 +698,8 @@ pub struct BeegfsPackages {
     #[schemars(example = &"https://www.beegfs.io/release/beegfs_7.4.6")]
     pub repo: Option<String>,
 
-    /// The repository's suite (distribution). Default: `bookworm`.
+    /// The repository's suite (distribution). Default: the guests' release
+    /// (`image.release`: `bookworm` or `trixie`).
     #[serde(default)]
     #[schemars(example = &"bookworm")]
     pub suite: Option<String>,

@@ -531,11 +531,10 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
         .slurm
         .as_ref()
         .map(|s| resolve_slurm(&mut cx, file, s, &nodes, &names));
-    let beegfs = file
-        .beegfs
-        .as_ref()
-        .filter(|b| b.enabled)
-        .map(|b| resolve_beegfs(&mut cx, b, &nodes, &names));
+    let beegfs = file.beegfs.as_ref().filter(|b| b.enabled).map(|b| {
+        let release = file.image.release.unwrap_or(file::DEFAULT_RELEASE);
+        resolve_beegfs(&mut cx, b, &nodes, &names, release)
+    });
 
     if !cx.errors.is_empty() {
         return Err(cx.errors);

@@ -67,6 +67,34 @@ fn packages_from_a_repository_with_defaults() {
 }
 
 #[test]
+fn the_repository_suite_follows_the_guests_release() {
+    let text = with("  packages:\n    repo: https://mirror.lab/beegfs_8.1.0\n    trusted: true\n")
+        .replace(
+            "  base: /images/base.qcow2\n",
+            "  base: /images/base.qcow2\n  release: trixie\n",
+        );
+    let c = load_str("t.yaml", &text, &env).unwrap();
+    let BeegfsPackageSource::Repo { suite, .. } = c.beegfs.unwrap().packages else {
+        panic!("not a repository");
+    };
+    assert_eq!(suite, "trixie");
+    // an explicit suite wins
+    let c = load_str(
+        "t.yaml",
+        &text.replace(
+            "    trusted: true\n",
+            "    trusted: true\n    suite: bookworm\n",
+        ),
+        &env,
+    )
+    .unwrap();
+    let BeegfsPackageSource::Repo { suite, .. } = c.beegfs.unwrap().packages else {
+        panic!("not a repository");
+    };
+    assert_eq!(suite, "bookworm");
+}
+
+#[test]
 fn packages_from_a_deb_directory() {
     let c = load_str(
         "t.yaml",

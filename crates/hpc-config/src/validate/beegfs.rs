@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use super::{Ctx, ErrorKind, check_guest_path, node_refs, one_node};
 use crate::file::{self, BeegfsSettings};
 use crate::model::{Beegfs, BeegfsPackageSource, Node, Role};
-use crate::types::NodeName;
+use crate::types::{DebianRelease, NodeName};
 
 pub(super) fn resolve_beegfs(
     cx: &mut Ctx<'_>,
     b: &BeegfsSettings,
     nodes: &[Node],
     names: &[&str],
+    release: DebianRelease,
 ) -> Beegfs {
     let first_controller = nodes
         .iter()
@@ -113,7 +114,7 @@ pub(super) fn resolve_beegfs(
         );
     }
     let (tls_cert_file, tls_key_file) = tls(cx, b);
-    let packages = packages(cx, b);
+    let packages = packages(cx, b, release);
     if b.version.major >= 8 && !b.extra_config.helperd.is_empty() {
         cx.err(
             "/beegfs/extra-config/helperd",
@@ -181,7 +182,7 @@ fn tls(cx: &mut Ctx<'_>, b: &BeegfsSettings) -> (Option<PathBuf>, Option<PathBuf
 }
 
 /// Packages: preinstalled, a directory of `.deb` files, or an apt repository.
-fn packages(cx: &mut Ctx<'_>, b: &BeegfsSettings) -> BeegfsPackageSource {
+fn packages(cx: &mut Ctx<'_>, b: &BeegfsSettings, release: DebianRelease) -> BeegfsPackageSource {
     let Some(p) = &b.packages else {
         return BeegfsPackageSource::Preinstalled;
     };
@@ -250,7 +251,8 @@ fn packages(cx: &mut Ctx<'_>, b: &BeegfsSettings) -> BeegfsPackageSource {
                 }
                 v
             };
-            let suite = word(cx, "suite", &p.suite, file::DEFAULT_BEEGFS_REPO_SUITE);
+            // BeeGFS publishes a suite per Debian release: the guests' by default.
+            let suite = word(cx, "suite", &p.suite, release.as_str());
             let component = word(
                 cx,
                 "component",
