@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hpc_beegfs::hpc_remote::PhaseEvent;
-use hpc_beegfs::{AuthSecret, Daemon, DeployError, DeployReport, Inputs, daemon_conf, roles};
+use hpc_beegfs::{
+    AuthSecret, Daemon, DeployError, DeployOptions, DeployReport, Inputs, REGISTRATION_PHASE,
+    daemon_conf, roles,
+};
 use hpc_config::Cluster;
 use hpc_tests::ssh_bed::{BedOptions, SshBed};
 use hpc_tests::{repo_root, require};
@@ -139,23 +142,21 @@ beegfs:
 /// The "image" step: each host gets the packages of its roles and the release's tools.
 fn install(bed: &SshBed, cluster: &Cluster, release: &str) {
     let dir = debs_dir(release);
-    let v8 = release.starts_with('8');
+    let rel = hpc_beegfs::Release::from_version(cluster.beegfs.as_ref().unwrap().version);
     for (node, r) in roles(cluster) {
+        // What hpc-beegfs says the node needs (the `packages` check of `prepare` asks for the
+        // same), as the release's file names; every 7.x package needs beegfs-common.
         let mut names: Vec<String> = Vec::new();
-        if v8 {
-            names.push(format!("beegfs-tools-{release}-linux.amd64.deb"));
-        } else {
+        if !rel.is_v8() {
             names.push(format!("beegfs-common_{release}_amd64.deb"));
-            names.push(format!("beegfs-utils_{release}_amd64.deb"));
         }
-        let mut add = |on: bool, pkg: &str| {
-            if on {
-                names.push(format!("{pkg}_{release}_amd64.deb"));
-            }
-        };
-        add(r.mgmtd, "beegfs-mgmtd");
-        add(r.meta.is_some(), "beegfs-meta");
-        add(r.storage.is_some(), "beegfs-storage");
+        for p in hpc_beegfs::packages(&r, rel) {
+            names.push(if p == "beegfs-tools" {
+                format!("beegfs-tools-{release}-linux.amd64.deb")
+            } else {
+                format!("{p}_{release}_amd64.deb")
+            });
+        }
         let debs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         bed.install_debs(&node, &debs).unwrap();
     }
@@ -184,13 +185,37 @@ fn run_deploy(
     cluster: &Cluster,
     inputs: &Inputs,
 ) -> Result<DeployReport, DeployError> {
+    run_deploy_with(bed, cluster, inputs, &DeployOptions::default())
+}
+
+fn run_deploy_with(
+    bed: &SshBed,
+    cluster: &Cluster,
+    inputs: &Inputs,
+    options: &DeployOptions,
+) -> Result<DeployReport, DeployError> {
     let exec = bed.executor("beegfs-bed", None);
     let observer = |e: PhaseEvent<'_>| {
-        if let PhaseEvent::Failed { name, node, error } = e {
-            eprintln!("[{name} {}] failed: {error}", node.unwrap_or("*"));
+        if let PhaseEvent::Failed { name, node, .. } = e {
+            eprintln!("[{name} {}] failed", node.unwrap_or("*"));
         }
     };
-    bed.block_on(|| hpc_beegfs::deploy(&exec, cluster, inputs, &observer))
+    bed.block_on(|| hpc_beegfs::deploy_with(&exec, cluster, inputs, options, &observer))
+}
+
+/// With `HPCUP_BEEGFS_FIXTURES=1`, the real tools' output becomes the parsers' fixtures:
+/// `crates/hpc-beegfs/tests/fixtures/output/<release>/<label>.txt`.
+fn keep_fixtures(release: &str, out: &BTreeMap<&'static str, String>) {
+    if std::env::var_os("HPCUP_BEEGFS_FIXTURES").is_none() {
+        return;
+    }
+    let dir = repo_root()
+        .join("crates/hpc-beegfs/tests/fixtures/output")
+        .join(release);
+    fs_err::create_dir_all(&dir).unwrap();
+    for (label, text) in out {
+        fs_err::write(dir.join(format!("{label}.txt")), text).unwrap();
+    }
 }
 
 /// Output of `argv` on host `name` (stdout + stderr) and whether it exited 0.
@@ -336,10 +361,22 @@ fn tools_8(bed: &SshBed, tls: bool) -> BTreeMap<&'static str, String> {
         let mut out = BTreeMap::new();
         for (label, argv, must_pass) in [
             ("node-list", with(&["node", "list"]), true),
-            ("node-list-json", with(&["node", "list", "--reachability-check", "--output", "json"]), true),
+            (
+                "node-list-json",
+                with(&["node", "list", "--reachability-check", "--output", "json"]),
+                true,
+            ),
             ("target-list", with(&["target", "list", "--state"]), true),
-            ("target-list-json", with(&["target", "list", "--state", "--output", "json"]), true),
-            ("health", with(&["health", "check", "--disable-emojis"]), false),
+            (
+                "target-list-json",
+                with(&["target", "list", "--state", "--output", "json"]),
+                true,
+            ),
+            (
+                "health",
+                with(&["health", "check", "--disable-emojis"]),
+                false,
+            ),
         ] {
             let (ok, text) = on(bed, "h01", &argv);
             if must_pass && !ok {
@@ -347,8 +384,10 @@ fn tools_8(bed: &SshBed, tls: bool) -> BTreeMap<&'static str, String> {
             }
             out.insert(label, text);
         }
-        let nodes = hpc_beegfs::parse_node_list(&out["node-list-json"]).map_err(|e| e.to_string())?;
-        let targets = hpc_beegfs::parse_target_list(&out["target-list-json"]).map_err(|e| e.to_string())?;
+        let nodes =
+            hpc_beegfs::parse_node_list(&out["node-list-json"]).map_err(|e| e.to_string())?;
+        let targets =
+            hpc_beegfs::parse_target_list(&out["target-list-json"]).map_err(|e| e.to_string())?;
         let reachable = nodes.iter().filter(|s| s.reachable).count();
         if nodes.len() == 5
             && reachable == 5
@@ -418,35 +457,12 @@ fn servers_on_the_bed(release: &str) {
     for (label, text) in &out {
         eprintln!("--- {label}\n{text}");
     }
+    keep_fixtures(release, &out);
     eprintln!("{release}: all online at {:?}", t0.elapsed());
-    for h in ["h01", "h02", "h03"] {
-        eprintln!(
-            "{h}: {}",
-            on(
-                &bed,
-                h,
-                &["sh", "-c", "stat -c '%a %U:%G %n' /var/lib/beegfs/*"]
-            )
-            .1
-        );
-    }
 
     // Second deploy: nothing changes, nothing restarts.
     let before = pids(&bed, &cluster);
     let again = run_deploy(&bed, &cluster, &inputs).unwrap_or_else(|e| panic!("{e}"));
-    if again.changed() != 0 {
-        for h in ["h01", "h02", "h03"] {
-            eprintln!(
-                "{h}: {}",
-                on(
-                    &bed,
-                    h,
-                    &["sh", "-c", "stat -c '%a %U:%G %n' /var/lib/beegfs/*"]
-                )
-                .1
-            );
-        }
-    }
     eprintln!("{release}: second deploy done at {:?}", t0.elapsed());
     assert_eq!(again.changed(), 0, "{:#?}", again.phases);
     assert_eq!(pids(&bed, &cluster), before);
@@ -490,4 +506,142 @@ fn beegfs_7_4_7_servers_register_and_rerun_restarts_nothing() {
 #[test]
 fn beegfs_8_1_0_servers_with_tls_register_and_rerun_restarts_nothing() {
     servers_on_the_bed("8.1.0");
+}
+
+/// Writes `content` to `path` on host `name`.
+fn put(bed: &SshBed, name: &str, path: &str, content: &str) {
+    let pid = bed.pid1(name).unwrap().to_string();
+    let mut child = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-a",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"",
+            "sh",
+            path,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), content.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
+/// A test-only way to make one daemon start differently from what hpc-up rendered: a
+/// systemd drop-in that adds `args` (BeeGFS reads `key=value` arguments like config lines,
+/// and they override the file) to the packaged `ExecStart=`.
+fn dropin(bed: &SshBed, name: &str, daemon: &str, args: &str) {
+    put(
+        bed,
+        name,
+        &format!("/etc/systemd/system/beegfs-{daemon}.service.d/test.conf"),
+        &format!(
+            "[Service]\nExecStart=\nExecStart=/opt/beegfs/sbin/beegfs-{daemon} cfgFile=/etc/beegfs/beegfs-{daemon}.conf runDaemonized=false {args}\n"
+        ),
+    );
+}
+
+fn failures_on_the_bed(release: &str) {
+    let Some(bed) = bed(release) else { return };
+    let opts = Opts {
+        tls: false,
+        meta_workers: 4,
+        cert: None,
+    };
+    let cluster = cluster_file(&bed, release, opts);
+    install(&bed, &cluster, release);
+    let inputs = inputs(&cluster);
+    let options = DeployOptions {
+        registration_timeout: Duration::from_secs(30),
+    };
+
+    // A key the storage daemon rejects, on h03 only; and h02's metadata service started with
+    // another secret than the cluster's.
+    dropin(&bed, "h03", "storage", "tuneNoSuchKey=1");
+    put(
+        &bed,
+        "h02",
+        "/etc/beegfs/wrong.auth",
+        "a different secret, 32 bytes long!!",
+    );
+    dropin(&bed, "h02", "meta", "connAuthFile=/etc/beegfs/wrong.auth");
+
+    // The rejected key fails the servers phase on h03, with the daemon's own words.
+    let err = run_deploy_with(&bed, &cluster, &inputs, &options).unwrap_err();
+    eprintln!("{release}, rejected key:\n{err}");
+    let DeployError::Phase { phase, failures } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*phase, "servers", "{err}");
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].node, "h03");
+    assert_eq!(failures[0].step.as_deref(), Some("beegfs-storage"));
+    assert!(
+        failures[0]
+            .detail
+            .contains("The config argument 'tuneNoSuchKey' is invalid"),
+        "{err}"
+    );
+
+    // Without it the servers start, and the registration wait finds h02's metadata service
+    // registered (UDP heartbeats carry no secret) but refused on every TCP stream: the error
+    // names h02 and beegfs-meta and quotes the management service about h02's address.
+    let (ok, out) = on(
+        &bed,
+        "h03",
+        &[
+            "rm",
+            "/etc/systemd/system/beegfs-storage.service.d/test.conf",
+        ],
+    );
+    assert!(ok, "{out}");
+    let err = run_deploy_with(&bed, &cluster, &inputs, &options).unwrap_err();
+    eprintln!("{release}, wrong secret:\n{err}");
+    let DeployError::Phase { phase, failures } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*phase, REGISTRATION_PHASE, "{err}");
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].node, "h02");
+    assert_eq!(failures[0].step.as_deref(), Some("beegfs-meta"));
+    let h02 = bed.host("h02").unwrap().ip.to_string();
+    let said = if release.starts_with('8') {
+        format!("Peer {h02}:")
+    } else {
+        format!("Peer sent wrong authentication: {h02}:")
+    };
+    assert!(failures[0].detail.contains(&said), "{err}");
+    if release.starts_with('8') {
+        assert!(
+            failures[0]
+                .detail
+                .contains("tried to authenticate stream with wrong secret"),
+            "{err}"
+        );
+    }
+
+    // Fixed (the drop-in gone, the service restarted by hand), a deploy goes through.
+    let (ok, out) = on(
+        &bed,
+        "h02",
+        &["rm", "/etc/systemd/system/beegfs-meta.service.d/test.conf"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = on(&bed, "h02", &["systemctl", "restart", "beegfs-meta"]);
+    assert!(ok, "{out}");
+    run_deploy_with(&bed, &cluster, &inputs, &options).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn beegfs_7_4_7_failures_name_node_service_and_the_daemons_message() {
+    failures_on_the_bed("7.4.7");
+}
+
+#[test]
+fn beegfs_8_1_0_failures_name_node_service_and_the_daemons_message() {
+    failures_on_the_bed("8.1.0");
 }

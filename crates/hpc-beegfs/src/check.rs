@@ -119,6 +119,125 @@ fn words(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// 7.x `beegfs-ctl` (package `beegfs-utils`): not on `PATH` (the wrapper scripts
+/// `beegfs-check-servers` and `beegfs-df` in `/usr/bin` call it by this path).
+pub const CTL_7: &str = "/opt/beegfs/sbin/beegfs-ctl";
+/// 8.x `beegfs` (package `beegfs-tools`): not on `PATH` either.
+pub const CLI_8: &str = "/opt/beegfs/sbin/beegfs";
+
+/// The 8.x CLI's common arguments for `cluster`: the management address and how to
+/// authenticate and verify it.
+fn cli_8(cluster: &Cluster) -> Vec<String> {
+    let Some(b) = &cluster.beegfs else {
+        return Vec::new();
+    };
+    let mgmt = cluster
+        .node(b.management.as_str())
+        .map(|n| format!("{}:{GRPC_PORT}", n.ip))
+        .unwrap_or_default();
+    let mut base = words(&[CLI_8, "--mgmtd-addr"]);
+    base.push(mgmt);
+    if !b.tls {
+        base.push("--tls-disable".into());
+    }
+    if !b.auth {
+        base.push("--auth-disable".into());
+    }
+    base
+}
+
+/// The commands the deployment runs on the management node to see every metadata and
+/// storage server registered and reachable and every storage target online (with a label
+/// each). 7.x: `beegfs-ctl` told the management host and auth file on its command line (a
+/// server-only management node has no client config); 8.x: `beegfs … --output json`.
+pub fn registration_commands(cluster: &Cluster) -> Vec<(&'static str, Vec<String>)> {
+    let Some(b) = &cluster.beegfs else {
+        return Vec::new();
+    };
+    let release = Release::from_version(b.version);
+    if release.is_v8() {
+        let with = |rest: &[&str]| {
+            let mut v = cli_8(cluster);
+            v.extend(words(rest));
+            v
+        };
+        return vec![
+            (
+                "nodes",
+                with(&["node", "list", "--reachability-check", "--output", "json"]),
+            ),
+            (
+                "targets",
+                with(&["target", "list", "--state", "--output", "json"]),
+            ),
+        ];
+    }
+    let mgmt = cluster
+        .node(b.management.as_str())
+        .map(|n| n.ip.to_string())
+        .unwrap_or_default();
+    let mut common = vec![format!("--sysMgmtdHost={mgmt}")];
+    common.push(if b.auth {
+        format!("--connAuthFile={}", crate::render::AUTH_FILE)
+    } else {
+        "--connDisableAuthentication=true".to_owned()
+    });
+    let with = |rest: &[&str]| {
+        let mut v = words(&[CTL_7]);
+        v.extend(words(rest));
+        v.extend(common.iter().cloned());
+        v
+    };
+    vec![
+        (
+            "meta",
+            with(&["--listnodes", "--nodetype=meta", "--reachable"]),
+        ),
+        (
+            "storage",
+            with(&["--listnodes", "--nodetype=storage", "--reachable"]),
+        ),
+        (
+            "targets",
+            with(&["--listtargets", "--nodetype=storage", "--state"]),
+        ),
+    ]
+}
+
+/// Parses `beegfs-ctl --listnodes --nodetype=<kind> --reachable` (7.x): per node a line
+/// `<name> [ID: <n>]`, then indented detail lines such as `Reachable: <yes>`.
+pub fn parse_listnodes(text: &str, kind: NodeKind) -> Result<Vec<ServerStatus>, ParseError> {
+    let mut out: Vec<ServerStatus> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with(char::is_whitespace) {
+            let detail = line.trim();
+            if let Some(v) = detail.strip_prefix("Reachable:") {
+                let Some(node) = out.last_mut() else {
+                    return Err(ParseError {
+                        tool: "beegfs-ctl --listnodes",
+                        reason: format!("`{detail}` before any node"),
+                    });
+                };
+                node.reachable = v.trim() == "<yes>";
+            }
+            continue;
+        }
+        let Some((name, id)) = line.trim().split_once("[ID:") else {
+            return Err(ParseError {
+                tool: "beegfs-ctl --listnodes",
+                reason: format!("unexpected line `{}`", line.trim()),
+            });
+        };
+        out.push(ServerStatus {
+            kind,
+            node: name.trim().to_owned(),
+            id: id.trim().trim_end_matches(']').trim().parse().ok(),
+            reachable: false,
+        });
+    }
+    Ok(out)
+}
+
 /// The commands a 7.x or 8.x check runs on one client, with a label each.
 pub fn tool_commands(cluster: &Cluster) -> Vec<(&'static str, Vec<String>)> {
     let Some(b) = &cluster.beegfs else {
@@ -130,28 +249,12 @@ pub fn tool_commands(cluster: &Cluster) -> Vec<(&'static str, Vec<String>)> {
             ("check-servers", words(&["beegfs-check-servers"])),
             (
                 "targets",
-                words(&[
-                    "beegfs-ctl",
-                    "--listtargets",
-                    "--nodetype=storage",
-                    "--state",
-                ]),
+                words(&[CTL_7, "--listtargets", "--nodetype=storage", "--state"]),
             ),
             ("df", words(&["beegfs-df"])),
         ];
     }
-    let mgmt = cluster
-        .node(b.management.as_str())
-        .map(|n| format!("{}:{GRPC_PORT}", n.ip))
-        .unwrap_or_default();
-    let mut base = words(&["beegfs", "--mgmtd-addr"]);
-    base.push(mgmt);
-    if !b.tls {
-        base.push("--tls-disable".into());
-    }
-    if !b.auth {
-        base.push("--auth-disable".into());
-    }
+    let base = cli_8(cluster);
     let with = |rest: &[&str]| {
         let mut v = base.clone();
         v.extend(words(rest));

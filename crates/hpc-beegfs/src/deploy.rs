@@ -12,9 +12,13 @@ use futures_util::future::join_all;
 use hpc_config::Cluster;
 use hpc_remote::{
     CommandOutput, Executor, HostError, HostPlan, HostReport, Mode, Phase, PhaseEvent,
-    PhaseObserver, PhaseReport, StepStatus,
+    PhaseObserver, PhaseReport, StepStatus, Wait, wait_for,
 };
 
+use crate::check::{
+    NodeKind, parse_listnodes, parse_listtargets, parse_node_list, parse_target_list,
+    registration_commands,
+};
 use crate::preflight::{NodeFacts, PreflightProblem, PreflightWarning, preflight, probe_argv};
 use crate::release::Release;
 use crate::render::roles;
@@ -213,19 +217,27 @@ fn is_service_step(id: &str) -> bool {
     id.starts_with("beegfs-")
 }
 
-/// The unit's last journal lines on `node`, for an error.
-async fn journal<E: Executor>(exec: &E, node: &str, unit: &str) -> String {
+/// The unit's last journal lines on `node`, for an error; `None` when they add nothing to
+/// `shown` (text the error already holds, such as a start's output that systemctl printed).
+async fn journal<E: Executor>(exec: &E, node: &str, unit: &str, shown: &str) -> Option<String> {
     let argv: Vec<String> = ["journalctl", "-u", unit, "-n", "15", "--no-pager"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    match run_ok(exec, node, &argv).await {
+    Some(match run_ok(exec, node, &argv).await {
         Ok(out) if !out.trim().is_empty() => {
+            let new = out
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .any(|l| !shown.contains(l.trim()));
+            if !new {
+                return None;
+            }
             format!("{unit}'s journal ends with:\n{}", indent(out.trim_end()))
         }
         Ok(_) => format!("{unit}'s journal is empty"),
         Err(e) => format!("{unit}'s journal cannot be read: {e}"),
-    }
+    })
 }
 
 /// One host's plan of a phase: applied and timed on its own; the observer hears of its
@@ -267,9 +279,11 @@ async fn apply_one<E: Executor>(
                 } else {
                     format!("failed:\n{}", indent(stderr.trim_end()))
                 };
-                if is_service_step(&step) {
+                if is_service_step(&step)
+                    && let Some(j) = journal(exec, node, &step, &stderr).await
+                {
                     detail.push('\n');
-                    detail.push_str(&journal(exec, node, &step).await);
+                    detail.push_str(&j);
                 }
                 NodeFailure {
                     node: node.to_owned(),
@@ -329,7 +343,12 @@ async fn run_phase<E: Executor>(
 /// nothing is probed when it cannot be made), runs the preflight gate
 /// ([`preflight_cluster`]: any problem refuses before anything is changed), then the setup
 /// phases in order, all hosts of a phase at once; the next phase starts when every host of
-/// this one succeeded. Idempotent: on an unchanged cluster [`DeployReport::changed`] is 0.
+/// this one succeeded. After the `servers` phase it waits ([`REGISTRATION_PHASE`], at most
+/// [`REGISTRATION_TIMEOUT`]) until the management node's tools see every metadata and
+/// storage server registered and reachable and every storage target online and good; a
+/// server that is not names its node and service, with its journal and what the management
+/// service logged about its address. Idempotent: on an unchanged cluster
+/// [`DeployReport::changed`] is 0.
 ///
 /// The observer hears `Started`/`Finished` (or `Failed`) for [`PREFLIGHT_PHASE`] (node
 /// `None`) and for every (phase, node); each node's report holds the time of its own apply.
@@ -337,6 +356,33 @@ pub async fn deploy<E: Executor>(
     exec: &E,
     cluster: &Cluster,
     inputs: &Inputs,
+    observer: &dyn PhaseObserver,
+) -> Result<DeployReport, DeployError> {
+    deploy_with(exec, cluster, inputs, &DeployOptions::default(), observer).await
+}
+
+/// How [`deploy_with`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// How long to wait for every server to register ([`REGISTRATION_PHASE`]); default
+    /// [`REGISTRATION_TIMEOUT`].
+    pub registration_timeout: Duration,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            registration_timeout: REGISTRATION_TIMEOUT,
+        }
+    }
+}
+
+/// [`deploy()`] with options.
+pub async fn deploy_with<E: Executor>(
+    exec: &E,
+    cluster: &Cluster,
+    inputs: &Inputs,
+    options: &DeployOptions,
     observer: &dyn PhaseObserver,
 ) -> Result<DeployReport, DeployError> {
     let start = Instant::now();
@@ -373,10 +419,252 @@ pub async fn deploy<E: Executor>(
 
     for phase in &plan.phases {
         phases.extend(run_phase(exec, phase, start, observer).await?);
+        // Clients mount only once every server has registered.
+        if phase.name == "servers"
+            && let Some(report) =
+                registration(exec, cluster, options.registration_timeout, start, observer).await?
+        {
+            phases.push(report);
+        }
     }
     Ok(DeployReport {
         release: plan.release,
         phases,
         warnings: pre.warnings,
     })
+}
+
+/// The name of the cluster-wide wait, after the `servers` phase, until every metadata and
+/// storage server has registered with the management service, is reachable from the
+/// management node, and every storage target is online and good.
+pub const REGISTRATION_PHASE: &str = "registration";
+
+/// How long [`deploy()`] waits for [`REGISTRATION_PHASE`] (a new storage target shows
+/// offline for about 5 s after registering).
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A server that has not (yet) registered as it should: its node, service and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NotYet {
+    node: String,
+    service: &'static str,
+    why: String,
+}
+
+/// Every metadata and storage server that the management node's tools do not (yet) see
+/// registered, reachable and (storage) with its target online and good.
+async fn not_registered<E: Executor>(exec: &E, cluster: &Cluster, mgmt: &str) -> Vec<NotYet> {
+    let release = cluster
+        .beegfs
+        .as_ref()
+        .map(|b| Release::from_version(b.version));
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    let mut missing = Vec::new();
+    for (label, argv) in registration_commands(cluster) {
+        let out = match run_ok(exec, mgmt, &argv).await {
+            Ok(out) => out,
+            Err(e) => {
+                missing.push(NotYet {
+                    node: mgmt.to_owned(),
+                    service: "beegfs-mgmtd",
+                    why: format!("`{}` on the management node {e}", argv.join(" ")),
+                });
+                continue;
+            }
+        };
+        let parsed = match (label, release.is_some_and(|r| r.is_v8())) {
+            ("meta", _) => parse_listnodes(&out, NodeKind::Meta).map(|s| servers.extend(s)),
+            ("storage", _) => parse_listnodes(&out, NodeKind::Storage).map(|s| servers.extend(s)),
+            ("nodes", _) => parse_node_list(&out).map(|s| servers.extend(s)),
+            ("targets", true) => parse_target_list(&out).map(|t| targets.extend(t)),
+            ("targets", false) => parse_listtargets(&out).map(|t| targets.extend(t)),
+            _ => Ok(()),
+        };
+        if let Err(e) = parsed {
+            missing.push(NotYet {
+                node: mgmt.to_owned(),
+                service: "beegfs-mgmtd",
+                why: e.to_string(),
+            });
+        }
+    }
+    if !missing.is_empty() {
+        return missing;
+    }
+    for (node, r) in roles(cluster) {
+        for (kind, id, service) in [
+            (NodeKind::Meta, r.meta, "beegfs-meta"),
+            (NodeKind::Storage, r.storage, "beegfs-storage"),
+        ] {
+            let Some(id) = id else { continue };
+            let seen = servers
+                .iter()
+                .find(|s| s.kind == kind && s.id == Some(u32::from(id)));
+            let why = match seen {
+                None => Some(format!(
+                    "{service} (ID {id}) has not registered with the management service"
+                )),
+                Some(s) if !s.reachable => Some(format!(
+                    "{service} (ID {id}) registered as `{}` but the management node cannot reach it",
+                    s.node
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                missing.push(NotYet {
+                    node: node.clone(),
+                    service,
+                    why,
+                });
+                continue;
+            }
+            if kind == NodeKind::Storage
+                && let Some(t) = r.target_id()
+            {
+                let why = match targets.iter().find(|x| x.id == t.to_string()) {
+                    None => Some(format!("storage target {t} has not registered")),
+                    Some(x) if !x.healthy() => Some(format!(
+                        "storage target {t} is {}/{}",
+                        x.reachability, x.consistency
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    missing.push(NotYet {
+                        node: node.clone(),
+                        service,
+                        why,
+                    });
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// The management service's last journal lines about `ip` (e.g. "Peer 10.0.0.12:38946
+/// tried to authenticate stream with wrong secret"), at most 3.
+async fn mgmtd_lines_about<E: Executor>(exec: &E, mgmt: &str, ip: &str) -> Option<String> {
+    let argv: Vec<String> = [
+        "journalctl",
+        "-u",
+        "beegfs-mgmtd",
+        "-n",
+        "500",
+        "--no-pager",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = run_ok(exec, mgmt, &argv).await.ok()?;
+    let about = |l: &str| {
+        l.match_indices(ip).any(|(i, _)| {
+            let before = l[..i].chars().next_back();
+            let after = l[i + ip.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    let lines: Vec<&str> = out.lines().filter(|l| about(l)).collect();
+    // The lines about authentication say why ("… tried to authenticate stream with wrong
+    // secret", "Peer sent wrong authentication: …"); else the last ones.
+    let auth: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.to_ascii_lowercase().contains("authenticat"))
+        .collect();
+    let lines = if auth.is_empty() { lines } else { auth };
+    let last = &lines[lines.len().saturating_sub(3)..];
+    (!last.is_empty()).then(|| {
+        format!(
+            "beegfs-mgmtd on {mgmt} says about {ip}:\n{}",
+            indent(&last.join("\n"))
+        )
+    })
+}
+
+/// Waits ([`REGISTRATION_PHASE`]) until the management node's tools see every server; on
+/// time-out every server that is missing is a failure with its own journal and what the
+/// management service said about its address. `None` when the cluster has no BeeGFS.
+async fn registration<E: Executor>(
+    exec: &E,
+    cluster: &Cluster,
+    timeout: Duration,
+    start: Instant,
+    observer: &dyn PhaseObserver,
+) -> Result<Option<PhaseReport>, DeployError> {
+    let Some(b) = &cluster.beegfs else {
+        return Ok(None);
+    };
+    let mgmt = b.management.as_str();
+    observer.phase(PhaseEvent::Started {
+        name: REGISTRATION_PHASE,
+        node: None,
+    });
+    let t0 = Instant::now();
+    let r = wait_for(timeout, Duration::from_secs(1), || async {
+        let missing = not_registered(exec, cluster, mgmt).await;
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Wait::Retry(missing))
+        }
+    })
+    .await;
+    let missing = match r {
+        Ok(()) => {
+            let report = PhaseReport {
+                name: REGISTRATION_PHASE,
+                node: None,
+                elapsed: t0.elapsed(),
+                finished_at: start.elapsed(),
+                hosts: Vec::new(),
+            };
+            observer.phase(PhaseEvent::Finished(&report));
+            return Ok(Some(report));
+        }
+        Err(e) => e.into_last().unwrap_or_default(),
+    };
+    let mut failures = Vec::new();
+    for m in missing {
+        let mut detail = format!("{} (still so after {} s)", m.why, timeout.as_secs());
+        if let Some(j) = journal(exec, &m.node, m.service, "").await {
+            detail.push('\n');
+            detail.push_str(&j);
+        }
+        if m.node != mgmt
+            && let Some(ip) = cluster.node(&m.node).map(|n| n.ip.to_string())
+            && let Some(lines) = mgmtd_lines_about(exec, mgmt, &ip).await
+        {
+            detail.push('\n');
+            detail.push_str(&lines);
+        }
+        failures.push(NodeFailure {
+            node: m.node,
+            step: Some(m.service.to_owned()),
+            detail,
+        });
+    }
+    if failures.is_empty() {
+        failures.push(NodeFailure {
+            node: mgmt.to_owned(),
+            step: None,
+            detail: format!(
+                "no answer from the management node's tools within {} s",
+                timeout.as_secs()
+            ),
+        });
+    }
+    let err = DeployError::Phase {
+        phase: REGISTRATION_PHASE,
+        failures,
+    };
+    let error = err.to_string();
+    observer.phase(PhaseEvent::Failed {
+        name: REGISTRATION_PHASE,
+        node: None,
+        error: &error,
+    });
+    Err(err)
 }

@@ -118,16 +118,18 @@ mod render;
 mod setup;
 
 pub use check::{
-    BENCH_MIB, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace, TargetStatus,
-    aggregate, cleanup_argv, parse_check_servers, parse_df, parse_health, parse_listtargets,
-    parse_node_list, parse_target_list, peer_read_argv, roundtrip_argv, tool_commands,
+    BENCH_MIB, CLI_8, CTL_7, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace,
+    TargetStatus, aggregate, cleanup_argv, parse_check_servers, parse_df, parse_health,
+    parse_listnodes, parse_listtargets, parse_node_list, parse_target_list, peer_read_argv,
+    registration_commands, roundtrip_argv, tool_commands,
 };
 #[cfg(feature = "deploy")]
 pub use cluster_check::{CheckError, ClientCheck, ClusterCheck, Throughput, check_cluster};
 pub use conf::{Conf, ConfError, Value};
 #[cfg(feature = "deploy")]
 pub use deploy::{
-    DeployError, DeployReport, NodeFailure, PREFLIGHT_PHASE, Preflight, deploy, preflight_cluster,
+    DeployError, DeployOptions, DeployReport, NodeFailure, PREFLIGHT_PHASE, Preflight,
+    REGISTRATION_PHASE, REGISTRATION_TIMEOUT, deploy, deploy_with, preflight_cluster,
 };
 #[cfg(feature = "steps")]
 pub use image::{

@@ -189,7 +189,7 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
         Daemon::Mgmtd => {
             let c = auth(c.set("storeMgmtdDirectory", b.management_dir.as_str()))
                 .set("storeAllowFirstRunInit", false)
-                .set("logType", "syslog");
+                .set("logType", "logfile");
             port(c, "Mgmtd", MGMTD_PORT, true)
         }
         Daemon::Meta => {
@@ -197,7 +197,7 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
                 .set("sysMgmtdHost", mgmt_ip)
                 .set("storeMetaDirectory", b.metadata_dir.as_str())
                 .set("storeAllowFirstRunInit", false);
-            let c = auth(c).set("connUseRDMA", false).set("logType", "syslog");
+            let c = auth(c).set("connUseRDMA", false).set("logType", "logfile");
             let c = port(c, "Meta", META_PORT, true);
             port(c, "Mgmtd", MGMTD_PORT, true)
         }
@@ -206,7 +206,7 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
                 .set("sysMgmtdHost", mgmt_ip)
                 .set("storeStorageDirectory", b.storage_dir.as_str())
                 .set("storeAllowFirstRunInit", false);
-            let c = auth(c).set("connUseRDMA", false).set("logType", "syslog");
+            let c = auth(c).set("connUseRDMA", false).set("logType", "logfile");
             let c = port(c, "Storage", STORAGE_PORT, true);
             port(c, "Mgmtd", MGMTD_PORT, true)
         }
@@ -223,7 +223,7 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
         }
         Daemon::Helperd => auth(c)
             .set("connHelperdPortTCP", HELPERD_PORT)
-            .set("logType", "syslog"),
+            .set("logType", "logfile"),
     }
 }
 

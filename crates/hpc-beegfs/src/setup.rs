@@ -145,12 +145,18 @@ pub fn packages(roles: &Roles, release: Release) -> Vec<&'static str> {
     }
     if roles.client {
         p.push("beegfs-client");
-        if release.is_v8() {
-            p.push("beegfs-tools");
-        } else {
+        if !release.is_v8() {
             p.push("beegfs-helperd");
-            p.push("beegfs-utils");
         }
+    }
+    // The release's tools where the deployment asks whether every server registered (the
+    // management node) and where `check beegfs` runs them (clients).
+    if roles.client || roles.mgmtd {
+        p.push(if release.is_v8() {
+            "beegfs-tools"
+        } else {
+            "beegfs-utils"
+        });
     }
     p
 }

@@ -66,7 +66,7 @@ fn healthy_fixtures_pass() {
     // The tools ran on ctl; every client ran its round trip with its own token, read its
     // peer's and cleaned up.
     let ctl = exec.ran_on("ctl");
-    for tool in ["beegfs-check-servers", "beegfs-ctl", "beegfs-df"] {
+    for tool in ["beegfs-check-servers", hpc_beegfs::CTL_7, "beegfs-df"] {
         assert!(ctl.iter().any(|a| a[0] == tool), "{tool}");
     }
     for n in CLIENTS {

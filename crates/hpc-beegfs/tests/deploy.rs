@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::{full_stack, inputs};
 use fake::{CONTAINER_PROBE, FakeBeegfs, vm_probe};
 use hpc_beegfs::{
-    DeployError, Inputs, NodeFailure, PREFLIGHT_PHASE, PlanError, PreflightProblem, deploy,
-    preflight_cluster, probe_argv,
+    DeployError, Inputs, NodeFailure, PREFLIGHT_PHASE, PlanError, PreflightProblem,
+    REGISTRATION_PHASE, deploy, preflight_cluster, probe_argv,
 };
 use hpc_remote::{NoObserver, PhaseEvent};
 
@@ -174,9 +174,13 @@ fn phases_run_in_order_and_the_observer_sees_every_node() {
             ("clients", &NODES[..]),
         ] {
             expect.extend(nodes.iter().map(|n| (phase, Some(*n))));
+            if phase == "servers" {
+                // Then cluster-wide: every server registered (the management node's tools).
+                expect.push((REGISTRATION_PHASE, None));
+            }
         }
         assert_eq!(got, expect, "{v}");
-        for p in &report.phases[1..] {
+        for p in report.phases[1..].iter().filter(|p| p.node.is_some()) {
             assert_eq!(p.hosts.len(), 1);
             assert_eq!(Some(p.hosts[0].host.as_str()), p.node.as_deref());
             assert!(p.elapsed <= p.finished_at);
@@ -203,6 +207,12 @@ fn phases_run_in_order_and_the_observer_sees_every_node() {
         ] {
             want.extend(nodes.iter().map(|n| format!("started {phase} {n}")));
             want.extend(nodes.iter().map(|n| format!("finished {phase} {n}")));
+            if phase == "servers" {
+                want.extend([
+                    "started registration -".into(),
+                    "finished registration -".into(),
+                ]);
+            }
         }
         assert_eq!(seen, want, "{v}");
 

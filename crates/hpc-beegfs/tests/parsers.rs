@@ -121,7 +121,7 @@ fn tool_commands_per_version() {
     assert_eq!(
         c8[0].1,
         [
-            "beegfs",
+            "/opt/beegfs/sbin/beegfs",
             "--mgmtd-addr",
             "10.79.0.10:8010",
             "--tls-disable",

@@ -149,8 +149,57 @@ impl FakeBeegfs {
             .collect()
     }
 
+    /// What the management node's tools say while `deploy` waits for registration, unless
+    /// a test set the tool's output: every server of `examples/full-stack.yaml` (meta 1 on
+    /// ctl, storage 1–3 on cn01–cn03, targets 101–301) registered, reachable, online.
+    fn registered(&self, argv: &[String]) -> Option<CommandOutput> {
+        let has = |w: &str| argv.iter().any(|a| a == w);
+        if argv.first().is_some_and(|a| a == hpc_beegfs::CTL_7)
+            && argv.iter().any(|a| a.starts_with("--sysMgmtdHost="))
+        {
+            let text = if has("--listtargets") {
+                "TargetID     Reachability  Consistency   NodeID\n\
+                 ========     ============  ===========   ======\n\
+                 \x20    101           Online         Good        1\n\
+                 \x20    201           Online         Good        2\n\
+                 \x20    301           Online         Good        3\n"
+                    .to_owned()
+            } else if has("--nodetype=meta") {
+                "ctl [ID: 1]\n   Reachable: <yes>\n".to_owned()
+            } else {
+                (1..=3)
+                    .map(|i| format!("cn0{i} [ID: {i}]\n   Reachable: <yes>\n"))
+                    .collect()
+            };
+            return Some(out(0, text, ""));
+        }
+        if argv.first().is_some_and(|a| a == hpc_beegfs::CLI_8) {
+            if has("node") && !self.tools.contains_key("node") {
+                let mut rows = vec![
+                    r#"{"alias":"node_meta_1","id":{"num_id":1,"node_type":2},"reachable":"yes","type":2}"#.to_owned(),
+                ];
+                rows.extend((1..=3).map(|i| {
+                    format!(r#"{{"alias":"node_storage_{i}","id":{{"num_id":{i},"node_type":3}},"reachable":"yes","type":3}}"#)
+                }));
+                return Some(out(0, format!("[{}]", rows.join(",")), ""));
+            }
+            if has("target") && !self.tools.contains_key("target") {
+                let rows: Vec<String> = (1..=3)
+                    .map(|i| {
+                        format!(r#"{{"consistency":"Good","id":{{"num_id":{i}01,"node_type":3}},"reachability":"Online","type":3}}"#)
+                    })
+                    .collect();
+                return Some(out(0, format!("[{}]", rows.join(",")), ""));
+            }
+        }
+        None
+    }
+
     fn tool(&self, argv: &[String]) -> Option<CommandOutput> {
-        let key = if argv.first().is_some_and(|a| a == "beegfs") {
+        if let Some(o) = self.registered(argv) {
+            return Some(o);
+        }
+        let key = if argv.first().is_some_and(|a| a == hpc_beegfs::CLI_8) {
             // beegfs --mgmtd-addr ADDR [--tls-disable] [--auth-disable] <command> …
             argv.iter().skip(3).find(|a| !a.starts_with("--"))?.as_str()
         } else if argv.iter().any(|a| a == "--listtargets") {
