@@ -272,3 +272,43 @@ fn mount_options_have_no_spaces() {
         "BeeGFS mount options `noatime, nodev` is not valid: write them comma-separated without spaces (`noatime,nodev`)"
     );
 }
+
+#[test]
+fn beegfs_stays_out_of_virtiofs_shares() {
+    // The default storage directory (/data/beegfs/storage) inside a read-only share at
+    // /data: located at the beegfs section, naming node, share and the way out.
+    let shared = BASE.replace(
+        "compute:\n",
+        "virtiofs:\n  - {tag: data, host-path: /srv/data, mount-point: /data, readonly: true}\ncompute:\n",
+    );
+    let p = problems(&shared);
+    let msgs: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(p.len(), 3, "{msgs:#?}");
+    assert!(p.iter().all(|p| p.line == 17), "{p:#?}");
+    assert!(msgs.contains(&"BeeGFS storage directory `/data/beegfs/storage` is not valid: on cn1 it overlaps the virtio-fs share `data` mounted at /data (read-only); BeeGFS keeps its data on the node's own disk: choose a path outside the shares (set `storage-dir`)"), "{msgs:#?}");
+    // a directory set by hand is pointed at, and a share inside the mount point clashes too
+    let text = format!(
+        "{shared}  management-dir: /srv/beegfs/mgmtd\n  metadata-dir: /srv/beegfs/meta\n  storage-dir: /data\n  client: {{mount-point: /}}\n"
+    );
+    let p = problems(&text);
+    let at: Vec<(usize, &str)> = p.iter().map(|p| (p.line, p.message.as_str())).collect();
+    assert_eq!(p.len(), 2, "{at:#?}");
+    assert_eq!(p[0].line, 20, "{at:#?}");
+    assert!(
+        p[0].message.contains("BeeGFS storage directory `/data`"),
+        "{at:#?}"
+    );
+    assert_eq!(p[1].line, 21, "{at:#?}");
+    assert!(
+        p[1].message.contains("BeeGFS mount point `/` is not valid: on ctl")
+            && p[1]
+                .message
+                .ends_with("one mount would hide the other: choose a path outside the shares (set `client.mount-point`)"),
+        "{at:#?}"
+    );
+    // outside the shares: fine
+    let text = format!(
+        "{shared}  management-dir: /srv/beegfs/mgmtd\n  metadata-dir: /srv/beegfs/meta\n  storage-dir: /srv/beegfs/storage\n  client: {{mount-point: /mnt/beegfs}}\n"
+    );
+    assert!(problems(&text).is_empty(), "{:#?}", problems(&text));
+}

@@ -113,6 +113,77 @@ pub(super) fn resolve_beegfs(
             },
         );
     }
+    // BeeGFS keeps its data and mounts its filesystem on the node's own disk: a directory
+    // inside a virtio-fs share would put a server's data on the host's share (read-only ones
+    // cannot even hold it), a client mount point inside one would hide it.
+    let services: [(&str, &Option<String>, &str, &str, Vec<&NodeName>); 4] = [
+        (
+            "management-dir",
+            &b.management_dir,
+            "BeeGFS management directory",
+            &management_dir,
+            vec![&management],
+        ),
+        (
+            "metadata-dir",
+            &b.metadata_dir,
+            "BeeGFS metadata directory",
+            &metadata_dir,
+            metadata.iter().collect(),
+        ),
+        (
+            "storage-dir",
+            &b.storage_dir,
+            "BeeGFS storage directory",
+            &storage_dir,
+            storage.iter().collect(),
+        ),
+        (
+            "client/mount-point",
+            &b.client.mount_point,
+            "BeeGFS mount point",
+            &mount_point,
+            clients.iter().collect(),
+        ),
+    ];
+    for (field, given, what, path, on) in services {
+        let clash = nodes
+            .iter()
+            .filter(|n| on.contains(&&n.name))
+            .find_map(|n| {
+                n.virtiofs
+                    .iter()
+                    .find(|m| overlaps(path, &m.mount_point))
+                    .map(|m| (n, m))
+            });
+        if let Some((node, share)) = clash {
+            let at = if given.is_some() {
+                format!("/beegfs/{field}")
+            } else {
+                "/beegfs".to_owned()
+            };
+            cx.err(
+                at,
+                ErrorKind::BadValue {
+                    what,
+                    value: path.to_owned(),
+                    reason: format!(
+                        "on {} it overlaps the virtio-fs share `{}` mounted at {}{}; {}: choose a path outside the shares (set `{}`)",
+                        node.name,
+                        share.tag,
+                        share.mount_point,
+                        if share.readonly { " (read-only)" } else { "" },
+                        if field.contains("mount-point") {
+                            "one mount would hide the other"
+                        } else {
+                            "BeeGFS keeps its data on the node's own disk"
+                        },
+                        field.replace('/', "."),
+                    ),
+                },
+            );
+        }
+    }
     let (tls_cert_file, tls_key_file) = tls(cx, b);
     let packages = packages(cx, b, release);
     if b.version.major >= 8 && !b.extra_config.helperd.is_empty() {
@@ -290,6 +361,16 @@ fn packages(cx: &mut Ctx<'_>, b: &BeegfsSettings, release: DebianRelease) -> Bee
             }
         }
     }
+}
+
+/// Whether one of two absolute guest paths is the other or inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches('/');
+    let b = b.trim_end_matches('/');
+    let inside = |x: &str, y: &str| {
+        x == y || y.is_empty() || x.strip_prefix(y).is_some_and(|r| r.starts_with('/'))
+    };
+    inside(a, b) || inside(b, a)
 }
 
 fn nodes_first(nodes: &[Node]) -> NodeName {
