@@ -201,7 +201,10 @@ pub async fn check_cluster<E: Executor>(
         if let Err(e) = parsed {
             failures.push(format!("{tool_node}: {e}"));
         }
-        if o.status != Some(0) {
+        // `beegfs health check` exits 1 whenever a check is not healthy, also for the low
+        // capacity pool that every small disk is in (below): its lines carry the verdict.
+        let judged_by_lines = label == "health" && !health.is_empty();
+        if o.status != Some(0) && !judged_by_lines {
             failures.push(format!("{tool_node}: {label} {}", exit_failure(&o)));
         }
     }
@@ -218,6 +221,13 @@ pub async fn check_cluster<E: Executor>(
         ));
     }
     for (h, line) in health.iter().filter(|(h, _)| *h >= Health::Degraded) {
+        // The management service's default limits put small targets into the `low` pool
+        // ("Available Capacity" degraded; on the test bed already with 199 GiB free, on
+        // both releases): normal on a lab or VM cluster, and 7.x's beegfs-df shows the same
+        // pool without failing. Emergency (critical) still fails.
+        if *h == Health::Degraded && line.starts_with("Available Capacity") {
+            continue;
+        }
         failures.push(format!("health check {h:?}: {line}"));
     }
     let count = |k| servers.iter().filter(|s| s.kind == k).count();

@@ -154,7 +154,7 @@ fn the_8x_fixtures_fail_on_reachability_targets_health_and_registration() {
         [
             "storage node_storage_2 is unreachable",
             "target 201 is Offline/Needs-resync",
-            "health check Degraded: Consistency: 1 target needs a resync.",
+            "health check Degraded: Consistency -> Are all mirrors synchronized?",
             "registered: 1 meta of 1, 2 storage of 3",
         ]
     );
@@ -238,4 +238,25 @@ fn nothing_to_check() {
         CheckError::NoBeegfs
     );
     assert!(exec.ran.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_low_capacity_pool_alone_passes_though_the_health_check_exits_1() {
+    // Every target in the `low` pool, as on any small disk (the bed's 199 GiB free already):
+    // `beegfs health check` says DEGRADED and exits 1; the check passes, as 7.x's beegfs-df
+    // shows the same pool without failing.
+    let mut exec = FakeBeegfs::default();
+    let text =
+        fake::fixture("health-8.txt").replace("(DEGRADED) Consistency", "(HEALTHY) Consistency");
+    exec.tools.insert(
+        "health",
+        fake::out(1, text, "Error: one or more checks failed"),
+    );
+    let c = check(&exec, "8.1.0");
+    assert!(c.passed(), "{:?}", c.failures);
+    assert!(
+        c.health
+            .iter()
+            .any(|(h, _)| *h == hpc_beegfs::Health::Degraded)
+    );
 }

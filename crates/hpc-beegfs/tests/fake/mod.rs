@@ -1,10 +1,11 @@
 //! A fake [`Executor`]: a mock of BeeGFS nodes and their daemons.
 //!
-//! BeeGFS is not packaged by Debian and cannot be fetched here, so its daemons cannot run in
-//! tests (see DESIGN.md); the deploy and check logic runs against this mock instead. It
+//! The real daemons run on the SSH test bed (tests/tests/beegfs_bed.rs), but clients cannot
+//! (kernel module), so the check's client logic and the error paths run against this mock. It
 //! records every host plan applied and every command run, answers the node probe with a
-//! Debian 12 VM's facts, the release's tools with the parser fixtures
-//! (`tests/fixtures/output`), and the round trip, peer read and cleanup programs as a
+//! Debian 12 VM's facts, the release's tools with `tests/fixtures/fake` (the cluster of
+//! `examples/full-stack.yaml` in the exact formats of the real tools' output captured in
+//! `tests/fixtures/output/<release>/`), and the round trip, peer read and cleanup programs as a
 //! shared mount would: a token written by one client is read by the others, unless a
 //! client's mount is "broken" (it writes to and reads from a local directory only).
 #![allow(dead_code, clippy::unwrap_used)] // not every test uses every knob; tests panic
@@ -34,13 +35,13 @@ pub(crate) const CONTAINER_PROBE: &str =
 pub(crate) fn fixture(name: &str) -> String {
     fs_err::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/output")
+            .join("tests/fixtures/fake")
             .join(name),
     )
     .unwrap()
 }
 
-fn out(status: u32, stdout: impl Into<String>, stderr: &str) -> CommandOutput {
+pub(crate) fn out(status: u32, stdout: impl Into<String>, stderr: &str) -> CommandOutput {
     CommandOutput {
         status: Some(status),
         stdout: stdout.into().into_bytes(),
@@ -126,7 +127,16 @@ impl FakeBeegfs {
         f.tools
             .insert("target", out(0, fixture("target-list-8.json"), ""));
         f.tools
-            .insert("health", out(0, fixture("health-8.txt"), ""));
+            // As the real one: exit 1 whenever a check is not healthy (the low capacity
+            // pool included), "Error: one or more checks failed" on stderr.
+            .insert(
+                "health",
+                out(
+                    1,
+                    fixture("health-8.txt"),
+                    "Error: one or more checks failed",
+                ),
+            );
         f
     }
 
