@@ -315,6 +315,20 @@ fn unit_file_features_conditions_and_unknown_units() {
         ("disabled", Some(1))
     );
     ok(&bed, "h01", "systemctl daemon-reload");
+    // What Debian's deb-systemd-helper runs for a newly installed package: enabled, not
+    // started; another root is refused.
+    ok(&bed, "h01", "systemctl --root=/ preset hpcshim-test.service");
+    assert_eq!(
+        ok(&bed, "h01", "systemctl is-enabled hpcshim-test"),
+        "enabled"
+    );
+    assert_eq!(
+        is_active(&bed, "h01", "hpcshim-test"),
+        ("inactive".into(), Some(3))
+    );
+    let out = ssh(&bed, "h01", "systemctl --root=/mnt preset hpcshim-test");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    ok(&bed, "h01", "systemctl disable hpcshim-test");
     ok(&bed, "h01", "systemctl enable --now hpcshim-test.service");
     assert_eq!(
         ok(&bed, "h01", "systemctl is-enabled hpcshim-test"),
