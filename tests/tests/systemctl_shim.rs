@@ -317,7 +317,11 @@ fn unit_file_features_conditions_and_unknown_units() {
     ok(&bed, "h01", "systemctl daemon-reload");
     // What Debian's deb-systemd-helper runs for a newly installed package: enabled, not
     // started; another root is refused.
-    ok(&bed, "h01", "systemctl --root=/ preset hpcshim-test.service");
+    ok(
+        &bed,
+        "h01",
+        "systemctl --root=/ preset hpcshim-test.service",
+    );
     assert_eq!(
         ok(&bed, "h01", "systemctl is-enabled hpcshim-test"),
         "enabled"
