@@ -8,7 +8,14 @@
 //! cluster has no clients (the client is a kernel module: it cannot run on the bed). The
 //! bed's `systemctl` shim starts the daemons from their packaged unit files.
 //!
-//! Needs root, iproute2, OpenSSH, util-linux, libnl-3-200/libnl-route-3-200
+//! Per release: deploy (auth on; 8.x with TLS, the certificate made here), every node and
+//! target online in the release's own tools, a re-run with 0 changes and the same main PIDs,
+//! a changed meta `extra-config` key restarting meta only, and what the tools say with one
+//! storage service stopped (with `HPCUP_BEEGFS_FIXTURES=1` their output becomes the parsers'
+//! fixtures); and the failure paths: a key the storage daemon rejects, a wrong auth secret on
+//! one metadata service (8.x without TLS).
+//!
+//! Needs root, iproute2, OpenSSH, util-linux, libnl-3-200/libnl-route-3-200, openssl
 //! (`scripts/install-deps`) and the packages: skips without them outside CI, fails in CI.
 #![allow(clippy::unwrap_used, clippy::print_stderr)] // tests panic on failure; progress to stderr
 
@@ -43,6 +50,7 @@ fn have_release(release: &str) -> bool {
     dir.join(format!("beegfs-meta_{release}_amd64.deb"))
         .exists()
         && libs
+        && Path::new("/usr/bin/openssl").exists()
 }
 
 /// A bed of 3 hosts with private `/usr` and machine UUIDs, or `None` (skip outside CI).
@@ -50,7 +58,7 @@ fn bed(release: &str) -> Option<SshBed> {
     if require(
         have_release(release),
         &format!(
-            "BeeGFS {release} packages in {} and libnl-3-200/libnl-route-3-200 (scripts/install-deps)",
+            "BeeGFS {release} packages in {} and libnl-3-200/libnl-route-3-200/openssl (scripts/install-deps)",
             debs_dir(release).display()
         ),
         "BeeGFS servers on the SSH test bed",
@@ -159,6 +167,20 @@ fn install(bed: &SshBed, cluster: &Cluster, release: &str) {
         }
         let debs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         bed.install_debs(&node, &debs).unwrap();
+        // The data directories on a tmpfs of the host's own (tmpfs has the user xattrs the
+        // metadata service needs since Linux 6.6): a metadata directory holds tens of
+        // thousands of hash directories, which the bed's teardown would otherwise spend
+        // half a minute deleting from the overlay's upper layer.
+        let (ok, out) = on(
+            bed,
+            &node,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /var/lib/beegfs && mount -t tmpfs -o mode=0755 beegfs-data /var/lib/beegfs",
+            ],
+        );
+        assert!(ok, "{node}: {out}");
     }
     // Nothing of BeeGFS reached the machine itself.
     assert!(
@@ -466,6 +488,15 @@ fn servers_on_the_bed(release: &str) {
     let inputs = inputs(&cluster);
     let report = run_deploy(&bed, &cluster, &inputs).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.changed() > 0);
+    // deploy itself waited until the management node's tools saw every server.
+    assert!(
+        report
+            .phases
+            .iter()
+            .any(|p| p.name == REGISTRATION_PHASE && p.node.is_none()),
+        "{:?}",
+        report.phases
+    );
     eprintln!("{release}: first deploy done at {:?}", t0.elapsed());
 
     let out = if v8 {
