@@ -588,6 +588,18 @@ pub fn peer_read_argv(mount: &str, peer: &str) -> Vec<String> {
     ]
 }
 
+/// Whether `mount` is a BeeGFS mount on the client (exit 0) or not (1): a plain directory
+/// would pass the round trip on its own.
+pub fn mount_check_argv(mount: &str) -> Vec<String> {
+    vec![
+        "findmnt".into(),
+        "--types".into(),
+        "beegfs".into(),
+        "--mountpoint".into(),
+        mount.into(),
+    ]
+}
+
 /// Removes the check directory's files of `node`.
 pub fn cleanup_argv(mount: &str, node: &str) -> Vec<String> {
     vec![

@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use crate::check::{
     BENCH_MIB, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace, TargetStatus,
-    aggregate, cleanup_argv, parse_check_servers, parse_df, parse_health, parse_listtargets,
-    parse_node_list, parse_target_list, peer_read_argv, roundtrip_argv, tool_commands,
+    aggregate, cleanup_argv, mount_check_argv, parse_check_servers, parse_df, parse_health,
+    parse_listtargets, parse_node_list, parse_target_list, peer_read_argv, roundtrip_argv,
+    tool_commands,
 };
-use crate::deploy::{Preflight, exit_failure, host_error, preflight_cluster, run_ok};
+use crate::deploy::{Preflight, exit_failure, host_error, journal, preflight_cluster, run_ok};
 use crate::release::Release;
+use crate::render::{Roles, roles};
 
 /// Throughput in MiB/s.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -208,11 +210,12 @@ pub async fn check_cluster<E: Executor>(
             failures.push(format!("{tool_node}: {label} {}", exit_failure(&o)));
         }
     }
+    let roles = roles(cluster);
     for s in servers
         .iter()
         .filter(|s| s.kind != NodeKind::Client && !s.reachable)
     {
-        failures.push(format!("{} {} is unreachable", s.kind.name(), s.node));
+        failures.push(unreachable(exec, &roles, s).await);
     }
     for t in targets.iter().filter(|t| !t.healthy()) {
         failures.push(format!(
@@ -239,7 +242,21 @@ pub async fn check_cluster<E: Executor>(
         ));
     }
 
-    // Every client at once: its own round trip, then the next client's token.
+    // Every client at once: the mount is BeeGFS, its own round trip, then the next
+    // client's token.
+    let mounts = join_all(clients.iter().map(|c| {
+        let argv = mount_check_argv(mount);
+        async move { (c.as_str(), exec.run(c, &argv).await) }
+    }))
+    .await;
+    for (c, r) in mounts {
+        // A client that cannot be reached is reported by its round trip below.
+        if let Ok(o) = r
+            && o.status != Some(0)
+        {
+            failures.push(format!("{c}: {mount} is not a BeeGFS mount"));
+        }
+    }
     let trips = join_all(clients.iter().map(|c| {
         let argv = roundtrip_argv(mount, c, &format!("{token}-{c}"), BENCH_MIB);
         async move { exec.run(c, &argv).await }
@@ -314,6 +331,43 @@ pub async fn check_cluster<E: Executor>(
         aggregate: aggregate(&finished, BENCH_MIB).map(Throughput::from_pair),
         failures,
     })
+}
+
+/// "storage node_storage_2 is unreachable", with the cluster node that runs it (from the
+/// numeric ID), the service's state there and its journal's last lines: the daemon's own
+/// words on why, when the node answers.
+async fn unreachable<E: Executor>(exec: &E, roles: &[(String, Roles)], s: &ServerStatus) -> String {
+    let id = s.id.and_then(|i| u16::try_from(i).ok());
+    let (node, service) = match s.kind {
+        NodeKind::Management => (roles.iter().find(|(_, r)| r.mgmtd), "beegfs-mgmtd"),
+        NodeKind::Meta => (
+            roles.iter().find(|(_, r)| id.is_some() && r.meta == id),
+            "beegfs-meta",
+        ),
+        NodeKind::Storage => (
+            roles.iter().find(|(_, r)| id.is_some() && r.storage == id),
+            "beegfs-storage",
+        ),
+        NodeKind::Client => (None, "beegfs-client"),
+    };
+    let mut msg = format!("{} {} is unreachable", s.kind.name(), s.node);
+    let Some((node, _)) = node else {
+        return msg;
+    };
+    let argv: Vec<String> = ["systemctl", "is-active", service]
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect();
+    let state = match exec.run(node, &argv).await {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        Err(e) => host_error(node, &e),
+    };
+    msg.push_str(&format!(" (node {node}: {service} is {state})"));
+    if let Some(j) = journal(exec, node, service, "").await {
+        msg.push('\n');
+        msg.push_str(&j);
+    }
+    msg
 }
 
 /// The round trip's parsed output and, when it did not exit 0, why.

@@ -219,7 +219,12 @@ fn is_service_step(id: &str) -> bool {
 
 /// The unit's last journal lines on `node`, for an error; `None` when they add nothing to
 /// `shown` (text the error already holds, such as a start's output that systemctl printed).
-async fn journal<E: Executor>(exec: &E, node: &str, unit: &str, shown: &str) -> Option<String> {
+pub(crate) async fn journal<E: Executor>(
+    exec: &E,
+    node: &str,
+    unit: &str,
+    shown: &str,
+) -> Option<String> {
     let argv: Vec<String> = ["journalctl", "-u", unit, "-n", "15", "--no-pager"]
         .iter()
         .map(|s| (*s).to_owned())

@@ -139,7 +139,9 @@ fn an_unreachable_server_and_an_unhealthy_target_fail() {
     assert_eq!(
         c.failures,
         [
-            "storage cn03 is unreachable",
+            "storage cn03 is unreachable (node cn03: beegfs-storage is failed)\n\
+             beegfs-storage's journal ends with:\n  \
+             cn03 beegfs-storage[812]: Couldn't find any usable NIC",
             "target 301 is Probably-offline/Needs-resync"
         ]
     );
@@ -152,7 +154,10 @@ fn the_8x_fixtures_fail_on_reachability_targets_health_and_registration() {
     assert_eq!(
         c.failures,
         [
-            "storage node_storage_2 is unreachable",
+            // 8.x names nodes `node_storage_<id>`: the ID finds the cluster's node.
+            "storage node_storage_2 is unreachable (node cn02: beegfs-storage is failed)\n\
+             beegfs-storage's journal ends with:\n  \
+             cn02 beegfs-storage[812]: Couldn't find any usable NIC",
             "target 201 is Offline/Needs-resync",
             "health check Degraded: Consistency -> Are all mirrors synchronized?",
             "registered: 1 meta of 1, 2 storage of 3",
@@ -178,6 +183,7 @@ fn failed_round_trips_and_peer_reads_are_collected() {
     assert_eq!(
         c.failures,
         [
+            "cn02: /mnt/beegfs is not a BeeGFS mount",
             // ctl reads cn01's token, which cn01 wrote before its disk filled up.
             "cn01: round trip failed: exited with status 1: dd: error writing '/mnt/beegfs/.hpc-up-check/x.bin': No space left on device; \
              cn02's file not seen: exited with status 1: cat: /mnt/beegfs/.hpc-up-check/cn02.tok: No such file or directory",

@@ -293,6 +293,22 @@ impl Executor for FakeBeegfs {
                 .unwrap_or_else(|| vm_probe("10.79.0.99"));
             return Ok(out(0, probe, ""));
         }
+        if argv.first().is_some_and(|a| a == "findmnt") {
+            // A broken mount is a plain directory: findmnt finds no BeeGFS there.
+            return Ok(if self.broken_mount.contains(host) {
+                out(1, "", "")
+            } else {
+                out(
+                    0,
+                    "TARGET SOURCE FSTYPE OPTIONS\n/mnt/beegfs beegfs_nodev beegfs rw\n",
+                    "",
+                )
+            });
+        }
+        if argv.len() == 3 && argv[0] == "systemctl" && argv[1] == "is-active" {
+            // Every service the check asks about has died (its journal says why, below).
+            return Ok(out(3, "failed\n", ""));
+        }
         if argv.first().is_some_and(|a| a == "journalctl") {
             return Ok(out(
                 0,
