@@ -275,9 +275,19 @@ const MGMTD_OWN_7: &[&str] = &[
     "quotaQueryWithSystemUsersGroups",
 ];
 
-/// The 8.x management service's TOML keys (`deny_unknown_fields`; tables left out: hpc-up
-/// writes scalar keys only).
+/// The 8.x management service's TOML keys (`deny_unknown_fields`). Of the tables, the two
+/// static capacity-pool tables, written as dotted keys (`cap-pool-storage-limits.space-low`),
+/// which the service reads as its tables (checked with 8.1.0's `beegfs-mgmtd --init`: a
+/// table missing one of its four keys is refused, "missing field `space-low`").
 const MGMTD_TOML_8: &[&str] = &[
+    "cap-pool-meta-limits.inodes-low",
+    "cap-pool-meta-limits.inodes-emergency",
+    "cap-pool-meta-limits.space-low",
+    "cap-pool-meta-limits.space-emergency",
+    "cap-pool-storage-limits.inodes-low",
+    "cap-pool-storage-limits.inodes-emergency",
+    "cap-pool-storage-limits.space-low",
+    "cap-pool-storage-limits.space-emergency",
     "db-file",
     "log-target",
     "log-level",

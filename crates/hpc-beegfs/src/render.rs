@@ -163,16 +163,21 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
     let c = Conf::new(daemon, release);
     match daemon {
         Daemon::Mgmtd if v8 => {
-            let mut c = c
-                .set(
-                    "db-file",
-                    format!("{}/{MGMTD_DB_NAME}", b.management_dir.trim_end_matches('/')),
-                )
-                // Works with and without journald; under systemd stderr reaches the journal.
-                .set("log-target", "stderr")
-                .set("log-level", "info")
-                .set("beemsg-port", MGMTD_PORT)
-                .set("grpc-port", GRPC_PORT);
+            let c = pool_limits(c, cluster, &b.metadata, |k| {
+                format!("cap-pool-meta-limits.{k}")
+            });
+            let mut c = pool_limits(c, cluster, &b.storage, |k| {
+                format!("cap-pool-storage-limits.{k}")
+            })
+            .set(
+                "db-file",
+                format!("{}/{MGMTD_DB_NAME}", b.management_dir.trim_end_matches('/')),
+            )
+            // Works with and without journald; under systemd stderr reaches the journal.
+            .set("log-target", "stderr")
+            .set("log-level", "info")
+            .set("beemsg-port", MGMTD_PORT)
+            .set("grpc-port", GRPC_PORT);
             c = if b.auth {
                 c.set("auth-file", AUTH_FILE)
             } else {
@@ -187,6 +192,8 @@ fn base_conf(cluster: &Cluster, b: &Beegfs, daemon: Daemon, release: Release) ->
             c.set("license-disable", true)
         }
         Daemon::Mgmtd => {
+            let c = pool_limits(c, cluster, &b.metadata, |k| v7_limit_key("Meta", k));
+            let c = pool_limits(c, cluster, &b.storage, |k| v7_limit_key("Storage", k));
             let c = auth(c.set("storeMgmtdDirectory", b.management_dir.as_str()))
                 .set("storeAllowFirstRunInit", false)
                 .set("logType", "logfile");
@@ -254,6 +261,59 @@ fn reserved(daemon: Daemon, key: &str, release: Release) -> Option<&'static str>
         }
         _ => None,
     }
+}
+
+/// The management service's capacity-pool limits for the pool of the servers `nodes`, sized
+/// to the smallest of their disks. BeeGFS's defaults are sized for real storage servers (8.x
+/// storage: "low" below 512 GiB free, "emergency" below 10 GiB and 1 M inodes; 7.x: 1 TiB and
+/// 20 GiB), which puts every target of a VM with a disk of a few GiB in the emergency pool:
+/// BeeGFS then avoids it for new files and `beegfs health check` reports it Critical. Here
+/// "low" is below a quarter of the disk free, "emergency" below 5 %, and the inode limits
+/// likewise of the inodes ext4 makes by default (one per 16 KiB). `extra-config` replaces
+/// them (`mgmtd: {"cap-pool-storage-limits.space-low": "100GiB", …}` on 8.x,
+/// `tuneStorageSpaceLowLimit` on 7.x).
+fn pool_limits(
+    c: Conf,
+    cluster: &Cluster,
+    nodes: &[hpc_config::types::NodeName],
+    key: impl Fn(&str) -> String,
+) -> Conf {
+    let Some(disk) = nodes
+        .iter()
+        .filter_map(|n| cluster.node(n.as_str()))
+        .map(|n| n.disk.bytes())
+        .min()
+    else {
+        return c;
+    };
+    let v8 = c.is_toml();
+    let mib = |bytes: u64| {
+        let m = (bytes / (1024 * 1024)).max(1);
+        if v8 {
+            format!("{m}MiB")
+        } else {
+            format!("{m}M")
+        }
+    };
+    let inodes = disk / (16 * 1024);
+    let count = |n: u64| i64::try_from(n.max(1)).unwrap_or(i64::MAX);
+    c.set(&key("space-low"), mib(disk / 4))
+        .set(&key("space-emergency"), mib(disk / 20))
+        .set(&key("inodes-low"), count(inodes / 4))
+        .set(&key("inodes-emergency"), count(inodes / 20))
+}
+
+/// The 7.x management key of a pool limit (`tuneStorageSpaceLowLimit`) from its 8.x name
+/// (`space-low`).
+fn v7_limit_key(pool: &str, k: &str) -> String {
+    let (what, level) = k.split_once('-').unwrap_or((k, ""));
+    let cap = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    };
+    format!("tune{pool}{}{}Limit", cap(what), cap(level))
 }
 
 /// The full config of `daemon` (base keys, then the cluster's extra keys), checked.
