@@ -116,7 +116,7 @@ pub(super) fn resolve_beegfs(
     // BeeGFS keeps its data and mounts its filesystem on the node's own disk: a directory
     // inside a virtio-fs share would put a server's data on the host's share (read-only ones
     // cannot even hold it), a client mount point inside one would hide it.
-    let services: [(&str, &Option<String>, &str, &str, Vec<&NodeName>); 4] = [
+    let services: [Placed<'_>; 4] = [
         (
             "management-dir",
             &b.management_dir,
@@ -362,6 +362,16 @@ fn packages(cx: &mut Ctx<'_>, b: &BeegfsSettings, release: DebianRelease) -> Bee
         }
     }
 }
+
+/// A BeeGFS path and the nodes it is used on: the field, its value as written (if any),
+/// what it is, the resolved path, the nodes.
+type Placed<'a> = (
+    &'static str,
+    &'a Option<String>,
+    &'static str,
+    &'a str,
+    Vec<&'a NodeName>,
+);
 
 /// Whether one of two absolute guest paths is the other or inside it.
 fn overlaps(a: &str, b: &str) -> bool {
