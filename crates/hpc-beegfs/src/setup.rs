@@ -463,7 +463,8 @@ pub fn setup_plan(cluster: &Cluster, inputs: &Inputs) -> Result<SetupPlan, PlanE
                     "beegfs",
                     "--mountpoint",
                     b.mount_point.as_str(),
-                ])),
+                ]))
+                .verify(),
             );
             clients.push(p);
         }
@@ -531,6 +532,7 @@ pub fn describe(plan: &HostPlan) -> String {
                         let _ = write!(out, "  (unless {path} exists)");
                     }
                     RunWhen::Check => out.push_str("  (check)"),
+                    RunWhen::Verify => out.push_str("  (verify)"),
                     RunWhen::Always => {}
                 }
             }

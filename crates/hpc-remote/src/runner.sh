@@ -426,9 +426,10 @@ hpc_file() {
 	hpc_fail "$1" ''
 }
 
-# hpc_cmd IDX always|onchange|missing|check "TRIGGERS"|PATH|"" ARGV...
+# hpc_cmd IDX always|onchange|missing|check|verify "TRIGGERS"|PATH|"" ARGV...
 # missing: only when PATH does not exist (unchanged otherwise); check: a read-only check
-# that also runs in check mode, unchanged when it succeeds.
+# that also runs in check mode, unchanged when it succeeds; verify: likewise, but in check
+# mode a failure is a change to come (the steps it verifies have not run).
 hpc_cmd() {
 	hpc_begin "$1" || return 0
 	i=$1
@@ -438,6 +439,21 @@ hpc_cmd() {
 	fi
 	if [ "$2" = missing ] && { [ -e "$3" ] || [ -L "$3" ]; }; then
 		hpc_rep "$i" unchanged
+		return 0
+	fi
+	if [ "$2" = verify ]; then
+		shift 3
+		hpc_e
+		(exec "$@") </dev/null >>"$E" 2>&1 3>&-
+		r=$?
+		if [ "$r" = 0 ]; then
+			hpc_rep "$i" unchanged
+		elif [ "$CHECK" = 1 ]; then
+			hpc_rep "$i" 'note would hold after the steps before it'
+			hpc_changed "$i"
+		else
+			hpc_fail "$i" "exit status $r"
+		fi
 		return 0
 	fi
 	if [ "$2" = check ]; then

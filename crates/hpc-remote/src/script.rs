@@ -121,7 +121,7 @@ pub fn validate(plan: &HostPlan) -> Result<(), PlanError> {
                 match &c.when {
                     RunWhen::Changed(ids) => triggers(ids)?,
                     RunWhen::Missing(p) => path(p)?,
-                    RunWhen::Always | RunWhen::Check => {}
+                    RunWhen::Always | RunWhen::Check | RunWhen::Verify => {}
                 }
             }
             StepKind::Service(s) => {
@@ -241,6 +241,7 @@ pub(crate) fn compile(
                     RunWhen::Changed(ids) => ("onchange", list(ids)),
                     RunWhen::Missing(path) => ("missing", p(path)),
                     RunWhen::Check => ("check", String::new()),
+                    RunWhen::Verify => ("verify", String::new()),
                 };
                 let _ = writeln!(
                     main,

@@ -209,6 +209,11 @@ pub enum RunWhen {
     /// Every time, also in check mode, as a read-only check: success is no change, a
     /// non-zero exit fails the host (e.g. "are these packages installed").
     Check,
+    /// Every time, as a read-only check of what the steps before it bring about (e.g. "is
+    /// the filesystem mounted" after the service that mounts it): success is no change; a
+    /// non-zero exit fails the host, except in check mode, where the earlier steps have
+    /// not run yet and it is reported as a change to come.
+    Verify,
 }
 
 /// Run a command given as argv (quoted by this crate; never a shell string). Its stdin is
@@ -247,6 +252,15 @@ impl RunCommand {
     #[must_use]
     pub fn check_only(mut self) -> Self {
         self.when = RunWhen::Check;
+        self
+    }
+
+    /// A read-only check of what the earlier steps bring about (builder style): runs every
+    /// time; success is no change; in check mode a failure is a change to come, not an
+    /// error.
+    #[must_use]
+    pub fn verify(mut self) -> Self {
+        self.when = RunWhen::Verify;
         self
     }
 

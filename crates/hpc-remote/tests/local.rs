@@ -658,3 +658,33 @@ fn unless_exists_runs_once_and_check_only_is_never_a_change() {
     );
     assert_eq!(status(&r, "make"), StepStatus::Unchanged, "{r:?}");
 }
+
+#[test]
+fn verify_is_no_change_when_it_holds_and_a_change_to_come_in_check_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let flag = root.join("mounted");
+    // `test -e FLAG`: what the step before it (here: nothing) should have brought about.
+    let plan = HostPlan::new("h01").step(
+        "mounted",
+        RunCommand::new(["test", "-e", flag.to_str().unwrap()]).verify(),
+    );
+    let exec = LocalExecutor::with_root(root);
+    // Not there yet: check mode says it will change, apply mode fails the host.
+    let r = rt()
+        .block_on(exec.apply_host(&plan, Mode::CHECK_DIFF))
+        .unwrap();
+    assert_eq!(status(&r, "mounted"), StepStatus::Changed, "{r:?}");
+    let r = rt().block_on(exec.apply_host(&plan, Mode::APPLY)).unwrap();
+    assert!(
+        matches!(status(&r, "mounted"), StepStatus::Failed { .. }),
+        "{r:?}"
+    );
+    // There: unchanged in both modes.
+    fs_err::write(&flag, "").unwrap();
+    for mode in [Mode::APPLY, Mode::CHECK_DIFF] {
+        let r = rt().block_on(exec.apply_host(&plan, mode)).unwrap();
+        assert_eq!(status(&r, "mounted"), StepStatus::Unchanged, "{r:?}");
+        assert_eq!(r.changed(), 0, "{r:?}");
+    }
+}
