@@ -559,6 +559,74 @@ echo "write-ns=$((t1 - t0))"
 echo "read-ns=$((t2 - t1))"
 "#;
 
+const COMPARE_SCRIPT: &str = r#"mib=$1; node=$2; share=${3:-}
+bench() {
+  f="$1/.hpc-up-beegfs-check-$node.bin"
+  t0=$(date +%s%N)
+  if ! dd if=/dev/zero of="$f" bs=1M count="$mib" conv=fsync status=none 2>/dev/null; then
+    rm -f "$f"; return 0
+  fi
+  t1=$(date +%s%N)
+  echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  dd if="$f" of=/dev/null bs=1M status=none 2>/dev/null
+  t2=$(date +%s%N)
+  rm -f "$f"
+  echo "$2-ns=$((t1 - t0)) $((t2 - t1))"
+}
+bench /var/tmp local
+if [ -n "$share" ]; then bench "$share" share; fi
+"#;
+
+/// The figures `check beegfs` prints beside BeeGFS's: the same `mib` MiB written and read
+/// on the node's local disk (`/var/tmp`) and, when `share` names a read-write virtio-fs
+/// mount point of the node, on that share. Run after the BeeGFS round trips, not during.
+pub fn compare_argv(node: &str, mib: u32, share: Option<&str>) -> Vec<String> {
+    let mut v = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        COMPARE_SCRIPT.into(),
+        "sh".into(),
+        mib.to_string(),
+        node.into(),
+    ];
+    v.extend(share.map(str::to_owned));
+    v
+}
+
+/// What [`compare_argv`] measured: seconds to write and to read, per place.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Comparison {
+    /// The node's local disk (`/var/tmp`).
+    pub local_secs: Option<(f64, f64)>,
+    /// The virtio-fs share.
+    pub share_secs: Option<(f64, f64)>,
+}
+
+impl Comparison {
+    /// Parses the comparison's output (`local-ns=W R`, `share-ns=W R`).
+    pub fn parse(stdout: &str) -> Self {
+        let pair = |v: &str| {
+            let (w, r) = v.trim().split_once(' ')?;
+            Some((ns(w)?, ns(r)?))
+        };
+        let mut c = Self::default();
+        for line in stdout.lines() {
+            match line.split_once('=') {
+                Some(("local-ns", v)) => c.local_secs = pair(v),
+                Some(("share-ns", v)) => c.share_secs = pair(v),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// MiB/s written and read for a `mib` MiB file, from a pair of seconds.
+    pub fn rates(secs: Option<(f64, f64)>, mib: u32) -> Option<(f64, f64)> {
+        let (w, r) = secs?;
+        (w > 0.0 && r > 0.0).then(|| (f64::from(mib) / w, f64::from(mib) / r))
+    }
+}
+
 const PEER_SCRIPT: &str = r#"cat "$1/.hpc-up-check/$2.tok""#;
 
 /// The round trip one client runs: writes a token file into the mount and reads it back,

@@ -8,10 +8,10 @@ use hpc_remote::{CommandOutput, Executor, HostError};
 use serde::Serialize;
 
 use crate::check::{
-    BENCH_MIB, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace, TargetStatus,
-    aggregate, cleanup_argv, mount_check_argv, parse_check_servers, parse_df, parse_health,
-    parse_listtargets, parse_node_list, parse_target_list, peer_read_argv, roundtrip_argv,
-    tool_commands,
+    BENCH_MIB, Comparison, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace,
+    TargetStatus, aggregate, cleanup_argv, compare_argv, mount_check_argv, parse_check_servers,
+    parse_df, parse_health, parse_listtargets, parse_node_list, parse_target_list, peer_read_argv,
+    roundtrip_argv, tool_commands,
 };
 use crate::deploy::{Preflight, exit_failure, host_error, journal, preflight_cluster, run_ok};
 use crate::release::Release;
@@ -46,6 +46,12 @@ pub struct ClientCheck {
     pub peer_seen: bool,
     /// Its throughput writing and reading [`BENCH_MIB`] MiB.
     pub mib_per_s: Option<Throughput>,
+    /// The same on the node's local disk (`/var/tmp`), measured after the BeeGFS test.
+    pub local_mib_per_s: Option<Throughput>,
+    /// The read-write virtio-fs share measured beside BeeGFS, if the node has one.
+    pub share: Option<String>,
+    /// The same on that share.
+    pub share_mib_per_s: Option<Throughput>,
 }
 
 /// What `check beegfs` found. [`ClusterCheck::passed`] when `failures` is empty.
@@ -277,10 +283,33 @@ pub async fn check_cluster<E: Executor>(
         }
     }))
     .await;
+    // Beside BeeGFS's figures, the same file on each client's local disk and its first
+    // read-write virtio-fs share, all clients at once as BeeGFS was measured. Informational:
+    // a client where this cannot run only lacks the figures.
+    let share_of = |c: &str| {
+        cluster
+            .node(c)
+            .and_then(|n| n.virtiofs.iter().find(|m| !m.readonly))
+            .map(|m| m.mount_point.clone())
+    };
+    let compared = join_all(clients.iter().map(|c| {
+        let share = share_of(c);
+        let argv = compare_argv(c, BENCH_MIB, share.as_deref());
+        async move {
+            let got = run_ok(exec, c, &argv).await.ok();
+            (
+                share,
+                got.map(|o| Comparison::parse(&o)).unwrap_or_default(),
+            )
+        }
+    }))
+    .await;
+    let mut compared = compared.into_iter();
     let mut rows = Vec::new();
     let mut finished = Vec::new();
     let mut passed_clients = Vec::new();
     for ((c, r), (peer, seen)) in clients.iter().zip(trips).zip(peers) {
+        let (share, cmp) = compared.next().unwrap_or_default();
         let (trip, err) = trip_result(c, r);
         let round_trip = trip.ok && err.is_none();
         let mut why = Vec::new();
@@ -304,6 +333,11 @@ pub async fn check_cluster<E: Executor>(
             peer: peer.to_owned(),
             peer_seen: seen.is_ok(),
             mib_per_s: trip.rates(BENCH_MIB).map(Throughput::from_pair),
+            local_mib_per_s: Comparison::rates(cmp.local_secs, BENCH_MIB)
+                .map(Throughput::from_pair),
+            share_mib_per_s: Comparison::rates(cmp.share_secs, BENCH_MIB)
+                .map(Throughput::from_pair),
+            share: share.filter(|_| cmp.share_secs.is_some()),
         });
         finished.push(trip);
     }

@@ -118,10 +118,11 @@ mod render;
 mod setup;
 
 pub use check::{
-    BENCH_MIB, CLI_8, CTL_7, Health, NodeKind, ParseError, RoundTrip, ServerStatus, TargetSpace,
-    TargetStatus, aggregate, cleanup_argv, mount_check_argv, parse_check_servers, parse_df,
-    parse_health, parse_listnodes, parse_listtargets, parse_node_list, parse_target_list,
-    peer_read_argv, registration_commands, roundtrip_argv, tool_commands,
+    BENCH_MIB, CLI_8, CTL_7, Comparison, Health, NodeKind, ParseError, RoundTrip, ServerStatus,
+    TargetSpace, TargetStatus, aggregate, cleanup_argv, compare_argv, mount_check_argv,
+    parse_check_servers, parse_df, parse_health, parse_listnodes, parse_listtargets,
+    parse_node_list, parse_target_list, peer_read_argv, registration_commands, roundtrip_argv,
+    tool_commands,
 };
 #[cfg(feature = "deploy")]
 pub use cluster_check::{CheckError, ClientCheck, ClusterCheck, Throughput, check_cluster};

@@ -123,7 +123,9 @@ fn json_keeps_the_output_format() {
     assert_eq!(
         json["clients"][3],
         serde_json::json!({"node": "cn03", "round-trip": true, "peer": "ctl", "peer-seen": true,
-            "mib-per-s": {"write": 128.0, "read": 256.0}})
+            "mib-per-s": {"write": 128.0, "read": 256.0},
+            "local-mib-per-s": {"write": 256.0, "read": 512.0},
+            "share": "/shared", "share-mib-per-s": {"write": 64.0, "read": 128.0}})
     );
     assert_eq!(
         json["aggregate-mib-per-s"],

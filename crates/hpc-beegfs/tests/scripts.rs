@@ -8,7 +8,8 @@ use std::process::Command;
 
 use common::{full_stack, inputs};
 use hpc_beegfs::{
-    NodeFacts, RoundTrip, cleanup_argv, peer_read_argv, probe_argv, roundtrip_argv, setup_plan,
+    Comparison, NodeFacts, RoundTrip, cleanup_argv, compare_argv, peer_read_argv, probe_argv,
+    roundtrip_argv, setup_plan,
 };
 use hpc_remote::{RunWhen, StepKind};
 
@@ -43,6 +44,26 @@ fn round_trip_peer_read_and_cleanup() {
         .unwrap()
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn local_disk_and_share_beside_beegfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share dir");
+    fs_err::create_dir(&share).unwrap();
+    let (code, out, err) = run(&compare_argv("cn01", 2, Some(share.to_str().unwrap())));
+    assert_eq!(code, 0, "{err}");
+    let c = Comparison::parse(&out);
+    assert!(Comparison::rates(c.local_secs, 2).is_some(), "{out}");
+    assert!(Comparison::rates(c.share_secs, 2).is_some(), "{out}");
+    assert_eq!(fs_err::read_dir(&share).unwrap().count(), 0, "left a file");
+    // without a share, or with one that cannot be written: the local figure only
+    let (_, out, _) = run(&compare_argv("cn01", 2, None));
+    assert!(Comparison::parse(&out).share_secs.is_none(), "{out}");
+    let (code, out, _) = run(&compare_argv("cn01", 2, Some("/nonexistent/share")));
+    assert_eq!(code, 0);
+    let c = Comparison::parse(&out);
+    assert!(c.local_secs.is_some() && c.share_secs.is_none(), "{out}");
 }
 
 #[test]

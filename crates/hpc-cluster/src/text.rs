@@ -293,21 +293,38 @@ pub fn check_beegfs(r: &hpc_beegfs::ClusterCheck) -> String {
             t.id, t.reachability, t.consistency
         ));
     }
-    let mut t = table(&["client", "round trip", "peer's file", "MiB/s w/r"], &[3]);
+    let mut t = table(
+        &[
+            "client",
+            "round trip",
+            "peer's file",
+            "BeeGFS MiB/s",
+            "virtio-fs MiB/s",
+            "local MiB/s",
+        ],
+        &[3, 4, 5],
+    );
+    let rate = |m: &Option<hpc_beegfs::Throughput>| {
+        m.as_ref()
+            .map_or("-".into(), |m| format!("{:.0}/{:.0}", m.write, m.read))
+    };
     for c in &r.clients {
         t.add_row(vec![
             c.node.clone(),
             ok(c.round_trip).into(),
             format!("{} {}", c.peer, ok(c.peer_seen)),
-            c.mib_per_s
-                .as_ref()
-                .map_or("-".into(), |m| format!("{:.0}/{:.0}", m.write, m.read)),
+            rate(&c.mib_per_s),
+            match (&c.share, &c.share_mib_per_s) {
+                (Some(share), Some(_)) => format!("{} {share}", rate(&c.share_mib_per_s)),
+                _ => "-".into(),
+            },
+            rate(&c.local_mib_per_s),
         ]);
     }
     s.push_str(&text(&t));
     if let Some(a) = &r.aggregate {
         s.push_str(&format!(
-            "aggregate: {:.0} MiB/s write, {:.0} MiB/s read ({} client(s) × {} MiB at once)\n",
+            "aggregate: {:.0} MiB/s write, {:.0} MiB/s read ({} client(s) × {} MiB at once; MiB/s write/read per client: BeeGFS, then the same file on a read-write virtio-fs share and on the local disk, measured after it)\n",
             a.write,
             a.read,
             r.clients.len(),

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hpc_beegfs::{BENCH_MIB, cleanup_argv, peer_read_argv, probe_argv, roundtrip_argv};
+use hpc_beegfs::{
+    BENCH_MIB, cleanup_argv, compare_argv, peer_read_argv, probe_argv, roundtrip_argv,
+};
 use hpc_remote::{
     CommandOutput, Executor, HostError, HostPlan, HostReport, Mode, StepReport, StepStatus,
 };
@@ -367,6 +369,15 @@ impl Executor for FakeBeegfs {
         }
         if Self::script_is(argv, &cleanup_argv("m", "n")) {
             return Ok(out(0, "", ""));
+        }
+        // local disk (and with a share, the share) beside BeeGFS
+        let compare = compare_argv("n", BENCH_MIB, None);
+        if argv.len() >= compare.len() && argv[..3] == compare[..3] {
+            let mut o = "local-ns=250000000 125000000\n".to_owned();
+            if argv.len() > compare.len() {
+                o.push_str("share-ns=1000000000 500000000\n");
+            }
+            return Ok(out(0, o, ""));
         }
         if let Some(o) = self.tool(argv) {
             return Ok(o);
