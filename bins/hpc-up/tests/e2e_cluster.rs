@@ -11,11 +11,16 @@
 //! read-write share; sacct shows it COMPLETED). A second `up` changes nothing and `plan` is
 //! empty; a changed partition (`max-time`) shows as a slurm.conf diff on every node in `plan`
 //! (text and JSON) with libvirt unchanged, `up` applies it (`scontrol` shows the new
-//! MaxTime), and `plan` is empty again. On trixie (Linux 6.12) the BeeGFS kernel gate meets
-//! the kernel it exists for: `up` with BeeGFS 7.4.4 clients is refused naming every node, the
-//! kernel read from it and the releases that build, with nothing of BeeGFS on any node;
-//! 7.4.7 and 8.1.0 pass the kernel gate (the preflight refuses them only for the kernel
-//! headers the image does not have).
+//! MaxTime), and `plan` is empty again. On trixie (Linux 6.12) the cluster also runs BeeGFS
+//! 8.1.0 — the seed stack's "pending validation" configuration — from the vendor packages in
+//! `../shared/beegfs/8.1.0`, baked into the image with the client module built for the
+//! image's kernel: `up` deploys management and metadata on ctl, storage on both compute
+//! nodes and a client on every node; every node has it mounted, `check beegfs` passes (the
+//! release's own tools, a round trip on every client read back on another), the mount comes
+//! back after the reboot, and the second `up` changes nothing. The BeeGFS kernel gate meets
+//! the kernel it exists for: `up` of the same cluster with BeeGFS 7.4.4 clients is refused
+//! before any node is touched, naming every node, the kernel read from it and the releases
+//! that build, and 8.1.0 stays what runs.
 //!
 //! Each release has its own image cache (`/var/tmp/hpc-up-e2e` for bookworm,
 //! `/var/tmp/hpc-up-e2e-trixie`; keyed by its inputs), so a second run on the same machine
@@ -47,6 +52,9 @@ struct Guests {
     slurm: &'static str,
     /// `mariadb --version` (on the controller) contains this.
     mariadb: &'static str,
+    /// The BeeGFS release the cluster runs (its packages from `../shared/beegfs/<release>`),
+    /// if any.
+    beegfs: Option<&'static str>,
 }
 
 const BOOKWORM: Guests = Guests {
@@ -55,15 +63,29 @@ const BOOKWORM: Guests = Guests {
     kernel: "6.1.",
     slurm: "22.05.",
     mariadb: "10.11.",
+    beegfs: None,
 };
 
 const TRIXIE: Guests = Guests {
     release: DebianRelease::Trixie,
-    cache: "/var/tmp/hpc-up-e2e-trixie",
+    cache: "/var/tmp/hpc-up-e2e-trixie-beegfs",
     kernel: "6.12.",
     slurm: "24.11.",
     mariadb: "11.8.",
+    beegfs: Some("8.1.0"),
 };
+
+/// The vendor's BeeGFS packages of `release` (`../shared/beegfs/<release>` beside the
+/// project). CI has them: missing there fails the test.
+fn beegfs_debs(release: &str) -> PathBuf {
+    let dir = common::repo().join("../shared/beegfs").join(release);
+    assert!(
+        dir.is_dir(),
+        "no BeeGFS {release} packages in {}",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}
 
 fn hpc_up(bed: Option<&LibvirtBed>, args: &[&str]) -> Output {
     let mut cmd = match bed {
@@ -133,6 +155,17 @@ fn config(guests: &Guests, dir: &Path) -> PathBuf {
         "{}\n  accounting: {{enabled: true, host: ctl}}\n  cgroup: {{constrain-cores: true, constrain-ram-space: true}}\n",
         text.trim_end()
     );
+    // BeeGFS: management and metadata on ctl, storage on both compute nodes, every node a
+    // client, with shared-secret authentication; the packages baked into the image. Its
+    // directories are under /srv: the defaults (/data/beegfs/…) are inside the read-only
+    // share at /data, which validation refuses.
+    let text = match guests.beegfs {
+        None => text,
+        Some(release) => format!(
+            "{text}beegfs:\n  version: \"{release}\"\n  management: ctl\n  metadata: [ctl]\n  storage: [cn1, cn2]\n  clients: [ALL]\n  management-dir: /srv/beegfs/mgmtd\n  metadata-dir: /srv/beegfs/meta\n  storage-dir: /srv/beegfs/storage\n  auth: true\n  packages:\n    debs: {}\n",
+            beegfs_debs(release).display()
+        ),
+    };
     let cfg = dir.join("minimal.yaml");
     fs_err::write(&cfg, text).unwrap();
     cfg
@@ -239,25 +272,27 @@ fn assert_versions(bed: &LibvirtBed, cfg: &str, guests: &Guests, nodes: &[&str])
     assert!(v.contains(guests.mariadb), "ctl on {r}: {v}");
 }
 
-/// A copy of the cluster file `cfg` with BeeGFS `version` on the default nodes (management
-/// and metadata on ctl, storage on the compute nodes, every node a client), its packages from
-/// a repository no guest can resolve: nothing may get as far as installing them.
-fn beegfs_config(cfg: &Path, version: &str) -> PathBuf {
+/// A copy of the cluster file `cfg` (which runs BeeGFS `running`) with BeeGFS `version`
+/// instead, its packages from a repository no guest can resolve: nothing may get as far as
+/// installing them.
+fn beegfs_config(cfg: &Path, running: &str, version: &str) -> PathBuf {
     let text = fs_err::read_to_string(cfg).unwrap();
-    assert!(!text.contains("beegfs"), "{text}");
-    let text = format!(
-        "{}\nbeegfs:\n  version: \"{version}\"\n  packages:\n    repo: http://beegfs.invalid/release/beegfs_{version}\n    trusted: true\n",
-        text.trim_end()
+    let debs = format!("    debs: {}\n", beegfs_debs(running).display());
+    let from = format!("  version: \"{running}\"\n");
+    assert!(text.contains(&debs) && text.contains(&from), "{text}");
+    let text = text.replace(&from, &format!("  version: \"{version}\"\n")).replace(
+        &debs,
+        &format!("    repo: http://beegfs.invalid/release/beegfs_{version}\n    trusted: true\n"),
     );
     let path = cfg.with_file_name(format!("beegfs-{version}.yaml"));
     fs_err::write(&path, text).unwrap();
     path
 }
 
-/// `up` of the cluster with BeeGFS `version`: refused by the preflight (exit status 1, the
-/// BeeGFS layer); the problems it lists, one per line, in order.
-fn beegfs_refusal(bed: &LibvirtBed, cfg: &Path, version: &str) -> Vec<String> {
-    let file = beegfs_config(cfg, version);
+/// `up` of the cluster with BeeGFS `version` instead of `running`: refused by the preflight
+/// (exit status 1, the BeeGFS layer); the problems it lists, one per line, in order.
+fn beegfs_refusal(bed: &LibvirtBed, cfg: &Path, running: &str, version: &str) -> Vec<String> {
+    let file = beegfs_config(cfg, running, version);
     let t = Instant::now();
     let o = hpc_up(Some(bed), &["up", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -277,33 +312,39 @@ fn beegfs_refusal(bed: &LibvirtBed, cfg: &Path, version: &str) -> Vec<String> {
         .collect()
 }
 
-/// Nothing of BeeGFS on any node: no package, no `/etc/beegfs`.
-fn assert_no_beegfs(bed: &LibvirtBed, cfg: &str, nodes: &[&str], when: &str) {
-    for n in nodes {
-        let o = hpc_up(Some(bed), &["ssh", cfg, n, "--", "dpkg", "-l", "beegfs*"]);
-        let listed = String::from_utf8_lossy(&o.stdout);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            !o.status.success() && err.contains("no packages found matching beegfs*"),
-            "{when}: {n} has BeeGFS packages:\n{listed}{err}"
-        );
+/// BeeGFS `release` mounted at /mnt/beegfs on `node`, its client package the release's.
+fn assert_beegfs_mounted(bed: &LibvirtBed, cfg: &str, node: &str, release: &str) {
+    let t = Instant::now();
+    let mut mounted = String::new();
+    while t.elapsed() < Duration::from_secs(600) {
         let o = hpc_up(
             Some(bed),
-            &["ssh", cfg, n, "--", "test", "-e", "/etc/beegfs"],
+            &["ssh", cfg, node, "--", "findmnt", "-n", "-t", "beegfs", "/mnt/beegfs"],
         );
-        assert_eq!(o.status.code(), Some(1), "{when}: {n} has /etc/beegfs");
+        mounted = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(3));
     }
+    assert!(mounted.contains("/mnt/beegfs"), "{node}: BeeGFS not mounted");
+    let v = on(
+        bed,
+        cfg,
+        node,
+        &["dpkg-query", "-W", "-f", "${Version}", "beegfs-client"],
+    );
+    assert_eq!(v, format!("20:{release}"), "{node}: beegfs-client");
 }
 
-/// The BeeGFS kernel gate on trixie's Linux 6.12: `up` with 7.4.4 clients is refused before
-/// anything is installed, naming every node, the kernel read from it and the releases that
-/// build; 7.4.7 and 8.1.0 pass the kernel gate, so their preflight refuses them only for the
-/// kernel headers (the module is built on the node; the image has none), exactly the other
-/// problems 7.4.4 has.
-fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str]) {
+/// The BeeGFS kernel gate on trixie's Linux 6.12, on the cluster running BeeGFS `running`:
+/// `up` with 7.4.4 clients is refused before anything changes, naming every node, the kernel
+/// read from it and the releases that build (the module of the running release in the image
+/// spares every other complaint), and `running` is still what every node has.
+fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str], running: &str) {
     let cfg_s = cfg.to_str().unwrap();
-    let refused = beegfs_refusal(bed, cfg, "7.4.4");
-    let mut headers = Vec::new();
+    let refused = beegfs_refusal(bed, cfg, running, "7.4.4");
+    assert_eq!(refused.len(), nodes.len(), "{refused:#?}");
     for n in nodes {
         let uname = on(bed, cfg_s, n, &["uname", "-r"]);
         let uname = uname.trim();
@@ -319,25 +360,25 @@ fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str]) {
             line.ends_with("; releases that build: 7.4.7 or later, 8.1.0 or later"),
             "{line}"
         );
-        headers.push(format!(
-            "{n}: no kernel headers for `{uname}` (/lib/modules/{uname}/build); the BeeGFS client module is built on the node: install linux-headers-{uname}"
-        ));
+        // nothing of 7.4.4 got anywhere: the running release's packages, no apt source
+        assert_beegfs_mounted(bed, cfg_s, n, running);
+        let o = hpc_up(
+            Some(bed),
+            &[
+                "ssh",
+                cfg_s,
+                n,
+                "--",
+                "test",
+                "-e",
+                "/etc/apt/sources.list.d/hpc-up-beegfs.list",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{n} has the 7.4.4 apt source");
     }
-    let others: Vec<&String> = refused
-        .iter()
-        .filter(|p| !p.contains("client module does not build"))
-        .collect();
-    assert_eq!(others, headers.iter().collect::<Vec<_>>(), "{refused:#?}");
-    assert_no_beegfs(bed, cfg_s, nodes, "after up with BeeGFS 7.4.4");
-    for version in ["7.4.7", "8.1.0"] {
-        let refused = beegfs_refusal(bed, cfg, version);
-        assert_eq!(refused, headers, "BeeGFS {version}");
-    }
-    assert_no_beegfs(bed, cfg_s, nodes, "after up with BeeGFS 7.4.7 and 8.1.0");
-    // the refused runs changed nothing that the cluster file (without BeeGFS) describes
     let plan = ok(
         &hpc_up(Some(bed), &["plan", cfg_s]),
-        "plan after the BeeGFS refusals",
+        "plan after the BeeGFS refusal",
     );
     assert!(plan.ends_with("no changes\n"), "{plan}");
 }
@@ -486,6 +527,34 @@ fn scenario(guests: &Guests) {
     let cg = ok(&o, "srun cat /proc/self/cgroup");
     assert!(cg.contains("/job_"), "not in a job cgroup: {cg}");
 
+    // BeeGFS, deployed by `up`: mounted on every node, and `check beegfs` passes (the
+    // release's tools list every server and target, every client writes a file another
+    // client reads back, throughput per client)
+    if let Some(release) = guests.beegfs {
+        for n in nodes {
+            assert_beegfs_mounted(&bed, cfg_s, n, release);
+        }
+        let o = hpc_up(Some(&bed), &["check", "beegfs", cfg_s]);
+        eprintln!(
+            "check beegfs ({}):\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ok(&o, "check beegfs");
+        let o = hpc_up(Some(&bed), &["--output", "json", "check", "beegfs", cfg_s]);
+        let check: serde_json::Value =
+            serde_json::from_str(&ok(&o, "check beegfs --output json")).unwrap();
+        assert_eq!(check["ok"], true, "{check}");
+        let clients = check["clients"].as_array().unwrap();
+        assert_eq!(clients.len(), nodes.len(), "{check}");
+        for c in clients {
+            assert_eq!(c["round-trip"], true, "{c}");
+            assert_eq!(c["peer-seen"], true, "{c}");
+            assert_ne!(c["peer"], c["node"], "{c}");
+        }
+    }
+
     // the mounts come back after a reboot
     let boot_id = |n: &str| {
         let o = hpc_up(
@@ -553,6 +622,9 @@ fn scenario(guests: &Guests) {
             .any(|l| l.starts_with("/data") && l.contains("ro,")),
         "{mounted}"
     );
+    if let Some(release) = guests.beegfs {
+        assert_beegfs_mounted(&bed, cfg_s, "cn1", release);
+    }
 
     // status: all running, with their addresses
     let o = hpc_up(Some(&bed), &["--output", "json", "status", cfg_s]);
@@ -644,8 +716,8 @@ fn scenario(guests: &Guests) {
         "{plan}"
     );
 
-    if guests.release == DebianRelease::Trixie {
-        assert_beegfs_kernel_gate(&bed, &cfg, &nodes);
+    if let Some(release) = guests.beegfs {
+        assert_beegfs_kernel_gate(&bed, &cfg, &nodes, release);
     }
 
     // down: nothing left
