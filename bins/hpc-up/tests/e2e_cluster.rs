@@ -280,10 +280,14 @@ fn beegfs_config(cfg: &Path, running: &str, version: &str) -> PathBuf {
     let debs = format!("    debs: {}\n", beegfs_debs(running).display());
     let from = format!("  version: \"{running}\"\n");
     assert!(text.contains(&debs) && text.contains(&from), "{text}");
-    let text = text.replace(&from, &format!("  version: \"{version}\"\n")).replace(
-        &debs,
-        &format!("    repo: http://beegfs.invalid/release/beegfs_{version}\n    trusted: true\n"),
-    );
+    let text = text
+        .replace(&from, &format!("  version: \"{version}\"\n"))
+        .replace(
+            &debs,
+            &format!(
+                "    repo: http://beegfs.invalid/release/beegfs_{version}\n    trusted: true\n"
+            ),
+        );
     let path = cfg.with_file_name(format!("beegfs-{version}.yaml"));
     fs_err::write(&path, text).unwrap();
     path
@@ -319,7 +323,17 @@ fn assert_beegfs_mounted(bed: &LibvirtBed, cfg: &str, node: &str, release: &str)
     while t.elapsed() < Duration::from_secs(600) {
         let o = hpc_up(
             Some(bed),
-            &["ssh", cfg, node, "--", "findmnt", "-n", "-t", "beegfs", "/mnt/beegfs"],
+            &[
+                "ssh",
+                cfg,
+                node,
+                "--",
+                "findmnt",
+                "-n",
+                "-t",
+                "beegfs",
+                "/mnt/beegfs",
+            ],
         );
         mounted = String::from_utf8_lossy(&o.stdout).into_owned();
         if o.status.success() {
@@ -327,7 +341,10 @@ fn assert_beegfs_mounted(bed: &LibvirtBed, cfg: &str, node: &str, release: &str)
         }
         std::thread::sleep(Duration::from_secs(3));
     }
-    assert!(mounted.contains("/mnt/beegfs"), "{node}: BeeGFS not mounted");
+    assert!(
+        mounted.contains("/mnt/beegfs"),
+        "{node}: BeeGFS not mounted"
+    );
     let v = on(
         bed,
         cfg,
