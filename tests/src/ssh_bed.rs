@@ -322,16 +322,28 @@ impl SshBed {
 
     /// Install `.deb` files on host `name` only (`dpkg -i` inside the host), as an image
     /// build would: needs [`BedOptions::private_usr`] (it refuses otherwise, so a test never
-    /// installs on the machine). The paths must be visible in the host: not under `/tmp`,
-    /// `/run`, or the overlaid trees.
+    /// installs on the machine). The files are copied into the bed's state dir first, which
+    /// every host sees: their own paths may be hidden in the host (a checkout under `/tmp`,
+    /// `/run` or an overlaid tree).
     pub fn install_debs(&self, name: &str, debs: &[PathBuf]) -> Result<(), String> {
         if !self.options.private_usr {
             return Err(format!(
                 "installing packages on {name} needs a bed with BedOptions::private_usr (hosts share /usr otherwise)"
             ));
         }
+        let dir = self.state_dir().join("debs").join(name);
+        fs_err::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut copies = Vec::with_capacity(debs.len());
+        for d in debs {
+            let file = d
+                .file_name()
+                .ok_or_else(|| format!("{} is not a file", d.display()))?;
+            let to = dir.join(file);
+            fs_err::copy(d, &to).map_err(|e| e.to_string())?;
+            copies.push(to);
+        }
         let mut argv = vec!["env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i"];
-        let paths: Vec<String> = debs.iter().map(|p| p.display().to_string()).collect();
+        let paths: Vec<String> = copies.iter().map(|p| p.display().to_string()).collect();
         argv.extend(paths.iter().map(String::as_str));
         let out = self.exec_on(name, &argv);
         if out.status.success() {
