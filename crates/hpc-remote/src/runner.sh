@@ -441,31 +441,20 @@ hpc_cmd() {
 		hpc_rep "$i" unchanged
 		return 0
 	fi
-	if [ "$2" = verify ]; then
+	if [ "$2" = check ] || [ "$2" = verify ]; then
+		k=$2
 		shift 3
 		hpc_e
 		(exec "$@") </dev/null >>"$E" 2>&1 3>&-
 		r=$?
 		if [ "$r" = 0 ]; then
 			hpc_rep "$i" unchanged
-		elif [ "$CHECK" = 1 ]; then
+		elif [ "$k" = verify ] && [ "$CHECK" = 1 ]; then
 			hpc_rep "$i" 'note would hold after the steps before it'
 			hpc_changed "$i"
 		else
 			hpc_fail "$i" "exit status $r"
 		fi
-		return 0
-	fi
-	if [ "$2" = check ]; then
-		shift 3
-		hpc_e
-		(exec "$@") </dev/null >>"$E" 2>&1 3>&-
-		r=$?
-		if [ "$r" != 0 ]; then
-			hpc_fail "$i" "exit status $r"
-			return 0
-		fi
-		hpc_rep "$i" unchanged
 		return 0
 	fi
 	shift 3
