@@ -176,25 +176,32 @@ fn render_refuses_an_invalid_file_and_writes_nothing() {
     assert!(!out.exists());
 }
 
-#[test]
-fn image_build_refuses_an_empty_beegfs_debs_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let debs = dir.path().join("debs");
-    fs_err::create_dir(&debs).unwrap();
+/// `image build` of `examples/full-stack.yaml` with BeeGFS `version`, its packages from
+/// `debs` and its image and state in `dir`.
+fn image_build_of_full_stack(dir: &Path, version: &str, debs: &Path) -> std::process::Output {
     let text = fs_err::read_to_string(repo().join("examples/full-stack.yaml"))
         .unwrap()
+        .replace("version: \"7.4.6\"", &format!("version: \"{version}\""))
         .replace("/srv/hpc-up/full/beegfs-debs", debs.to_str().unwrap())
-        .replace("/var/lib/hpc-up/images", dir.path().to_str().unwrap());
-    let cfg = dir.path().join("full.yaml");
+        .replace("/var/lib/hpc-up/images", dir.to_str().unwrap());
+    let cfg = dir.join("full.yaml");
     fs_err::write(&cfg, text).unwrap();
-    let state = dir.path().join("state");
-    let o = hpc_up(&[
+    let state = dir.join("state");
+    hpc_up(&[
         "--state-dir",
         state.to_str().unwrap(),
         "image",
         "build",
         cfg.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn image_build_refuses_an_empty_beegfs_debs_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    fs_err::create_dir(&debs).unwrap();
+    let o = image_build_of_full_stack(dir.path(), "7.4.6", &debs);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("holds no .deb files"), "{}", stderr(&o));
     assert!(!dir.path().join("base.qcow2").exists());
@@ -215,21 +222,7 @@ fn image_build_refuses_beegfs_debs_of_another_release() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let text = fs_err::read_to_string(repo().join("examples/full-stack.yaml"))
-        .unwrap()
-        .replace("version: \"7.4.6\"", "version: \"8.1.0\"")
-        .replace("/srv/hpc-up/full/beegfs-debs", shared.to_str().unwrap())
-        .replace("/var/lib/hpc-up/images", dir.path().to_str().unwrap());
-    let cfg = dir.path().join("full.yaml");
-    fs_err::write(&cfg, text).unwrap();
-    let state = dir.path().join("state");
-    let o = hpc_up(&[
-        "--state-dir",
-        state.to_str().unwrap(),
-        "image",
-        "build",
-        cfg.to_str().unwrap(),
-    ]);
+    let o = image_build_of_full_stack(dir.path(), "8.1.0", &shared);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     for p in [
