@@ -25,11 +25,16 @@
 //! does not); the schema check is `jsonschema` against the schema `schemars` derives from the
 //! types, so editors and this loader agree on what a valid file is.
 //!
+//! A cluster file is untrusted input: the loader never panics on it, never wraps a number,
+//! and its time and memory are bounded by [`limits`] (file size, nesting, alias expansion,
+//! nodes, hostlist sizes, problems reported), each broken limit reported where it is broken.
+//!
 //! Stability: 0.x. The file format is versioned by the published schema; additions are
 //! backwards compatible (new fields are optional).
 
 mod diagnostic;
 pub mod file;
+pub mod limits;
 mod load;
 mod model;
 mod schema;
@@ -39,7 +44,7 @@ mod yaml;
 
 pub use diagnostic::{ConfigErrors, LoadError, Problem};
 pub use file::ClusterFile;
-pub use load::{load_file, load_str, parse_str};
+pub use load::{load_file, load_str, parse_str, read_file};
 pub use model::{
     Beegfs, BeegfsPackageSource, Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role,
     Slurm, SlurmPartition, Ssh,

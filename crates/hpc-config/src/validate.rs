@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 use crate::file::{
     self, ClusterFile, DomainType, LibvirtSettings, NodeGroup, PciDevice, VirtiofsMount,
 };
+use crate::limits::{
+    MAX_COLLECTED, MAX_GROUP_NODES, MAX_NODES, MAX_PAD_WIDTH, MAX_PARTITIONS, MAX_PCI_PER_NODE,
+    MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_SUGGESTIONS, SUGGESTION_CANDIDATES,
+};
 use crate::model::{
     Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
 };
@@ -152,10 +156,38 @@ pub enum ErrorKind {
         suggestion: Option<String>,
     },
     /// A hostlist expression that does not parse.
-    #[error("`{expr}` is not a hostlist expression like `cn[1-4,7]`")]
+    #[error("`{expr}` is not a hostlist expression like `cn[1-4,7]`{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
     BadHostlist {
         /// The expression.
         expr: String,
+        /// Why, when known.
+        reason: String,
+    },
+    /// A hostlist naming several nodes that do not exist.
+    #[error("`{expr}` names {count} nodes that do not exist (`{first}` is one)")]
+    UnknownNodes {
+        /// The expression.
+        expr: String,
+        /// How many of its names are not nodes.
+        count: usize,
+        /// One of them.
+        first: String,
+    },
+    /// A list of node references naming more nodes than a cluster can have.
+    #[error("{what} names more than {limit} nodes")]
+    TooManyNames {
+        /// What the list is.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// More of something than the loader accepts (see [`crate::limits`]).
+    #[error("{what}: at most {limit}")]
+    TooMany {
+        /// What there are too many of.
+        what: String,
+        /// The limit.
+        limit: usize,
     },
     /// One PCI device given to two nodes (or twice to one).
     #[error("PCI device {address} is already given to node `{other}`")]
@@ -280,15 +312,33 @@ const DISK_MAX: ByteSize = ByteSize::from_gib(64 * 1024);
 
 struct Ctx<'a> {
     env: EnvLookup<'a>,
+    /// The first [`MAX_COLLECTED`] problems.
     errors: Vec<ValidationError>,
+    /// Problems found beyond those.
+    uncounted: usize,
+    /// "Did you mean" suggestions still to give.
+    suggestions: usize,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, at: impl Into<String>, kind: ErrorKind) {
-        self.errors.push(ValidationError {
-            at: at.into(),
-            kind,
-        });
+        if self.errors.len() < MAX_COLLECTED {
+            self.errors.push(ValidationError {
+                at: at.into(),
+                kind,
+            });
+        } else {
+            self.uncounted += 1;
+        }
+    }
+
+    /// The existing name closest to `name`, while the file's suggestion budget lasts.
+    fn suggest(&mut self, name: &str, names: &Names<'_>) -> Option<String> {
+        if self.suggestions == 0 {
+            return None;
+        }
+        self.suggestions -= 1;
+        names.closest(name)
     }
 
     /// Expand `${VAR}` and require an absolute result.
@@ -375,11 +425,31 @@ struct Draft {
     pci: Vec<(String, PciDevice)>,
 }
 
-/// Check `file` and resolve it into a [`Cluster`]; on failure, every problem found.
+/// Check `file` and resolve it into a [`Cluster`]; on failure, the problems found (at most
+/// [`MAX_COLLECTED`](crate::limits)).
 pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<ValidationError>> {
+    resolve_counted(file, env).map_err(|r| r.errors)
+}
+
+/// Why [`resolve_counted`] refused a file.
+pub(crate) struct Rejected {
+    /// The first problems found.
+    pub(crate) errors: Vec<ValidationError>,
+    /// How many more were found.
+    pub(crate) uncounted: usize,
+}
+
+/// [`resolve`], also counting the problems found beyond those kept.
+pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Rejected> {
     let mut cx = Ctx {
         env,
         errors: Vec::new(),
+        uncounted: 0,
+        suggestions: MAX_SUGGESTIONS,
+    };
+    let rejected = |cx: Ctx<'_>| Rejected {
+        errors: cx.errors,
+        uncounted: cx.uncounted,
     };
 
     // Network.
@@ -526,7 +596,7 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
         });
     }
 
-    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let names = Names::new(nodes.iter().map(|n| n.name.as_str()).collect());
     let slurm = file
         .slurm
         .as_ref()
@@ -537,11 +607,11 @@ pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<Va
     });
 
     if !cx.errors.is_empty() {
-        return Err(cx.errors);
+        return Err(rejected(cx));
     }
     let (Some(base), Some(state_dir)) = (base, state_dir) else {
         // Both only fail with an error recorded above.
-        return Err(cx.errors);
+        return Err(rejected(cx));
     };
     Ok(Cluster {
         name: file.name.clone(),
@@ -665,20 +735,30 @@ fn expand_group(
         .virtiofs
         .iter()
         .enumerate()
-        .map(|(i, m)| (format!("/virtiofs/{i}"), m.clone()))
+        .map(|(i, m)| (format!("/virtiofs/{i}"), m))
         .chain(
             g.virtiofs
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (format!("{at}/virtiofs/{i}"), m.clone())),
+                .map(|(i, m)| (format!("{at}/virtiofs/{i}"), m)),
         )
+        .take(MAX_SHARES_PER_NODE + 1)
+        .map(|(at, m)| (at, m.clone()))
         .collect();
+    let shared = at_most(
+        cx,
+        shared,
+        MAX_SHARES_PER_NODE,
+        "virtio-fs shares on a node",
+    );
     let group_pci: Vec<(String, PciDevice)> = g
         .pci_devices
         .iter()
+        .take(MAX_PCI_PER_NODE + 1)
         .enumerate()
         .map(|(i, p)| (format!("{at}/pci-devices/{i}"), p.clone()))
         .collect();
+    let group_pci = at_most(cx, group_pci, MAX_PCI_PER_NODE, "PCI devices on a node");
 
     let base = |name: NodeName, node_at: String, ip: Option<(Ipv4Addr, String)>, uri, dt| Draft {
         name,
@@ -704,7 +784,17 @@ fn expand_group(
                     },
                 );
             }
-            for (i, n) in list.iter().enumerate() {
+            let room = (MAX_GROUP_NODES as usize).min(MAX_NODES.saturating_sub(out.len()));
+            if list.len() > room {
+                cx.err(
+                    format!("{at}/nodes/{room}"),
+                    ErrorKind::TooMany {
+                        what: "nodes in a group, and in the cluster".into(),
+                        limit: room,
+                    },
+                );
+            }
+            for (i, n) in list.iter().enumerate().take(room) {
                 let node_at = format!("{at}/nodes/{i}");
                 let (uri, dt) = merged_libvirt(&[&n.libvirt, &g.libvirt, &file.libvirt]);
                 let mut d = base(
@@ -714,47 +804,105 @@ fn expand_group(
                     uri,
                     dt,
                 );
+                let room = MAX_SHARES_PER_NODE + 1 - d.virtiofs.len().min(MAX_SHARES_PER_NODE);
                 d.virtiofs.extend(
                     n.virtiofs
                         .iter()
+                        .take(room)
                         .enumerate()
                         .map(|(j, m)| (format!("{node_at}/virtiofs/{j}"), m.clone())),
                 );
+                d.virtiofs = at_most(
+                    cx,
+                    std::mem::take(&mut d.virtiofs),
+                    MAX_SHARES_PER_NODE,
+                    "virtio-fs shares on a node",
+                );
+                let room = MAX_PCI_PER_NODE + 1 - d.pci.len().min(MAX_PCI_PER_NODE);
                 d.pci.extend(
                     n.pci_devices
                         .iter()
+                        .take(room)
                         .enumerate()
                         .map(|(j, p)| (format!("{node_at}/pci-devices/{j}"), p.clone())),
+                );
+                d.pci = at_most(
+                    cx,
+                    std::mem::take(&mut d.pci),
+                    MAX_PCI_PER_NODE,
+                    "PCI devices on a node",
                 );
                 out.push(d);
             }
         }
         (None, Some(pattern), Some(count)) => {
-            if count == 0 {
+            if count == 0 || count > MAX_GROUP_NODES {
                 cx.err(
                     format!("{at}/count"),
                     ErrorKind::OutOfRange {
                         what: "count",
-                        value: "0".into(),
-                        range: "1 to 4096".into(),
+                        value: count.to_string(),
+                        range: format!("1 to {MAX_GROUP_NODES}"),
                     },
                 );
                 return;
             }
-            let Some(template) = NamePattern::parse(pattern) else {
+            if out.len().saturating_add(count as usize) > MAX_NODES {
                 cx.err(
-                    format!("{at}/name"),
-                    ErrorKind::BadPattern {
-                        pattern: pattern.clone(),
-                        reason: "needs exactly one `{index}` or `{index:0N}`".into(),
+                    format!("{at}/count"),
+                    ErrorKind::TooMany {
+                        what: "nodes in the cluster, all groups together".into(),
+                        limit: MAX_NODES,
                     },
                 );
                 return;
+            }
+            let template = match NamePattern::parse(pattern) {
+                Ok(t) => t,
+                Err(reason) => {
+                    cx.err(
+                        format!("{at}/name"),
+                        ErrorKind::BadPattern {
+                            pattern: pattern.clone(),
+                            reason,
+                        },
+                    );
+                    return;
+                }
             };
             let first = g.first_index.unwrap_or(file::DEFAULT_FIRST_INDEX);
+            if first.checked_add(count - 1).is_none() {
+                cx.err(
+                    format!("{at}/first-index"),
+                    ErrorKind::OutOfRange {
+                        what: "first-index",
+                        value: first.to_string(),
+                        range: format!(
+                            "0 to {} for {count} nodes (the last index is at most {})",
+                            u32::MAX - (count - 1),
+                            u32::MAX
+                        ),
+                    },
+                );
+                return;
+            }
+            if let Some(ip) = g.first_ip
+                && u32::from(ip).checked_add(count - 1).is_none()
+            {
+                cx.err(
+                    format!("{at}/first-ip"),
+                    ErrorKind::OutOfRange {
+                        what: "first-ip",
+                        value: ip.to_string(),
+                        range: format!("an address {count} nodes can count up from"),
+                    },
+                );
+                return;
+            }
             let (uri, dt) = merged_libvirt(&[&g.libvirt, &file.libvirt]);
             for k in 0..count {
-                let raw = template.render(first + k);
+                // Both sums were checked above.
+                let raw = template.render(first.saturating_add(k));
                 let name = match raw.parse::<NodeName>() {
                     Ok(n) => n,
                     Err(e) => {
@@ -806,6 +954,27 @@ fn expand_group(
     }
 }
 
+/// `items` cut to `max`, with a problem at the first one too many.
+fn at_most<T>(
+    cx: &mut Ctx<'_>,
+    mut items: Vec<(String, T)>,
+    max: usize,
+    what: &str,
+) -> Vec<(String, T)> {
+    if items.len() > max {
+        let (at, _) = &items[max];
+        cx.err(
+            at.clone(),
+            ErrorKind::TooMany {
+                what: what.to_owned(),
+                limit: max,
+            },
+        );
+        items.truncate(max);
+    }
+    items
+}
+
 /// A node name pattern: text around one `{index}` or `{index:0N}`.
 struct NamePattern<'a> {
     prefix: &'a str,
@@ -814,19 +983,33 @@ struct NamePattern<'a> {
 }
 
 impl<'a> NamePattern<'a> {
-    fn parse(p: &'a str) -> Option<Self> {
-        let start = p.find("{index")?;
-        let end = start + p[start..].find('}')?;
+    fn parse(p: &'a str) -> Result<Self, String> {
+        let shape = || "needs exactly one `{index}` or `{index:0N}`".to_owned();
+        let start = p.find("{index").ok_or_else(shape)?;
+        let end = start + p[start..].find('}').ok_or_else(shape)?;
         let spec = &p[start + "{index".len()..end];
         let width = match spec {
             "" => 0,
-            s => s.strip_prefix(":0")?.parse().ok()?,
+            s => {
+                let digits = s.strip_prefix(":0").ok_or_else(shape)?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(shape());
+                }
+                match digits.parse::<usize>() {
+                    Ok(w) if w <= MAX_PAD_WIDTH => w,
+                    _ => {
+                        return Err(format!(
+                            "pads the index to {digits} digits; a node name has at most {MAX_PAD_WIDTH} bytes"
+                        ));
+                    }
+                }
+            }
         };
         let (prefix, suffix) = (&p[..start], &p[end + 1..]);
         if suffix.contains('{') || prefix.contains('{') {
-            return None;
+            return Err(shape());
         }
-        Some(Self {
+        Ok(Self {
             prefix,
             suffix,
             width,
@@ -1043,56 +1226,220 @@ fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
     out
 }
 
+/// The cluster's node names: in cluster order, as a set, and sorted (for suggestions).
+pub(crate) struct Names<'a> {
+    order: Vec<&'a str>,
+    set: HashSet<&'a str>,
+    sorted: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    pub(crate) fn new(order: Vec<&'a str>) -> Self {
+        let set = order.iter().copied().collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        Self { order, set, sorted }
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    /// The name closest to `name` when it is close enough to be a typo, looked for among at
+    /// most [`SUGGESTION_CANDIDATES`] names: its neighbours in sorted order (a typo keeps
+    /// most of a name's beginning), every name in a small cluster.
+    fn closest(&self, name: &str) -> Option<String> {
+        let at = self.sorted.partition_point(|n| *n < name);
+        let half = SUGGESTION_CANDIDATES / 2;
+        let from = at.saturating_sub(half);
+        let to = (from + SUGGESTION_CANDIDATES).min(self.sorted.len());
+        let from = to.saturating_sub(SUGGESTION_CANDIDATES);
+        closest(name, &self.sorted[from..to])
+    }
+}
+
 /// Resolve node references (names, hostlists, `ALL`) to node names, in cluster order.
+///
+/// Each hostlist is measured before it is expanded ([`hostlist_size`]): one list may name
+/// at most [`MAX_REFERENCED_NAMES`] nodes in all, and a hostlist naming nodes that do not
+/// exist is one problem, not one per name.
 fn node_refs(
     cx: &mut Ctx<'_>,
     at: &str,
     what: &'static str,
     refs: &[String],
-    names: &[&str],
+    names: &Names<'_>,
 ) -> Vec<NodeName> {
     if refs.is_empty() {
         cx.err(at, ErrorKind::NoNodes { what });
         return Vec::new();
     }
-    let known: HashSet<&str> = names.iter().copied().collect();
+    let mut all = false;
     let mut wanted = HashSet::new();
+    let mut budget = MAX_REFERENCED_NAMES;
     for (i, r) in refs.iter().enumerate() {
         let item_at = format!("{at}/{i}");
         if r == "ALL" {
-            wanted.extend(names.iter().copied());
+            all = true;
             continue;
         }
-        let expanded = match hostlist_parser::parse(r) {
-            Ok(v) => v,
-            Err(_) => {
-                cx.err(item_at, ErrorKind::BadHostlist { expr: r.clone() });
+        let size = match hostlist_size(r) {
+            Ok(n) if n <= budget => n,
+            Ok(_) | Err(HostlistSize::TooMany) => {
+                cx.err(
+                    item_at,
+                    ErrorKind::TooManyNames {
+                        what,
+                        limit: MAX_REFERENCED_NAMES,
+                    },
+                );
+                break;
+            }
+            Err(HostlistSize::Bad(reason)) => {
+                cx.err(
+                    item_at,
+                    ErrorKind::BadHostlist {
+                        expr: r.clone(),
+                        reason,
+                    },
+                );
                 continue;
             }
         };
-        for name in expanded {
-            if let Some(known) = known.get(name.as_str()) {
-                wanted.insert(*known);
-            } else {
-                let suggestion = closest(&name, names);
-                cx.err(item_at.clone(), ErrorKind::UnknownNode { name, suggestion });
+        budget -= size;
+        let expanded = match hostlist_parser::parse(r) {
+            Ok(v) => v,
+            Err(_) => {
+                cx.err(
+                    item_at,
+                    ErrorKind::BadHostlist {
+                        expr: r.clone(),
+                        reason: String::new(),
+                    },
+                );
+                continue;
             }
+        };
+        let mut unknown = Vec::new();
+        for name in expanded {
+            match names.set.get(name.as_str()) {
+                Some(known) => {
+                    wanted.insert(*known);
+                }
+                None => unknown.push(name),
+            }
+        }
+        match unknown.len() {
+            0 => {}
+            1 if size == 1 => {
+                let name = unknown.swap_remove(0);
+                let suggestion = cx.suggest(&name, names);
+                cx.err(item_at, ErrorKind::UnknownNode { name, suggestion });
+            }
+            count => cx.err(
+                item_at,
+                ErrorKind::UnknownNodes {
+                    expr: r.clone(),
+                    count,
+                    first: unknown.swap_remove(0),
+                },
+            ),
         }
     }
     names
+        .order
         .iter()
-        .filter(|n| wanted.contains(**n))
+        .filter(|n| all || wanted.contains(**n))
         .filter_map(|n| n.parse().ok())
         .collect()
 }
 
-fn one_node(cx: &mut Ctx<'_>, at: &str, name: &NodeName, names: &[&str]) {
-    if !names.contains(&name.as_str()) {
+/// Why a hostlist cannot be measured.
+#[derive(Debug, PartialEq, Eq)]
+enum HostlistSize {
+    /// It names more than [`MAX_REFERENCED_NAMES`] nodes.
+    TooMany,
+    /// It is not a hostlist we read; why, when known.
+    Bad(String),
+}
+
+/// How many names the hostlist `expr` (`cn[1-4,7],gpu[01-02]`) expands to, worked out
+/// without expanding it and with checked arithmetic, so that `c[1-999999999]` costs nothing.
+/// Only what passes this is handed to the hostlist crate.
+fn hostlist_size(expr: &str) -> Result<usize, HostlistSize> {
+    let bad = |why: &str| Err(HostlistSize::Bad(why.to_owned()));
+    let mut total: usize = 0;
+    let mut host: usize = 1;
+    let mut rest = expr;
+    loop {
+        // Text up to the next bracket or top-level comma.
+        let cut = rest.find(['[', ',', ']']).unwrap_or(rest.len());
+        rest = &rest[cut..];
+        match rest.chars().next() {
+            Some('[') => {
+                let Some(close) = rest.find(']') else {
+                    return bad("a `[` has no `]`");
+                };
+                let inner = &rest[1..close];
+                if inner.contains('[') {
+                    return bad("brackets do not nest");
+                }
+                let mut sum: usize = 0;
+                for item in inner.split(',') {
+                    let (a, b) = item.split_once('-').unwrap_or((item, item));
+                    let n = |x: &str| -> Result<u64, HostlistSize> {
+                        let x = x.trim();
+                        if x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()) {
+                            return Err(HostlistSize::Bad(format!(
+                                "`{item}` is not a number or a range like `1-4`"
+                            )));
+                        }
+                        if x.len() > MAX_PAD_WIDTH {
+                            return Err(HostlistSize::Bad(format!(
+                                "a number has more than {MAX_PAD_WIDTH} digits (a node name has at most 63 bytes)"
+                            )));
+                        }
+                        x.parse()
+                            .map_err(|_| HostlistSize::Bad(format!("`{x}` is too large")))
+                    };
+                    let (a, b) = (n(a)?, n(b)?);
+                    let len = usize::try_from(a.abs_diff(b))
+                        .ok()
+                        .and_then(|d| d.checked_add(1))
+                        .ok_or(HostlistSize::TooMany)?;
+                    sum = sum.checked_add(len).ok_or(HostlistSize::TooMany)?;
+                }
+                host = host.checked_mul(sum).ok_or(HostlistSize::TooMany)?;
+                if host > MAX_REFERENCED_NAMES {
+                    return Err(HostlistSize::TooMany);
+                }
+                rest = &rest[close + 1..];
+            }
+            Some(']') => return bad("a `]` has no `[`"),
+            // A top-level `,`, or the end.
+            _ => {
+                total = total.checked_add(host).ok_or(HostlistSize::TooMany)?;
+                if total > MAX_REFERENCED_NAMES {
+                    return Err(HostlistSize::TooMany);
+                }
+                host = 1;
+                if rest.is_empty() {
+                    return Ok(total);
+                }
+                rest = &rest[1..];
+            }
+        }
+    }
+}
+
+fn one_node(cx: &mut Ctx<'_>, at: &str, name: &NodeName, names: &Names<'_>) {
+    if !names.contains(name.as_str()) {
+        let suggestion = cx.suggest(name.as_str(), names);
         cx.err(
             at,
             ErrorKind::UnknownNode {
                 name: name.to_string(),
-                suggestion: closest(name.as_str(), names),
+                suggestion,
             },
         );
     }
@@ -1113,12 +1460,21 @@ fn resolve_slurm(
     file: &ClusterFile,
     s: &file::SlurmSettings,
     nodes: &[Node],
-    names: &[&str],
+    names: &Names<'_>,
 ) -> Slurm {
     let mut partitions = Vec::new();
     let mut first_default: Option<String> = None;
     let mut seen = BTreeSet::new();
-    for (i, p) in s.partitions.iter().enumerate() {
+    if s.partitions.len() > MAX_PARTITIONS {
+        cx.err(
+            format!("/slurm/partitions/{MAX_PARTITIONS}"),
+            ErrorKind::TooMany {
+                what: "SLURM partitions".into(),
+                limit: MAX_PARTITIONS,
+            },
+        );
+    }
+    for (i, p) in s.partitions.iter().enumerate().take(MAX_PARTITIONS) {
         let at = format!("/slurm/partitions/{i}");
         if !seen.insert(p.name.as_str()) {
             cx.err(
@@ -1181,7 +1537,16 @@ fn resolve_slurm(
         None
     };
     let mut gpus = Vec::new();
-    for (i, g) in s.gres.gpus.iter().enumerate() {
+    if s.gres.gpus.len() > MAX_PARTITIONS {
+        cx.err(
+            format!("/slurm/gres/gpus/{MAX_PARTITIONS}"),
+            ErrorKind::TooMany {
+                what: "GPU entries".into(),
+                limit: MAX_PARTITIONS,
+            },
+        );
+    }
+    for (i, g) in s.gres.gpus.iter().enumerate().take(MAX_PARTITIONS) {
         let at = format!("/slurm/gres/gpus/{i}");
         if g.count == 0 {
             cx.err(

@@ -9,13 +9,20 @@
 //!
 //! YAML 1.2 core scalars; anchors and aliases; `<<` merge keys; duplicate keys are an error
 //! (YAML forbids them, and the usual parsers silently keep the last one).
+//!
+//! Bounded, as [`crate::limits`] says: nesting deeper than [`MAX_DEPTH`] or a document of
+//! more than [`MAX_VALUES`] values (every copy an alias makes counted) stops the parse with
+//! a problem at the place that broke the limit; duplicate keys are found with a hash set.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::rc::Rc;
 
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, Span};
 use serde_json::{Map, Value};
+
+use crate::limits::{MAX_COLLECTED, MAX_DEPTH, MAX_VALUES};
 
 /// Byte range of a value and of its key in the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,7 +47,7 @@ impl SpanIndex {
         // `""` is the document; every further token starts with `/`.
         let tokens = pointer.strip_prefix('/').map(|p| p.split('/'));
         for token in tokens.into_iter().flatten() {
-            let next = match &node.kind {
+            let next = match &*node.kind {
                 Kind::Seq(items) => token
                     .parse::<usize>()
                     .ok()
@@ -101,8 +108,21 @@ pub(crate) fn unescape_token(token: &str) -> String {
 
 #[derive(Debug, Clone)]
 struct Node {
-    kind: Kind,
+    /// Shared: an anchor and each of its aliases hold one tree, not copies.
+    kind: Rc<Kind>,
     span: Range<usize>,
+    /// Values in this node, itself included.
+    size: usize,
+}
+
+impl Node {
+    fn scalar(value: Value, span: Range<usize>) -> Self {
+        Self {
+            kind: Rc::new(Kind::Scalar(value)),
+            span,
+            size: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,10 +140,41 @@ enum Frame {
     },
     Map {
         entries: Vec<(String, Range<usize>, Node)>,
+        /// Each key set so far, with the place it was set.
+        keys: HashMap<String, usize>,
         key: Option<(String, Range<usize>)>,
         start: usize,
         anchor: usize,
     },
+}
+
+/// What [`parse`] found.
+pub(crate) struct Parsed {
+    /// The document, or `None` when it could not be read (syntax, or a limit broken).
+    pub(crate) value: Option<Value>,
+    /// Where each value stands.
+    pub(crate) index: SpanIndex,
+    /// Problems in the YAML itself (at most [`MAX_COLLECTED`]).
+    pub(crate) problems: Vec<SyntaxProblem>,
+    /// Problems found beyond those.
+    pub(crate) uncounted: usize,
+}
+
+/// Problems, kept up to [`MAX_COLLECTED`] and counted beyond.
+#[derive(Default)]
+struct Problems {
+    kept: Vec<SyntaxProblem>,
+    uncounted: usize,
+}
+
+impl Problems {
+    fn push(&mut self, p: SyntaxProblem) {
+        if self.kept.len() < MAX_COLLECTED {
+            self.kept.push(p);
+        } else {
+            self.uncounted += 1;
+        }
+    }
 }
 
 /// Maps saphyr's character positions to byte offsets.
@@ -156,30 +207,51 @@ impl Offsets {
 }
 
 /// Parse `text` into a JSON value and the positions of its nodes. Problems in the YAML
-/// itself (syntax, duplicate keys, complex keys) are returned; a syntax error stops the
-/// parse, the others do not.
-pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>) {
+/// itself (syntax, duplicate keys, complex keys) are returned; a syntax error or a broken
+/// limit stops the parse, the others do not.
+pub(crate) fn parse(text: &str) -> Parsed {
     let offsets = Offsets::new(text);
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
+    // Values made so far, alias copies included.
+    let mut values = 0usize;
+    let stop = |mut problems: Problems, p: SyntaxProblem| {
+        problems.push(p);
+        Parsed {
+            value: None,
+            index: SpanIndex::default(),
+            problems: problems.kept,
+            uncounted: problems.uncounted,
+        }
+    };
 
     for item in Parser::new_from_str(text) {
         let (event, span) = match item {
             Ok(x) => x,
             Err(e) => {
                 let at = offsets.byte(e.marker().index());
-                problems.push(SyntaxProblem {
+                let p = SyntaxProblem {
                     message: format!("invalid YAML: {}", e.info()),
                     span: at..at,
                     help: None,
-                });
-                return (None, SpanIndex::default(), problems);
+                };
+                return stop(problems, p);
             }
         };
         let range = offsets.range(&span);
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && stack.len() >= MAX_DEPTH
+        {
+            let p = SyntaxProblem {
+                message: format!("lists and mappings nest more than {MAX_DEPTH} deep here"),
+                span: range,
+                help: Some("a cluster file needs a few levels; this is not one".into()),
+            };
+            return stop(problems, p);
+        }
         let node = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -204,6 +276,7 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
             Event::MappingStart(anchor, _) => {
                 stack.push(Frame::Map {
                     entries: Vec::new(),
+                    keys: HashMap::new(),
                     key: None,
                     start: range.start,
                     anchor,
@@ -217,12 +290,14 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
                     anchor,
                 }) => {
                     let end = items.last().map_or(range.end, |n| n.span.end.max(start));
+                    let size = 1 + items.iter().map(|n| n.size).sum::<usize>();
                     remember(
                         &mut anchors,
                         anchor,
                         Node {
-                            kind: Kind::Seq(items),
+                            kind: Rc::new(Kind::Seq(items)),
                             span: start..end,
+                            size,
                         },
                     )
                 }
@@ -239,12 +314,14 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
                     let end = entries
                         .last()
                         .map_or(range.end, |(_, _, n)| n.span.end.max(start));
+                    let size = 1 + entries.iter().map(|(_, _, n)| 1 + n.size).sum::<usize>();
                     remember(
                         &mut anchors,
                         anchor,
                         Node {
-                            kind: Kind::Map(entries),
+                            kind: Rc::new(Kind::Map(entries)),
                             span: start..end,
+                            size,
                         },
                     )
                 }
@@ -259,36 +336,40 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
                         .map_or(Value::Null, Value::Number),
                     Some(Scalar::String(s)) => Value::String(s.into_owned()),
                 };
-                remember(
-                    &mut anchors,
-                    anchor,
-                    Node {
-                        kind: Kind::Scalar(value),
-                        span: range,
-                    },
-                )
+                remember(&mut anchors, anchor, Node::scalar(value, range))
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Node {
-                    kind: n.kind.clone(),
-                    span: range,
-                },
+                // The copy is counted before it is made.
+                Some(n) if values.saturating_add(n.size) > MAX_VALUES => {
+                    let p = too_many_values(range);
+                    return stop(problems, p);
+                }
+                Some(n) => {
+                    values += n.size - 1;
+                    Node {
+                        kind: n.kind.clone(),
+                        span: range,
+                        size: n.size,
+                    }
+                }
                 None => {
                     problems.push(SyntaxProblem {
                         message: "unknown alias".into(),
                         span: range.clone(),
                         help: None,
                     });
-                    Node {
-                        kind: Kind::Scalar(Value::Null),
-                        span: range,
-                    }
+                    Node::scalar(Value::Null, range)
                 }
             },
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {
                 continue;
             }
         };
+        values += 1;
+        if values > MAX_VALUES {
+            let p = too_many_values(node.span);
+            return stop(problems, p);
+        }
         match stack.last_mut() {
             None => {
                 if root.is_none() {
@@ -296,11 +377,13 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => match node.kind {
+            Some(Frame::Map {
+                entries, keys, key, ..
+            }) => match key.take() {
+                None => match &*node.kind {
                     Kind::Scalar(v) => {
                         let name = match v {
-                            Value::String(s) => s,
+                            Value::String(s) => s.clone(),
                             Value::Null => "null".into(),
                             other => other.to_string(),
                         };
@@ -316,16 +399,16 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
                     }
                 },
                 Some((name, key_span)) => {
-                    if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == name) {
+                    if let Some(first) = keys.get(&name) {
                         problems.push(SyntaxProblem {
                             message: format!("duplicate key `{name}`"),
                             span: key_span.clone(),
                             help: Some(format!(
-                                "`{name}` is already set at byte {}; YAML allows a key once per mapping",
-                                first.start
+                                "`{name}` is already set at byte {first}; YAML allows a key once per mapping"
                             )),
                         });
                     } else {
+                        keys.insert(name.clone(), key_span.start);
                         entries.push((name, key_span, node));
                     }
                 }
@@ -334,10 +417,30 @@ pub(crate) fn parse(text: &str) -> (Option<Value>, SpanIndex, Vec<SyntaxProblem>
     }
 
     let Some(root) = root else {
-        return (Some(Value::Null), SpanIndex::default(), problems);
+        return Parsed {
+            value: Some(Value::Null),
+            index: SpanIndex::default(),
+            problems: problems.kept,
+            uncounted: problems.uncounted,
+        };
     };
     let value = to_json(&root);
-    (Some(value), SpanIndex { root: Some(root) }, problems)
+    Parsed {
+        value: Some(value),
+        index: SpanIndex { root: Some(root) },
+        problems: problems.kept,
+        uncounted: problems.uncounted,
+    }
+}
+
+fn too_many_values(span: Range<usize>) -> SyntaxProblem {
+    SyntaxProblem {
+        message: format!(
+            "the document grows past {MAX_VALUES} values here (every copy an alias makes counts)"
+        ),
+        span,
+        help: Some("a cluster file has a few thousand values; use fewer aliases".into()),
+    }
 }
 
 fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> Node {
@@ -350,7 +453,7 @@ fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> No
 /// Apply `<<` merge keys: entries of the merged mapping(s) that the mapping does not set itself.
 fn merge_keys(
     entries: Vec<(String, Range<usize>, Node)>,
-    problems: &mut Vec<SyntaxProblem>,
+    problems: &mut Problems,
 ) -> Vec<(String, Range<usize>, Node)> {
     if !entries.iter().any(|(k, _, _)| k == "<<") {
         return entries;
@@ -362,12 +465,12 @@ fn merge_keys(
             own.push((k, ks, v));
             continue;
         }
-        let sources = match v.kind {
-            Kind::Map(m) => vec![m],
+        let sources = match &*v.kind {
+            Kind::Map(m) => vec![m.clone()],
             Kind::Seq(items) => items
-                .into_iter()
-                .filter_map(|n| match n.kind {
-                    Kind::Map(m) => Some(m),
+                .iter()
+                .filter_map(|n| match &*n.kind {
+                    Kind::Map(m) => Some(m.clone()),
                     _ => None,
                 })
                 .collect(),
@@ -384,8 +487,9 @@ fn merge_keys(
             merged.extend(m);
         }
     }
+    let mut set: HashSet<String> = own.iter().map(|(k, _, _)| k.clone()).collect();
     for entry in merged {
-        if !own.iter().any(|(k, _, _)| *k == entry.0) {
+        if set.insert(entry.0.clone()) {
             own.push(entry);
         }
     }
@@ -393,7 +497,7 @@ fn merge_keys(
 }
 
 fn to_json(node: &Node) -> Value {
-    match &node.kind {
+    match &*node.kind {
         Kind::Scalar(v) => v.clone(),
         Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
         Kind::Map(entries) => {
@@ -413,7 +517,12 @@ mod tests {
     #[test]
     fn values_and_places() {
         let text = "a: 1\nb:\n  - x\n  - 'y'\nc: {d: true}\n";
-        let (v, idx, problems) = parse(text);
+        let Parsed {
+            value: v,
+            index: idx,
+            problems,
+            ..
+        } = parse(text);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             v.unwrap(),
@@ -432,14 +541,14 @@ mod tests {
     #[test]
     fn escaped_pointer_tokens() {
         let text = "a/b: 1\n~c: 2\n";
-        let (_, idx, _) = parse(text);
+        let idx = parse(text).index;
         assert_eq!(&text[idx.value("/a~1b")], "1");
         assert_eq!(&text[idx.key_or_value("/~0c")], "~c");
     }
 
     #[test]
     fn duplicate_keys_are_reported() {
-        let (_, _, problems) = parse("a: 1\nb: 2\na: 3\n");
+        let problems = parse("a: 1\nb: 2\na: 3\n").problems;
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].message, "duplicate key `a`");
         assert_eq!(problems[0].span, 10..11);
@@ -447,14 +556,18 @@ mod tests {
 
     #[test]
     fn anchors_and_merge_keys() {
-        let (v, _, problems) = parse("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n");
+        let Parsed {
+            value: v, problems, ..
+        } = parse("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(v.unwrap()["use"], serde_json::json!({"y": 3, "x": 1}));
     }
 
     #[test]
     fn syntax_errors_have_a_place() {
-        let (v, _, problems) = parse("a: [1, 2\nb: 3\n");
+        let Parsed {
+            value: v, problems, ..
+        } = parse("a: [1, 2\nb: 3\n");
         assert!(v.is_none());
         assert_eq!(problems.len(), 1);
         assert!(problems[0].message.starts_with("invalid YAML"));
@@ -463,7 +576,7 @@ mod tests {
     #[test]
     fn non_ascii_offsets_are_bytes() {
         let text = "é: ü\nk: v\n";
-        let (_, idx, _) = parse(text);
+        let idx = parse(text).index;
         assert_eq!(&text[idx.value("/k")], "v");
     }
 }

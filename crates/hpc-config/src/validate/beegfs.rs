@@ -3,9 +3,10 @@
 //! Which extra keys a BeeGFS service accepts is the BeeGFS planner's knowledge
 //! (`hpc-beegfs`); this module only checks what the file itself can get wrong.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
-use super::{Ctx, ErrorKind, check_guest_path, node_refs, one_node};
+use super::{Ctx, ErrorKind, Names, check_guest_path, node_refs, one_node};
 use crate::file::{self, BeegfsSettings};
 use crate::model::{Beegfs, BeegfsPackageSource, Node, Role};
 use crate::types::{DebianRelease, NodeName};
@@ -14,7 +15,7 @@ pub(super) fn resolve_beegfs(
     cx: &mut Ctx<'_>,
     b: &BeegfsSettings,
     nodes: &[Node],
-    names: &[&str],
+    names: &Names<'_>,
     release: DebianRelease,
 ) -> Beegfs {
     let first_controller = nodes
@@ -147,15 +148,13 @@ pub(super) fn resolve_beegfs(
         ),
     ];
     for (field, given, what, path, on) in services {
-        let clash = nodes
-            .iter()
-            .filter(|n| on.contains(&&n.name))
-            .find_map(|n| {
-                n.virtiofs
-                    .iter()
-                    .find(|m| overlaps(path, &m.mount_point))
-                    .map(|m| (n, m))
-            });
+        let on: HashSet<&NodeName> = on.into_iter().collect();
+        let clash = nodes.iter().filter(|n| on.contains(&n.name)).find_map(|n| {
+            n.virtiofs
+                .iter()
+                .find(|m| overlaps(path, &m.mount_point))
+                .map(|m| (n, m))
+        });
         if let Some((node, share)) = clash {
             let at = if given.is_some() {
                 format!("/beegfs/{field}")
