@@ -204,7 +204,7 @@ fn main() -> ExitCode {
     match run(&cli, &out) {
         Ok(code) => code,
         Err(Error::Load(hpc_config::LoadError::Invalid(errors))) => {
-            out.diagnostic(errors.as_ref());
+            out.config_errors(&errors);
             ExitCode::from(1)
         }
         Err(e) => {

@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 
-use miette::{GraphicalReportHandler, GraphicalTheme};
 use serde_json::json;
 
 /// Exit status when standard output is a closed pipe (128 + SIGPIPE, as shells report a
@@ -14,22 +13,13 @@ const EXIT_BROKEN_PIPE: i32 = 141;
 pub(crate) struct Output {
     json: bool,
     quiet: bool,
-    handler: GraphicalReportHandler,
+    color: bool,
 }
 
 impl Output {
     pub(crate) fn new(json: bool, quiet: bool) -> Self {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let theme = if color {
-            GraphicalTheme::unicode()
-        } else {
-            GraphicalTheme::unicode_nocolor()
-        };
-        Self {
-            json,
-            quiet,
-            handler: GraphicalReportHandler::new_themed(theme).with_context_lines(1),
-        }
+        Self { json, quiet, color }
     }
 
     pub(crate) fn json(&self) -> bool {
@@ -80,13 +70,29 @@ impl Output {
         }
     }
 
-    /// Render a diagnostic (with source snippets) on stderr.
-    pub(crate) fn diagnostic(&self, d: &dyn miette::Diagnostic) {
-        let mut s = String::new();
-        if self.handler.render_report(&mut s, d).is_err() {
-            s = d.to_string();
+    /// Report an invalid cluster file: every problem with its `file:line:column`, drawn with
+    /// its source lines where they can be drawn (hpc-config decides, and falls back to plain
+    /// lines for what cannot), or as JSON.
+    pub(crate) fn config_errors(&self, e: &hpc_config::ConfigErrors) {
+        if self.json {
+            let problems: Vec<_> = e
+                .problems
+                .iter()
+                .map(|p| json!({"line": p.line, "column": p.column, "pointer": p.pointer, "message": p.message, "help": p.help}))
+                .collect();
+            self.json_value(&json!({"file": e.file, "valid": false, "ok": false, "problems": problems, "more": e.more}));
+            return;
         }
-        stderr(&s);
+        stderr(&e.render(self.color));
+        if e.drawable() {
+            // The drawing is for people; one line per problem is for editors and grep.
+            for p in &e.problems {
+                self.note(&format!(
+                    "{}:{}:{}: {}",
+                    e.file, p.line, p.column, p.message
+                ));
+            }
+        }
     }
 
     /// Report a failure: the error with its causes on stderr, or a JSON error object.

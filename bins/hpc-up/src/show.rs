@@ -48,19 +48,7 @@ pub(crate) fn validate(out: &Output, file: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(LoadError::Invalid(errors)) => {
-            if out.json() {
-                let problems: Vec<_> = errors
-                    .problems
-                    .iter()
-                    .map(|p| json!({"line": p.line, "column": p.column, "pointer": p.pointer, "message": p.message, "help": p.help}))
-                    .collect();
-                out.json_value(&json!({"file": file.display().to_string(), "valid": false, "problems": problems}));
-            } else {
-                out.diagnostic(errors.as_ref());
-                for line in errors.lines() {
-                    out.note(&line);
-                }
-            }
+            out.config_errors(&errors);
             ExitCode::from(1)
         }
         Err(e) => {

@@ -315,7 +315,8 @@ mod tests {
     fn columns_count_characters() {
         let idx = LineIndex::new("a: é\nbb: x\n");
         assert_eq!(idx.line_column(0), (1, 1));
-        assert_eq!(idx.line_column(5), (1, 4)); // inside `é`: moved back
+        assert_eq!(idx.line_column(4), (1, 4)); // inside `é`: moved back
+        assert_eq!(idx.line_column(5), (1, 5));
         assert_eq!(idx.line_column(6), (2, 1));
         assert_eq!(idx.line_column(99), (3, 1));
     }

@@ -52,13 +52,9 @@ pub const MAX_PROBLEMS: usize = 100;
 /// cut to [`MAX_PROBLEMS`]; beyond this only their number is kept).
 pub(crate) const MAX_COLLECTED: usize = 1000;
 
-/// Most "did you mean" suggestions computed for one file (each compares one name with up
-/// to [`SUGGESTION_CANDIDATES`] others).
-pub(crate) const MAX_SUGGESTIONS: usize = 32;
-
-/// Most names a suggestion is looked for among: the neighbours of the unknown name in
-/// sorted order (every name, in a cluster this small or smaller).
-pub(crate) const SUGGESTION_CANDIDATES: usize = 256;
+/// Most "did you mean" suggestions computed for one file (each compares one name with the
+/// node names of about its length: at most [`MAX_NODES`]).
+pub(crate) const MAX_SUGGESTIONS: usize = 16;
 
 /// Longest source line the graphical diagnostic draws; a problem on a longer line (or at a
 /// column beyond it) is shown in the plain `file:line:column: message` form.

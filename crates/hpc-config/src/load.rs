@@ -4,6 +4,7 @@
 //! Every step is bounded by [`crate::limits`]: the file's size, its nesting and expanded
 //! size, the nodes it makes, the problems it reports.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -124,8 +125,8 @@ pub fn parse_str(
 
     // Structural problems, all at once (as many as are worth reporting).
     let structural = crate::schema::check(&doc);
-    let mut repairable = structural.len() <= MAX_COLLECTED;
-    for p in structural.iter().take(MAX_COLLECTED) {
+    let mut repairable = structural.uncounted == 0 && structural.problems.len() <= MAX_COLLECTED;
+    for p in structural.problems.iter().take(MAX_COLLECTED) {
         let span = if p.at_key {
             index.key_or_value(&p.pointer)
         } else {
@@ -142,11 +143,25 @@ pub fn parse_str(
             repairable = false;
         }
     }
-    uncounted += structural.len().saturating_sub(MAX_COLLECTED);
+    uncounted += structural.uncounted + structural.problems.len().saturating_sub(MAX_COLLECTED);
     if !repairable {
         return Err(invalid(problems, uncounted));
     }
+    let structural = structural.problems;
     remove_all(&mut doc, structural.iter().map(|p| p.pointer.as_str()));
+    // A value removed for being wrong is missing to the rules that follow: their problems
+    // about its mapping ("a counted group needs `count`") would only repeat this one.
+    let repaired: HashSet<&str> = structural
+        .iter()
+        .filter(|p| !p.at_key)
+        .filter_map(|p| p.pointer.rsplit_once('/').map(|(parent, _)| parent))
+        .collect();
+    let echoes = |at: &str| {
+        repaired.contains(at)
+            || at
+                .rsplit_once('/')
+                .is_some_and(|(parent, _)| repaired.contains(parent))
+    };
 
     // Typed parse of what is left (the schema check removed what it reported).
     let file_types: ClusterFile = match serde_path_to_error::deserialize(&doc) {
@@ -176,6 +191,7 @@ pub fn parse_str(
                 rejected
                     .errors
                     .into_iter()
+                    .filter(|e| !echoes(&e.at))
                     .map(|e| semantic_problem(&index, e)),
             );
             Err(invalid(problems, uncounted))
@@ -207,8 +223,7 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
 /// Remove the values at `pointers` (keys of mappings; list items are left in place). Keys
 /// of one mapping are removed together, so that removing many stays linear.
 fn remove_all<'a>(doc: &mut Value, pointers: impl Iterator<Item = &'a str>) {
-    let mut by_parent: std::collections::BTreeMap<&str, std::collections::HashSet<String>> =
-        std::collections::BTreeMap::new();
+    let mut by_parent: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     for pointer in pointers {
         if let Some((parent, last)) = pointer.rsplit_once('/') {
             by_parent

@@ -5,12 +5,14 @@
 //! all together; messages for values of our own types come from their `FromStr` impls, so the
 //! two never disagree in wording.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
 use crate::file::ClusterFile;
+use crate::limits::MAX_COLLECTED;
 use crate::types;
 use crate::validate::closest;
 
@@ -64,20 +66,46 @@ pub(crate) struct SchemaProblem {
     pub(crate) removable: bool,
 }
 
+/// Structural problems: the first [`MAX_COLLECTED`] and the number of schema errors beyond.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub(crate) problems: Vec<SchemaProblem>,
+    pub(crate) uncounted: usize,
+}
+
 /// Check `doc` against the schema.
-pub(crate) fn check(doc: &Value) -> Vec<SchemaProblem> {
+pub(crate) fn check(doc: &Value) -> Checked {
+    let mut checked = Checked::default();
     let Some(v) = validator() else {
-        return Vec::new();
+        return checked;
     };
     // The common case, a valid file, takes the validator's fast path.
     if v.is_valid(doc) {
-        return Vec::new();
+        return checked;
     }
-    let mut out: Vec<SchemaProblem> = Vec::new();
+    let mut out = Reported::default();
     for e in v.iter_errors(doc) {
-        report(schema(), &e, &mut out);
+        if out.problems.len() >= MAX_COLLECTED {
+            checked.uncounted += 1;
+        } else {
+            report(schema(), &e, &mut out);
+        }
     }
-    out
+    checked.problems = out.problems;
+    checked
+}
+
+/// Problems so far, and the values that have one (one message per value).
+#[derive(Default)]
+struct Reported {
+    problems: Vec<SchemaProblem>,
+    values: HashSet<String>,
+}
+
+impl Reported {
+    fn push(&mut self, p: SchemaProblem) {
+        self.problems.push(p);
+    }
 }
 
 /// The errors of the one branch of an `anyOf`/`oneOf` that fits the value's type (for
@@ -102,7 +130,7 @@ fn fitting_branch<'e>(
     }
 }
 
-fn report(schema: &Value, e: &jsonschema::ValidationError<'_>, out: &mut Vec<SchemaProblem>) {
+fn report(schema: &Value, e: &jsonschema::ValidationError<'_>, out: &mut Reported) {
     let pointer = e.instance_path().as_str().to_owned();
     let walk = walk(schema, &pointer);
     match e.kind() {
@@ -154,7 +182,7 @@ fn report(schema: &Value, e: &jsonschema::ValidationError<'_>, out: &mut Vec<Sch
         }
         kind => {
             // One message per value: anyOf/oneOf report several errors for one mistake.
-            if out.iter().any(|p| p.pointer == pointer && !p.at_key) {
+            if !out.values.insert(pointer.clone()) {
                 return;
             }
             let instance = e.instance();

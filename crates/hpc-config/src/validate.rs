@@ -16,7 +16,7 @@ use crate::file::{
 };
 use crate::limits::{
     MAX_COLLECTED, MAX_GROUP_NODES, MAX_NODES, MAX_PAD_WIDTH, MAX_PARTITIONS, MAX_PCI_PER_NODE,
-    MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_SUGGESTIONS, SUGGESTION_CANDIDATES,
+    MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_SUGGESTIONS,
 };
 use crate::model::{
     Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
@@ -223,7 +223,8 @@ pub enum ErrorKind {
         /// What it is.
         what: &'static str,
     },
-    /// Two nodes' derived MACs collide (astronomically rare; rename one).
+    /// Two nodes' derived MACs still collide after [`MAC_ATTEMPTS`] hashes (never seen;
+    /// rename one).
     #[error("the MAC derived for `{node}` collides with `{other}`'s; rename one of them")]
     MacCollision {
         /// This node.
@@ -318,6 +319,8 @@ struct Ctx<'a> {
     uncounted: usize,
     /// "Did you mean" suggestions still to give.
     suggestions: usize,
+    /// The cluster already has [`MAX_NODES`] nodes (said once).
+    cluster_full: bool,
 }
 
 impl Ctx<'_> {
@@ -410,6 +413,9 @@ pub fn derive_mac(cluster: &str, node: &str) -> MacAddr {
     MacAddr([0x52, 0x54, 0x00, digest[0], digest[1], digest[2]])
 }
 
+/// How often a node's MAC is hashed again when another node has it.
+const MAC_ATTEMPTS: usize = 16;
+
 /// One node before addresses are assigned.
 struct Draft {
     name: NodeName,
@@ -446,6 +452,7 @@ pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<
         errors: Vec::new(),
         uncounted: 0,
         suggestions: MAX_SUGGESTIONS,
+        cluster_full: false,
     };
     let rejected = |cx: Ctx<'_>| Rejected {
         errors: cx.errors,
@@ -567,7 +574,18 @@ pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<
     let mut nodes = Vec::with_capacity(drafts.len());
     let mut macs: HashMap<MacAddr, String> = HashMap::new();
     for (d, ip) in drafts.into_iter().zip(ips) {
-        let mac = derive_mac(file.name.as_str(), d.name.as_str());
+        // 24 hashed bits: a cluster of thousands of nodes has a collision or two (the
+        // birthday bound), so a node whose MAC is taken hashes again, in file order. The
+        // first node keeps the plain derived MAC; a file read twice gives the same MACs.
+        let mut mac = derive_mac(file.name.as_str(), d.name.as_str());
+        for attempt in 1..=MAC_ATTEMPTS {
+            match macs.get(&mac) {
+                Some(owner) if owner != d.name.as_str() => {
+                    mac = derive_mac(file.name.as_str(), &format!("{}/{attempt}", d.name));
+                }
+                _ => break,
+            }
+        }
         if let Some(other) = macs
             .insert(mac, d.name.to_string())
             .filter(|o| *o != d.name.as_str())
@@ -784,13 +802,22 @@ fn expand_group(
                     },
                 );
             }
-            let room = (MAX_GROUP_NODES as usize).min(MAX_NODES.saturating_sub(out.len()));
-            if list.len() > room {
+            let group_max = MAX_GROUP_NODES as usize;
+            let room = group_max.min(MAX_NODES.saturating_sub(out.len()));
+            if list.len() > group_max {
+                cx.err(
+                    format!("{at}/nodes/{group_max}"),
+                    ErrorKind::TooMany {
+                        what: "nodes in a group".into(),
+                        limit: group_max,
+                    },
+                );
+            } else if list.len() > room && !std::mem::replace(&mut cx.cluster_full, true) {
                 cx.err(
                     format!("{at}/nodes/{room}"),
                     ErrorKind::TooMany {
-                        what: "nodes in a group, and in the cluster".into(),
-                        limit: room,
+                        what: "nodes in the cluster, all groups together".into(),
+                        limit: MAX_NODES,
                     },
                 );
             }
@@ -848,6 +875,10 @@ fn expand_group(
                 return;
             }
             if out.len().saturating_add(count as usize) > MAX_NODES {
+                // Said once, at the first group that does not fit; later groups are skipped.
+                if std::mem::replace(&mut cx.cluster_full, true) {
+                    return;
+                }
                 cx.err(
                     format!("{at}/count"),
                     ErrorKind::TooMany {
@@ -1226,35 +1257,33 @@ fn resolve_mounts(cx: &mut Ctx<'_>, d: &Draft) -> Vec<Mount> {
     out
 }
 
-/// The cluster's node names: in cluster order, as a set, and sorted (for suggestions).
+/// The cluster's node names: in cluster order, and as a set.
 pub(crate) struct Names<'a> {
     order: Vec<&'a str>,
     set: HashSet<&'a str>,
-    sorted: Vec<&'a str>,
 }
 
 impl<'a> Names<'a> {
     pub(crate) fn new(order: Vec<&'a str>) -> Self {
         let set = order.iter().copied().collect();
-        let mut sorted = order.clone();
-        sorted.sort_unstable();
-        Self { order, set, sorted }
+        Self { order, set }
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.set.contains(name)
     }
 
-    /// The name closest to `name` when it is close enough to be a typo, looked for among at
-    /// most [`SUGGESTION_CANDIDATES`] names: its neighbours in sorted order (a typo keeps
-    /// most of a name's beginning), every name in a small cluster.
+    /// The name closest to `name` when it is close enough to be a typo. Only names of about
+    /// its length are compared (a typo adds, drops or changes a character or two), at most
+    /// [`MAX_NODES`] of them, and [`Ctx::suggest`] asks this for a few names per file.
     fn closest(&self, name: &str) -> Option<String> {
-        let at = self.sorted.partition_point(|n| *n < name);
-        let half = SUGGESTION_CANDIDATES / 2;
-        let from = at.saturating_sub(half);
-        let to = (from + SUGGESTION_CANDIDATES).min(self.sorted.len());
-        let from = to.saturating_sub(SUGGESTION_CANDIDATES);
-        closest(name, &self.sorted[from..to])
+        let candidates: Vec<&str> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|c| c.len().abs_diff(name.len()) <= 2)
+            .collect();
+        closest(name, &candidates)
     }
 }
 
@@ -1331,9 +1360,14 @@ fn node_refs(
         }
         match unknown.len() {
             0 => {}
-            1 if size == 1 => {
+            1 => {
                 let name = unknown.swap_remove(0);
-                let suggestion = cx.suggest(&name, names);
+                // A typo is in a name written out, not in one a range made.
+                let suggestion = if size == 1 {
+                    cx.suggest(&name, names)
+                } else {
+                    None
+                };
                 cx.err(item_at, ErrorKind::UnknownNode { name, suggestion });
             }
             count => cx.err(
