@@ -196,7 +196,7 @@ impl JsonSchema for ByteSize {
             "description": "A size: an integer with a unit as libvirt reads it. K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB powers of 1000; a bare integer is bytes.",
             "oneOf": [
                 { "type": "string", "pattern": BYTE_SIZE_PATTERN },
-                { "type": "integer", "minimum": 0 }
+                { "type": "integer", "minimum": 0, "maximum": u64::MAX }
             ],
             "examples": ["2GiB", "512MiB", "20G"]
         })
@@ -298,6 +298,13 @@ impl FromStr for Cidr {
                 "`{s}` is too small for a cluster: use a prefix of /30 or shorter"
             )));
         }
+        // The parser reads `010` as ten, where inet_aton(3) reads eight: take only the plain
+        // form, as `Ipv4Addr` does for the addresses elsewhere in the file.
+        if net.to_string() != s {
+            return Err(ValueError::new(format!(
+                "`{s}` has leading zeros: write `{net}`"
+            )));
+        }
         Ok(Self(net))
     }
 }
@@ -310,7 +317,13 @@ impl fmt::Display for Cidr {
 
 string_newtype_serde!(Cidr, "an IPv4 network like `10.77.0.0/24`");
 
-pub(crate) const CIDR_PATTERN: &str = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|30)$";
+/// Four octets of 0 to 255 without leading zeros (as `Ipv4Addr` reads them, and as
+/// [`Cidr::from_str`] wants them), then a prefix of 0 to 30.
+pub(crate) const CIDR_PATTERN: &str = concat!(
+    r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}",
+    "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
+    "/([0-9]|[12][0-9]|30)$"
+);
 
 impl JsonSchema for Cidr {
     fn schema_name() -> Cow<'static, str> {
@@ -565,7 +578,9 @@ impl FromStr for FileMode {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let digits = s.strip_prefix("0o").unwrap_or(s);
+        // Octal digits only: `from_str_radix` would also take a sign (`+777`).
         if (3..=4).contains(&digits.len())
+            && digits.bytes().all(|b| matches!(b, b'0'..=b'7'))
             && let Ok(bits) = u32::from_str_radix(digits, 8)
         {
             return Ok(Self(bits));
@@ -605,7 +620,12 @@ impl<'de> Deserialize<'de> for FileMode {
                 )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
-                self.visit_u64(v.unsigned_abs())
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "`{v}` is not a file mode: write an octal mode as a quoted string, like \"0755\""
+                    ))),
+                }
             }
         }
         d.deserialize_any(V)
@@ -657,27 +677,33 @@ impl FromStr for PciAddress {
             _ => return Err(bad()),
         };
         let (slot, function) = rest.split_once('.').ok_or_else(bad)?;
-        let hex = |t: &str, len: usize| {
+        // Exactly `len` hex digits (no sign, which `from_str_radix` would take), so the
+        // value always fits its field.
+        let digits = |t: &str, len: usize| -> Result<(), ValueError> {
             if t.len() == len && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-                u32::from_str_radix(t, 16).map_err(|_| bad())
+                Ok(())
             } else {
                 Err(bad())
             }
         };
-        let domain = hex(domain, 4)?;
-        let bus = hex(bus, 2)?;
-        let slot = hex(slot, 2)?;
-        let function = hex(function, 1)?;
+        digits(domain, 4)?;
+        digits(bus, 2)?;
+        digits(slot, 2)?;
+        digits(function, 1)?;
+        let domain = u16::from_str_radix(domain, 16).map_err(|_| bad())?;
+        let bus = u8::from_str_radix(bus, 16).map_err(|_| bad())?;
+        let slot = u8::from_str_radix(slot, 16).map_err(|_| bad())?;
+        let function = u8::from_str_radix(function, 16).map_err(|_| bad())?;
         if slot > 0x1f || function > 7 {
             return Err(ValueError::new(format!(
                 "`{s}`: the slot must be at most 1f and the function at most 7"
             )));
         }
         Ok(Self {
-            domain: domain as u16,
-            bus: bus as u8,
-            slot: slot as u8,
-            function: function as u8,
+            domain,
+            bus,
+            slot,
+            function,
         })
     }
 }
@@ -754,16 +780,46 @@ impl JsonSchema for PciId {
 // SLURM time limits
 
 /// A SLURM time limit: `UNLIMITED`, minutes, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
-/// `D-HH:MM:SS`. Kept in minutes (`None` = unlimited).
+/// `D-HH:MM:SS`. Kept in minutes (`None` = unlimited), at most [`TimeLimit::MAX_MINUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeLimit(Option<u64>);
 
 impl TimeLimit {
     /// No limit.
     pub const UNLIMITED: Self = Self(None);
+
+    /// The longest limit, in minutes, that SLURM reads back as written: 35,791,393 minutes,
+    /// `24855-03:13:00` (about 68 years).
+    ///
+    /// SLURM keeps a limit as a 32-bit count of minutes with the top two values reserved
+    /// (`INFINITE` = 0xffffffff, `NO_VAL` = 0xfffffffe, `slurm/slurm.h`), but it reads
+    /// `MaxTime` from slurm.conf with `time_str2mins` (`src/common/parse_time.c`, the same
+    /// in 22.05 and 24.11, the releases of bookworm and trixie). That adds days, hours,
+    /// minutes and seconds up as seconds in a C `int`, then rounds up to minutes with
+    /// `(secs + 59) / 60`. The largest number of minutes for which neither step overflows
+    /// is `(i32::MAX - 59) / 60`; one more would wrap inside slurmctld. For no limit, write
+    /// `UNLIMITED`.
+    pub const MAX_MINUTES: u64 = (i32::MAX as u64 - 59) / 60;
+
     /// The limit in minutes, `None` for unlimited.
     pub fn minutes(self) -> Option<u64> {
         self.0
+    }
+
+    fn too_long(written: impl fmt::Display) -> ValueError {
+        ValueError::new(format!(
+            "{written} is longer than SLURM can keep: a time limit is at most {} ({} minutes); write UNLIMITED for none",
+            Self(Some(Self::MAX_MINUTES)),
+            Self::MAX_MINUTES
+        ))
+    }
+
+    fn from_minutes(minutes: u64) -> Result<Self, ValueError> {
+        if minutes <= Self::MAX_MINUTES {
+            Ok(Self(Some(minutes)))
+        } else {
+            Err(Self::too_long(format_args!("{minutes} minutes")))
+        }
     }
 }
 
@@ -779,39 +835,37 @@ impl FromStr for TimeLimit {
         if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
             return Ok(Self(None));
         }
-        let num = |x: &str| -> Result<u64, ValueError> {
-            if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            x.parse().map_err(|_| bad())
-        };
         let (days, clock) = match t.split_once('-') {
-            Some((d, c)) => (num(d)?, Some(c)),
-            None => (0, None),
+            Some((d, c)) => (Some(d), c),
+            None => (None, t),
         };
-        let secs = match clock {
-            // D-HH, D-HH:MM, D-HH:MM:SS
-            Some(c) => {
-                let p: Vec<&str> = c.split(':').collect();
-                match p.as_slice() {
-                    [h] => num(h)? * 3600,
-                    [h, m] => num(h)? * 3600 + num(m)? * 60,
-                    [h, m, sec] => num(h)? * 3600 + num(m)? * 60 + num(sec)?,
-                    _ => return Err(bad()),
-                }
-            }
-            // MM, MM:SS, HH:MM:SS
-            None => {
-                let p: Vec<&str> = t.split(':').collect();
-                match p.as_slice() {
-                    [m] => num(m)? * 60,
-                    [m, sec] => num(m)? * 60 + num(sec)?,
-                    [h, m, sec] => num(h)? * 3600 + num(m)? * 60 + num(sec)?,
-                    _ => return Err(bad()),
-                }
-            }
+        let parts: Vec<&str> = clock.split(':').collect();
+        // The seconds in one unit of each part, as SLURM reads the forms.
+        let units: &[u64] = match (days.is_some(), parts.len()) {
+            (true, 1) => &[3600],     // D-HH
+            (true, 2) => &[3600, 60], // D-HH:MM
+            (_, 3) => &[3600, 60, 1], // D-HH:MM:SS, HH:MM:SS
+            (false, 1) => &[60],      // MM
+            (false, 2) => &[60, 1],   // MM:SS
+            _ => return Err(bad()),
         };
-        Ok(Self(Some((days * 86_400 + secs).div_ceil(60))))
+        // Each number with the seconds in one unit of it.
+        let fields: Vec<(&str, u64)> = days
+            .map(|d| (d, 86_400))
+            .into_iter()
+            .chain(parts.iter().copied().zip(units.iter().copied()))
+            .collect();
+        let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+        if !fields.iter().all(|(x, _)| digits(x)) {
+            return Err(bad());
+        }
+        // Digits only, so a number fails to parse only beyond u64; every step is checked.
+        let secs = fields.iter().try_fold(0u64, |sum, (x, unit)| {
+            x.parse::<u64>().ok()?.checked_mul(*unit)?.checked_add(sum)
+        });
+        let too_long = || Self::too_long(format_args!("`{s}`"));
+        let minutes = secs.ok_or_else(too_long)?.div_ceil(60);
+        Self::from_minutes(minutes).map_err(|_| too_long())
     }
 }
 
@@ -846,12 +900,12 @@ impl<'de> Deserialize<'de> for TimeLimit {
                 f.write_str("a SLURM time limit")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimeLimit, E> {
-                Ok(TimeLimit(Some(v)))
+                TimeLimit::from_minutes(v).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<TimeLimit, E> {
                 u64::try_from(v)
-                    .map(|m| TimeLimit(Some(m)))
                     .map_err(|_| E::custom("a time limit cannot be negative"))
+                    .and_then(|m| self.visit_u64(m))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<TimeLimit, E> {
                 v.parse().map_err(E::custom)
@@ -867,9 +921,9 @@ impl JsonSchema for TimeLimit {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A SLURM time limit: UNLIMITED, minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.",
+            "description": "A SLURM time limit: UNLIMITED, minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; at most 24855-03:13:00 (35791393 minutes), the longest SLURM reads back.",
             "oneOf": [
-                { "type": "integer", "minimum": 0 },
+                { "type": "integer", "minimum": 0, "maximum": TimeLimit::MAX_MINUTES },
                 { "type": "string", "pattern": "^([Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Ii][Nn][Ff][Ii][Nn][Ii][Tt][Ee]|[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2})$" }
             ],
             "examples": ["UNLIMITED", "1-00:00:00", 60]
@@ -900,7 +954,21 @@ impl FromStr for BeegfsVersion {
             ))
         };
         let parts: Vec<&str> = s.trim().split('.').collect();
-        let n = |x: &str| x.parse::<u8>().map_err(|_| bad());
+        // Plain decimal numbers of at most 255 (`u8::from_str` alone would take `+4` and
+        // `04`, which the schema refuses).
+        let n = |x: &str| {
+            let plain = !x.is_empty()
+                && x.bytes().all(|b| b.is_ascii_digit())
+                && (x == "0" || !x.starts_with('0'));
+            if !plain {
+                return Err(bad());
+            }
+            x.parse::<u8>().map_err(|_| {
+                ValueError::new(format!(
+                    "`{s}` is not a BeeGFS version: each part is at most 255"
+                ))
+            })
+        };
         let (major, minor, patch) = match parts.as_slice() {
             [a] => (n(a)?, 0, None),
             [a, b] => (n(a)?, n(b)?, None),
@@ -940,7 +1008,10 @@ impl JsonSchema for BeegfsVersion {
         json_schema!({
             "type": "string",
             "description": "The BeeGFS release to deploy: 7.4.x or 8.x. Quote it so YAML keeps it a string.",
-            "pattern": r"^(7\.4(\.[0-9]+)?|8(\.[0-9]+){0,2})$",
+            "pattern": concat!(
+                r"^(7\.4(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))?",
+                r"|8(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){0,2})$"
+            ),
             "examples": ["7.4.6", "8.1.0"]
         })
     }
@@ -1056,6 +1127,10 @@ mod tests {
         assert!(e.to_string().contains("10.77.0.0/24"), "{e}");
         assert!("10.77.0.0/31".parse::<Cidr>().is_err());
         assert!("10.77.0.0/24".parse::<Cidr>().is_ok());
+        // `010` is ten to the parser and eight to inet_aton(3).
+        let e = "010.77.0.0/24".parse::<Cidr>().unwrap_err();
+        assert!(e.to_string().contains("write `10.77.0.0/24`"), "{e}");
+        assert!("10.77.0.0/024".parse::<Cidr>().is_err());
     }
 
     #[test]
@@ -1065,6 +1140,19 @@ mod tests {
         assert!("0000:01:20.0".parse::<PciAddress>().is_err());
         assert!("0000:01:00.8".parse::<PciAddress>().is_err());
         assert!("01:00".parse::<PciAddress>().is_err());
+        let a: PciAddress = "ffff:ff:1f.7".parse().unwrap();
+        assert_eq!(
+            (a.domain, a.bus, a.slot, a.function),
+            (0xffff, 0xff, 0x1f, 7)
+        );
+        for s in [
+            "10000:00:00.0",
+            "0000:100:00.0",
+            "+fff:00:00.0",
+            "0000:+f:00.0",
+        ] {
+            assert!(s.parse::<PciAddress>().is_err(), "{s}");
+        }
     }
 
     #[test]
@@ -1086,9 +1174,43 @@ mod tests {
     }
 
     #[test]
+    fn time_limits_stop_where_slurm_does() {
+        let minutes = |s: &str| s.parse::<TimeLimit>().map(TimeLimit::minutes);
+        assert_eq!(TimeLimit::MAX_MINUTES, 35_791_393);
+        assert_eq!(minutes("24855-03:13:00"), Ok(Some(TimeLimit::MAX_MINUTES)));
+        assert_eq!(minutes("0:0:2147483580"), Ok(Some(TimeLimit::MAX_MINUTES)));
+        // Once wrapped to 17:00:00 (release) or panicked (debug).
+        let e = "213503982334602-00".parse::<TimeLimit>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`213503982334602-00` is longer than SLURM can keep: a time limit is at most 24855-03:13:00 (35791393 minutes); write UNLIMITED for none"
+        );
+        for s in [
+            "24855-03:13:01",
+            "35791394",
+            "4294967295:00:00",
+            "1-99999999999999999999",
+            "0:0:18446744073709551615",
+            "18446744073709551615-23:59:59",
+        ] {
+            let e = s.parse::<TimeLimit>().unwrap_err().to_string();
+            assert!(e.contains("longer than SLURM can keep"), "{s}: {e}");
+        }
+        for s in ["-1", "1-", "+5", "1:-1", "0x10", "1.5"] {
+            let e = s.parse::<TimeLimit>().unwrap_err().to_string();
+            assert!(e.contains("is not a SLURM time limit"), "{s}: {e}");
+        }
+    }
+
+    #[test]
     fn beegfs_versions() {
         assert!("7.4.6".parse::<BeegfsVersion>().is_ok());
         assert!("8".parse::<BeegfsVersion>().is_ok());
+        assert!("8.255.255".parse::<BeegfsVersion>().is_ok());
+        // Each part a plain number that fits a byte: 263 is 7 once wrapped.
+        for s in ["263.4", "7.4.256", "7.+4", "07.4", "8.01", "8.-0", "8."] {
+            assert!(s.parse::<BeegfsVersion>().is_err(), "{s}");
+        }
         assert!("7.3.2".parse::<BeegfsVersion>().is_err());
         assert!("9.0".parse::<BeegfsVersion>().is_err());
     }
@@ -1099,6 +1221,9 @@ mod tests {
         assert!("a".repeat(37).parse::<VirtiofsTag>().is_err());
         assert_eq!("0755".parse::<FileMode>().unwrap().bits(), 0o755);
         assert!("0855".parse::<FileMode>().is_err());
+        assert!("+777".parse::<FileMode>().is_err());
+        assert!("0o+77".parse::<FileMode>().is_err());
+        assert_eq!("0o7777".parse::<FileMode>().unwrap().bits(), 0o7777);
     }
 
     #[test]
