@@ -250,7 +250,7 @@ pub struct SshSettings {
 
     /// SSH port on the nodes. Default: 22.
     #[serde(default)]
-    #[schemars(example = 22)]
+    #[schemars(example = 22, range(min = 1, max = 65535))]
     pub port: Option<u16>,
 }
 
@@ -277,7 +277,7 @@ pub struct NodeGroup {
 
     /// Number of the first node of a counted group. Default: 1.
     #[serde(default)]
-    #[schemars(example = 1)]
+    #[schemars(example = 1, range(min = 0, max = 4_294_967_295u32))]
     pub first_index: Option<u32>,
 
     /// Address of the first node of a counted group; the others follow it. Default: the next

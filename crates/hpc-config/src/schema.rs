@@ -342,6 +342,23 @@ fn newtype_message(type_name: &str, instance: &Value) -> Option<String> {
             ("BeegfsVersion", Value::Number(n)) => Some(format!(
                 "write the version as a quoted string (\"{n}\") so YAML keeps it exact"
             )),
+            ("TimeLimit" | "ByteSize", Value::Number(n)) => {
+                let what = if type_name == "TimeLimit" {
+                    "a time limit"
+                } else {
+                    "a size"
+                };
+                Some(if n.as_f64().is_some_and(|f| f < 0.0) {
+                    format!("`{n}`: {what} cannot be negative")
+                } else if n.is_f64() {
+                    format!("`{n}` is not a whole number")
+                } else if type_name == "TimeLimit" {
+                    // Minutes, as the text form reads a bare number: the same message.
+                    msg::<types::TimeLimit>(&n.to_string())?
+                } else {
+                    format!("`{n}` is too large for a size")
+                })
+            }
             _ => None,
         };
     };

@@ -526,14 +526,14 @@ pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<
         }
     }
     if let Some(size) = file.image.size
-        && size < ByteSize::from_gib(2)
+        && (size < ByteSize::from_gib(2) || size > DISK_MAX)
     {
         cx.err(
             "/image/size",
             ErrorKind::OutOfRange {
                 what: "image size",
                 value: size.to_string(),
-                range: "2GiB or more (the packages alone take about 1GiB)".into(),
+                range: format!("2GiB (the packages alone take about 1GiB) to {DISK_MAX}"),
             },
         );
     }
@@ -1437,6 +1437,15 @@ fn hostlist_size(expr: &str) -> Result<usize, HostlistSize> {
                             .map_err(|_| HostlistSize::Bad(format!("`{x}` is too large")))
                     };
                     let (a, b) = (n(a)?, n(b)?);
+                    if a > b {
+                        // SLURM's own hostlist refuses it too ("Invalid range").
+                        return Err(HostlistSize::Bad(format!(
+                            "`{}` runs backwards; write `{}-{}`",
+                            item.trim(),
+                            b,
+                            a
+                        )));
+                    }
                     let len = usize::try_from(a.abs_diff(b))
                         .ok()
                         .and_then(|d| d.checked_add(1))

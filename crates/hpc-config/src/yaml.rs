@@ -332,8 +332,23 @@ pub(crate) fn parse(text: &str) -> Parsed {
                     Some(Scalar::Null) | None => Value::Null,
                     Some(Scalar::Boolean(b)) => Value::Bool(b),
                     Some(Scalar::Integer(i)) => Value::from(i),
-                    Some(Scalar::FloatingPoint(f)) => serde_json::Number::from_f64(f.into_inner())
-                        .map_or(Value::Null, Value::Number),
+                    Some(Scalar::FloatingPoint(f)) => {
+                        match serde_json::Number::from_f64(f.into_inner()) {
+                            Some(n) => Value::Number(n),
+                            None => {
+                                // `.inf`, `.nan`, `1e400`: no field takes them, and null
+                                // would quietly mean "the default".
+                                problems.push(SyntaxProblem {
+                                    message: "not a finite number".into(),
+                                    span: range.clone(),
+                                    help: Some(
+                                        "write a whole number, or quote it to make it text".into(),
+                                    ),
+                                });
+                                Value::Null
+                            }
+                        }
+                    }
                     Some(Scalar::String(s)) => Value::String(s.into_owned()),
                 };
                 remember(&mut anchors, anchor, Node::scalar(value, range))
