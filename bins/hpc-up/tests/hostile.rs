@@ -143,13 +143,13 @@ fn generated(dir: &Path) -> Vec<(PathBuf, Expect)> {
     );
 
     let mut large = String::from(BASE);
-    while large.len() <= 5 << 20 {
+    while large.len() <= 3 << 20 {
         large.push_str("# padding padding padding padding padding padding padding padding\n");
     }
     file(
         "too-large",
         large.as_bytes(),
-        unreadable("is larger than 4194304 bytes"),
+        unreadable("is larger than 2097152 bytes"),
     );
 
     let mut latin1 = format!("{BASE}# caf").into_bytes();

@@ -10,9 +10,11 @@
 //! expansion), and what SLURM and libvirt themselves accept (a node name is one DNS label of
 //! at most 63 bytes, so no pad width or hostlist number needs more digits than that).
 
-/// Largest cluster file read, in bytes (4 MiB: a 1,000-node file listing every node with
-/// its own address and shares is about 200 KiB).
-pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// Largest cluster file read, in bytes (2 MiB: a 1,000-node file listing every node with
+/// its own address and shares is about 200 KiB). The YAML parser (saphyr) tokenizes a flow
+/// collection (`{…}`, `[…]`) whole before it yields its first event, at about 64 bytes of
+/// memory per byte of text; this limit is what bounds that to ~150 MB.
+pub const MAX_FILE_BYTES: usize = 2 << 20;
 
 /// Deepest nesting of YAML lists and mappings (a cluster file needs 6).
 pub const MAX_DEPTH: usize = 64;

@@ -118,7 +118,7 @@ fn alias_expansion() {
 
 #[test]
 fn plain_size_counts_too() {
-    // No alias: a flow list of more values than the limit (2 bytes each fit in 4 MiB).
+    // No alias: a flow list of more values than the limit (2 bytes each fit in 2 MiB).
     let text = format!("x: [{}]\n", "1,".repeat(MAX_VALUES));
     let ((line, _, msg), _) = first(&text);
     assert_eq!(line, 1);
