@@ -142,6 +142,20 @@ fn generated(dir: &Path) -> Vec<(PathBuf, Expect)> {
         invalid(12, "no node is called `xq0`"),
     );
 
+    // The fuzzer's first finding: one flow mapping on one line, as long as the file may be.
+    // saphyr tokenizes it whole before its first event (the file-size limit bounds that).
+    let mut flow =
+        String::from("# é\n{name: flow, network: {cidr: 10.91.0.0/24, bridge: hpcbr-f}, ");
+    while flow.len() < hpc_config::limits::MAX_FILE_BYTES - 100 {
+        flow.push_str("image: {base: /b, bridge: hpcbr-f}, ");
+    }
+    flow.push_str("controller: {nodes: [{name: ctl}]}}\n");
+    file(
+        "flow-line",
+        flow.as_bytes(),
+        invalid(2, "duplicate key `image`"),
+    );
+
     let mut large = String::from(BASE);
     while large.len() <= 3 << 20 {
         large.push_str("# padding padding padding padding padding padding padding padding\n");
