@@ -350,8 +350,11 @@ fn newtype_message(type_name: &str, instance: &Value) -> Option<String> {
                 };
                 Some(if n.as_f64().is_some_and(|f| f < 0.0) {
                     format!("`{n}`: {what} cannot be negative")
-                } else if n.is_f64() {
+                } else if n.as_f64().is_some_and(|f| f.fract() != 0.0) {
                     format!("`{n}` is not a whole number")
+                } else if n.is_f64() {
+                    // A whole number past 2⁶⁴ − 1 reaches us as a float.
+                    format!("{what} of `{n}` is larger than 2⁶⁴ − 1")
                 } else if type_name == "TimeLimit" {
                     // Minutes, as the text form reads a bare number: the same message.
                     msg::<types::TimeLimit>(&n.to_string())?
