@@ -92,6 +92,7 @@ pub(crate) fn check(doc: &Value) -> Checked {
         }
     }
     checked.problems = out.problems;
+    checked.uncounted += out.skipped;
     checked
 }
 
@@ -100,6 +101,8 @@ pub(crate) fn check(doc: &Value) -> Checked {
 struct Reported {
     problems: Vec<SchemaProblem>,
     values: HashSet<String>,
+    /// Problems found and not made.
+    skipped: usize,
 }
 
 impl Reported {
@@ -143,7 +146,8 @@ fn report(schema: &Value, e: &jsonschema::ValidationError<'_>, out: &mut Reporte
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let allowed = walk.properties();
-            for key in unexpected {
+            out.skipped += unexpected.len().saturating_sub(MAX_COLLECTED);
+            for key in unexpected.iter().take(MAX_COLLECTED) {
                 let candidates: Vec<&str> = allowed.iter().map(String::as_str).collect();
                 let help = match closest(key, &candidates) {
                     Some(s) => Some(format!("did you mean `{s}`?")),

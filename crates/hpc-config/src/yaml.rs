@@ -53,12 +53,13 @@ impl SpanIndex {
                     .ok()
                     .and_then(|i| items.get(i))
                     .map(|n| (n, None)),
-                Kind::Map(entries) => {
+                Kind::Map(entries, index) => {
                     let name = unescape_token(token);
-                    entries
-                        .iter()
-                        .find(|(k, _, _)| *k == name)
-                        .map(|(_, ks, n)| (n, Some(ks.clone())))
+                    let entry = match index {
+                        Some(index) => index.get(&name).and_then(|&i| entries.get(i)),
+                        None => entries.iter().find(|(k, _, _)| *k == name),
+                    };
+                    entry.map(|(_, ks, n)| (n, Some(ks.clone())))
                 }
                 Kind::Scalar(_) => None,
             };
@@ -129,7 +130,28 @@ impl Node {
 enum Kind {
     Scalar(Value),
     Seq(Vec<Node>),
-    Map(Vec<(String, Range<usize>, Node)>),
+    /// Entries in order, and for a large mapping where each key is among them (a report
+    /// looks up one key per problem).
+    Map(
+        Vec<(String, Range<usize>, Node)>,
+        Option<HashMap<String, usize>>,
+    ),
+}
+
+/// Mappings with more entries than this get a key index.
+const INDEXED_MAP: usize = 32;
+
+impl Kind {
+    fn map(entries: Vec<(String, Range<usize>, Node)>) -> Self {
+        let index = (entries.len() > INDEXED_MAP).then(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _, _))| (k.clone(), i))
+                .collect()
+        });
+        Self::Map(entries, index)
+    }
 }
 
 enum Frame {
@@ -319,7 +341,7 @@ pub(crate) fn parse(text: &str) -> Parsed {
                         &mut anchors,
                         anchor,
                         Node {
-                            kind: Rc::new(Kind::Map(entries)),
+                            kind: Rc::new(Kind::map(entries)),
                             span: start..end,
                             size,
                         },
@@ -481,11 +503,11 @@ fn merge_keys(
             continue;
         }
         let sources = match &*v.kind {
-            Kind::Map(m) => vec![m.clone()],
+            Kind::Map(m, _) => vec![m.clone()],
             Kind::Seq(items) => items
                 .iter()
                 .filter_map(|n| match &*n.kind {
-                    Kind::Map(m) => Some(m.clone()),
+                    Kind::Map(m, _) => Some(m.clone()),
                     _ => None,
                 })
                 .collect(),
@@ -515,7 +537,7 @@ fn to_json(node: &Node) -> Value {
     match &*node.kind {
         Kind::Scalar(v) => v.clone(),
         Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        Kind::Map(entries) => {
+        Kind::Map(entries, _) => {
             let mut map = Map::with_capacity(entries.len());
             for (k, _, n) in entries {
                 map.insert(k.clone(), to_json(n));
