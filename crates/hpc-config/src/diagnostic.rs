@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
 
-use crate::limits::{MAX_DRAWN_LINE, MAX_PROBLEMS};
+use crate::limits::{MAX_DRAWN_BYTES, MAX_DRAWN_LINE, MAX_PROBLEMS};
 
 /// Longest message or help text kept; longer ones (a message quoting a huge value) keep
 /// their beginning and end.
@@ -126,9 +126,13 @@ impl ConfigErrors {
     }
 
     /// Whether every problem can be drawn with its source lines: none stands on (or next to)
-    /// a line longer than [`MAX_DRAWN_LINE`] bytes.
+    /// a line longer than [`MAX_DRAWN_LINE`] bytes, and the drawing's work stays within
+    /// [`MAX_DRAWN_BYTES`].
     pub fn drawable(&self) -> bool {
         let text = self.src.inner().as_str();
+        if self.problems.len().saturating_mul(text.len()) > MAX_DRAWN_BYTES {
+            return false;
+        }
         self.problems.iter().all(|p| {
             let from = p.span.offset().min(text.len());
             let to = (p.span.offset() + p.span.len()).min(text.len());

@@ -58,6 +58,11 @@ pub(crate) const MAX_COLLECTED: usize = 1000;
 /// node names of about its length: at most [`MAX_NODES`]).
 pub(crate) const MAX_SUGGESTIONS: usize = 16;
 
+/// Most drawing work: problems times file bytes. miette reads a problem's source lines from
+/// the start of the file each time, so a long file with many problems is listed in the plain
+/// form (a 10 KiB file draws all its [`MAX_PROBLEMS`] problems; a 1 MiB file, sixteen).
+pub const MAX_DRAWN_BYTES: usize = 16 << 20;
+
 /// Longest source line the graphical diagnostic draws; a problem on a longer line (or at a
 /// column beyond it) is shown in the plain `file:line:column: message` form.
 pub const MAX_DRAWN_LINE: usize = 1000;
