@@ -749,34 +749,22 @@ fn expand_group(
             },
         );
     }
-    let shared: Vec<(String, VirtiofsMount)> = file
-        .virtiofs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (format!("/virtiofs/{i}"), m))
-        .chain(
-            g.virtiofs
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (format!("{at}/virtiofs/{i}"), m)),
-        )
-        .take(MAX_SHARES_PER_NODE + 1)
-        .map(|(at, m)| (at, m.clone()))
-        .collect();
-    let shared = at_most(
+    let mut shared: Vec<(String, VirtiofsMount)> = Vec::new();
+    append_at_most(
         cx,
-        shared,
-        MAX_SHARES_PER_NODE,
-        "virtio-fs shares on a node",
+        &mut shared,
+        &file.virtiofs,
+        (SHARES, "/virtiofs".into()),
     );
-    let group_pci: Vec<(String, PciDevice)> = g
-        .pci_devices
-        .iter()
-        .take(MAX_PCI_PER_NODE + 1)
-        .enumerate()
-        .map(|(i, p)| (format!("{at}/pci-devices/{i}"), p.clone()))
-        .collect();
-    let group_pci = at_most(cx, group_pci, MAX_PCI_PER_NODE, "PCI devices on a node");
+    let group_shares = (SHARES, format!("{at}/virtiofs"));
+    append_at_most(cx, &mut shared, &g.virtiofs, group_shares);
+    let mut group_pci: Vec<(String, PciDevice)> = Vec::new();
+    append_at_most(
+        cx,
+        &mut group_pci,
+        &g.pci_devices,
+        (PCI, format!("{at}/pci-devices")),
+    );
 
     let base = |name: NodeName, node_at: String, ip: Option<(Ipv4Addr, String)>, uri, dt| Draft {
         name,
@@ -831,34 +819,10 @@ fn expand_group(
                     uri,
                     dt,
                 );
-                let room = MAX_SHARES_PER_NODE + 1 - d.virtiofs.len().min(MAX_SHARES_PER_NODE);
-                d.virtiofs.extend(
-                    n.virtiofs
-                        .iter()
-                        .take(room)
-                        .enumerate()
-                        .map(|(j, m)| (format!("{node_at}/virtiofs/{j}"), m.clone())),
-                );
-                d.virtiofs = at_most(
-                    cx,
-                    std::mem::take(&mut d.virtiofs),
-                    MAX_SHARES_PER_NODE,
-                    "virtio-fs shares on a node",
-                );
-                let room = MAX_PCI_PER_NODE + 1 - d.pci.len().min(MAX_PCI_PER_NODE);
-                d.pci.extend(
-                    n.pci_devices
-                        .iter()
-                        .take(room)
-                        .enumerate()
-                        .map(|(j, p)| (format!("{node_at}/pci-devices/{j}"), p.clone())),
-                );
-                d.pci = at_most(
-                    cx,
-                    std::mem::take(&mut d.pci),
-                    MAX_PCI_PER_NODE,
-                    "PCI devices on a node",
-                );
+                let shares = (SHARES, format!("{node_at}/virtiofs"));
+                append_at_most(cx, &mut d.virtiofs, &n.virtiofs, shares);
+                let pci = (PCI, format!("{node_at}/pci-devices"));
+                append_at_most(cx, &mut d.pci, &n.pci_devices, pci);
                 out.push(d);
             }
         }
@@ -985,25 +949,36 @@ fn expand_group(
     }
 }
 
-/// `items` cut to `max`, with a problem at the first one too many.
-fn at_most<T>(
+/// A per-node limit: how many, and what of.
+type PerNode = (usize, &'static str);
+const SHARES: PerNode = (MAX_SHARES_PER_NODE, "virtio-fs shares on a node");
+const PCI: PerNode = (MAX_PCI_PER_NODE, "PCI devices on a node");
+
+/// Append `items` (the list at pointer `at`) to `list`, each with its pointer, up to the
+/// limit; a problem at the first one too many. Only what fits is cloned.
+fn append_at_most<T: Clone>(
     cx: &mut Ctx<'_>,
-    mut items: Vec<(String, T)>,
-    max: usize,
-    what: &str,
-) -> Vec<(String, T)> {
-    if items.len() > max {
-        let (at, _) = &items[max];
+    list: &mut Vec<(String, T)>,
+    items: &[T],
+    ((max, what), at): (PerNode, String),
+) {
+    let room = max.saturating_sub(list.len());
+    list.extend(
+        items
+            .iter()
+            .take(room)
+            .enumerate()
+            .map(|(j, item)| (format!("{at}/{j}"), item.clone())),
+    );
+    if items.len() > room {
         cx.err(
-            at.clone(),
+            format!("{at}/{room}"),
             ErrorKind::TooMany {
                 what: what.to_owned(),
                 limit: max,
             },
         );
-        items.truncate(max);
     }
-    items
 }
 
 /// A node name pattern: text around one `{index}` or `{index:0N}`.
