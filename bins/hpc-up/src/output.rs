@@ -86,11 +86,8 @@ impl Output {
         stderr(&e.render(self.color));
         if e.drawable() {
             // The drawing is for people; one line per problem is for editors and grep.
-            for p in &e.problems {
-                self.note(&format!(
-                    "{}:{}:{}: {}",
-                    e.file, p.line, p.column, p.message
-                ));
+            for line in e.lines().take(e.problems.len()) {
+                self.note(&line);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
 
-use crate::limits::{MAX_DRAWN_BYTES, MAX_DRAWN_LINE, MAX_PROBLEMS};
+use crate::limits::{MAX_COLLECTED, MAX_DRAWN_BYTES, MAX_DRAWN_LINE, MAX_PROBLEMS};
 
 /// Longest message or help text kept; longer ones (a message quoting a huge value) keep
 /// their beginning and end.
@@ -52,6 +52,32 @@ pub struct ConfigErrors {
     pub problems: Vec<Problem>,
     /// How many more problems were found and are not listed.
     pub more: usize,
+}
+
+/// Problems of one stage: the first [`MAX_COLLECTED`] kept, the rest only counted.
+#[derive(Debug)]
+pub(crate) struct Capped<T> {
+    pub(crate) kept: Vec<T>,
+    pub(crate) uncounted: usize,
+}
+
+impl<T> Default for Capped<T> {
+    fn default() -> Self {
+        Self {
+            kept: Vec::new(),
+            uncounted: 0,
+        }
+    }
+}
+
+impl<T> Capped<T> {
+    pub(crate) fn push(&mut self, problem: T) {
+        if self.kept.len() < MAX_COLLECTED {
+            self.kept.push(problem);
+        } else {
+            self.uncounted += 1;
+        }
+    }
 }
 
 /// A problem before its line and column are worked out.
@@ -111,8 +137,13 @@ impl ConfigErrors {
     pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
         self.problems
             .iter()
-            .map(|p| format!("{}:{}:{}: {}", self.file, p.line, p.column, p.message))
+            .map(|p| self.line_of(p))
             .chain(self.more_line())
+    }
+
+    /// `file:line:column: message` of one problem.
+    fn line_of(&self, p: &Problem) -> String {
+        format!("{}:{}:{}: {}", self.file, p.line, p.column, p.message)
     }
 
     fn more_line(&self) -> Option<String> {
@@ -165,10 +196,7 @@ impl ConfigErrors {
         if out.is_empty() {
             out = format!("Error: {self}\n");
             for p in &self.problems {
-                out.push_str(&format!(
-                    "  {}:{}:{}: {}\n",
-                    self.file, p.line, p.column, p.message
-                ));
+                out.push_str(&format!("  {}\n", self.line_of(p)));
                 if let Some(help) = &p.help {
                     out.push_str(&format!("    help: {help}\n"));
                 }

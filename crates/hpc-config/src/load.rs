@@ -113,9 +113,10 @@ pub fn parse_str(
     }
 
     let parsed = yaml::parse(text);
-    let (index, mut uncounted) = (parsed.index, parsed.uncounted);
+    let (index, mut uncounted) = (parsed.index, parsed.problems.uncounted);
     let mut problems: Vec<Pending> = parsed
         .problems
+        .kept
         .into_iter()
         .map(|p| Pending::new("", p.span, p.message, "here", p.help))
         .collect();
@@ -189,7 +190,7 @@ pub fn parse_str(
             uncounted += rejected.uncounted;
             problems.extend(
                 rejected
-                    .errors
+                    .kept
                     .into_iter()
                     .filter(|e| !echoes(&e.at))
                     .map(|e| semantic_problem(&index, e)),

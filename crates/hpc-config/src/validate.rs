@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
+use crate::diagnostic::Capped;
 use crate::file::{
     self, ClusterFile, DomainType, LibvirtSettings, NodeGroup, PciDevice, VirtiofsMount,
 };
 use crate::limits::{
-    MAX_COLLECTED, MAX_GROUP_NODES, MAX_NODES, MAX_PAD_WIDTH, MAX_PARTITIONS, MAX_PCI_PER_NODE,
+    MAX_GROUP_NODES, MAX_NODES, MAX_PAD_WIDTH, MAX_PARTITIONS, MAX_PCI_PER_NODE,
     MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_SUGGESTIONS,
 };
 use crate::model::{
@@ -313,10 +314,8 @@ const DISK_MAX: ByteSize = ByteSize::from_gib(64 * 1024);
 
 struct Ctx<'a> {
     env: EnvLookup<'a>,
-    /// The first [`MAX_COLLECTED`] problems.
-    errors: Vec<ValidationError>,
-    /// Problems found beyond those.
-    uncounted: usize,
+    /// The problems found.
+    errors: Capped<ValidationError>,
     /// "Did you mean" suggestions still to give.
     suggestions: usize,
     /// The cluster already has [`MAX_NODES`] nodes (said once).
@@ -325,14 +324,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, at: impl Into<String>, kind: ErrorKind) {
-        if self.errors.len() < MAX_COLLECTED {
-            self.errors.push(ValidationError {
-                at: at.into(),
-                kind,
-            });
-        } else {
-            self.uncounted += 1;
-        }
+        self.errors.push(ValidationError {
+            at: at.into(),
+            kind,
+        });
     }
 
     /// The existing name closest to `name`, while the file's suggestion budget lasts.
@@ -434,29 +429,19 @@ struct Draft {
 /// Check `file` and resolve it into a [`Cluster`]; on failure, the problems found (at most
 /// [`MAX_COLLECTED`](crate::limits)).
 pub fn resolve(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Vec<ValidationError>> {
-    resolve_counted(file, env).map_err(|r| r.errors)
-}
-
-/// Why [`resolve_counted`] refused a file.
-pub(crate) struct Rejected {
-    /// The first problems found.
-    pub(crate) errors: Vec<ValidationError>,
-    /// How many more were found.
-    pub(crate) uncounted: usize,
+    resolve_counted(file, env).map_err(|r| r.kept)
 }
 
 /// [`resolve`], also counting the problems found beyond those kept.
-pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<Cluster, Rejected> {
+pub(crate) fn resolve_counted(
+    file: &ClusterFile,
+    env: EnvLookup<'_>,
+) -> Result<Cluster, Capped<ValidationError>> {
     let mut cx = Ctx {
         env,
-        errors: Vec::new(),
-        uncounted: 0,
+        errors: Capped::default(),
         suggestions: MAX_SUGGESTIONS,
         cluster_full: false,
-    };
-    let rejected = |cx: Ctx<'_>| Rejected {
-        errors: cx.errors,
-        uncounted: cx.uncounted,
     };
 
     // Network.
@@ -624,12 +609,12 @@ pub(crate) fn resolve_counted(file: &ClusterFile, env: EnvLookup<'_>) -> Result<
         resolve_beegfs(&mut cx, b, &nodes, &names, release)
     });
 
-    if !cx.errors.is_empty() {
-        return Err(rejected(cx));
+    if !cx.errors.kept.is_empty() {
+        return Err(cx.errors);
     }
     let (Some(base), Some(state_dir)) = (base, state_dir) else {
         // Both only fail with an error recorded above.
-        return Err(rejected(cx));
+        return Err(cx.errors);
     };
     Ok(Cluster {
         name: file.name.clone(),

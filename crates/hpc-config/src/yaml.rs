@@ -22,7 +22,8 @@ use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, Span};
 use serde_json::{Map, Value};
 
-use crate::limits::{MAX_COLLECTED, MAX_DEPTH, MAX_VALUES};
+use crate::diagnostic::Capped;
+use crate::limits::{MAX_DEPTH, MAX_VALUES};
 
 /// Byte range of a value and of its key in the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,27 +177,8 @@ pub(crate) struct Parsed {
     pub(crate) value: Option<Value>,
     /// Where each value stands.
     pub(crate) index: SpanIndex,
-    /// Problems in the YAML itself (at most [`MAX_COLLECTED`]).
-    pub(crate) problems: Vec<SyntaxProblem>,
-    /// Problems found beyond those.
-    pub(crate) uncounted: usize,
-}
-
-/// Problems, kept up to [`MAX_COLLECTED`] and counted beyond.
-#[derive(Default)]
-struct Problems {
-    kept: Vec<SyntaxProblem>,
-    uncounted: usize,
-}
-
-impl Problems {
-    fn push(&mut self, p: SyntaxProblem) {
-        if self.kept.len() < MAX_COLLECTED {
-            self.kept.push(p);
-        } else {
-            self.uncounted += 1;
-        }
-    }
+    /// Problems in the YAML itself.
+    pub(crate) problems: Capped<SyntaxProblem>,
 }
 
 /// Maps saphyr's character positions to byte offsets.
@@ -233,20 +215,19 @@ impl Offsets {
 /// limit stops the parse, the others do not.
 pub(crate) fn parse(text: &str) -> Parsed {
     let offsets = Offsets::new(text);
-    let mut problems = Problems::default();
+    let mut problems: Capped<SyntaxProblem> = Capped::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     // Values made so far, alias copies included.
     let mut values = 0usize;
-    let stop = |mut problems: Problems, p: SyntaxProblem| {
+    let stop = |mut problems: Capped<SyntaxProblem>, p: SyntaxProblem| {
         problems.push(p);
         Parsed {
             value: None,
             index: SpanIndex::default(),
-            problems: problems.kept,
-            uncounted: problems.uncounted,
+            problems,
         }
     };
 
@@ -457,16 +438,14 @@ pub(crate) fn parse(text: &str) -> Parsed {
         return Parsed {
             value: Some(Value::Null),
             index: SpanIndex::default(),
-            problems: problems.kept,
-            uncounted: problems.uncounted,
+            problems,
         };
     };
     let value = to_json(&root);
     Parsed {
         value: Some(value),
         index: SpanIndex { root: Some(root) },
-        problems: problems.kept,
-        uncounted: problems.uncounted,
+        problems,
     }
 }
 
@@ -490,7 +469,7 @@ fn remember(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> No
 /// Apply `<<` merge keys: entries of the merged mapping(s) that the mapping does not set itself.
 fn merge_keys(
     entries: Vec<(String, Range<usize>, Node)>,
-    problems: &mut Problems,
+    problems: &mut Capped<SyntaxProblem>,
 ) -> Vec<(String, Range<usize>, Node)> {
     if !entries.iter().any(|(k, _, _)| k == "<<") {
         return entries;
@@ -560,7 +539,7 @@ mod tests {
             problems,
             ..
         } = parse(text);
-        assert!(problems.is_empty(), "{problems:?}");
+        assert!(problems.kept.is_empty(), "{problems:?}");
         assert_eq!(
             v.unwrap(),
             serde_json::json!({"a": 1, "b": ["x", "y"], "c": {"d": true}})
@@ -585,7 +564,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_reported() {
-        let problems = parse("a: 1\nb: 2\na: 3\n").problems;
+        let problems = parse("a: 1\nb: 2\na: 3\n").problems.kept;
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].message, "duplicate key `a`");
         assert_eq!(problems[0].span, 10..11);
@@ -596,7 +575,7 @@ mod tests {
         let Parsed {
             value: v, problems, ..
         } = parse("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n");
-        assert!(problems.is_empty(), "{problems:?}");
+        assert!(problems.kept.is_empty(), "{problems:?}");
         assert_eq!(v.unwrap()["use"], serde_json::json!({"y": 3, "x": 1}));
     }
 
@@ -606,8 +585,8 @@ mod tests {
             value: v, problems, ..
         } = parse("a: [1, 2\nb: 3\n");
         assert!(v.is_none());
-        assert_eq!(problems.len(), 1);
-        assert!(problems[0].message.starts_with("invalid YAML"));
+        assert_eq!(problems.kept.len(), 1);
+        assert!(problems.kept[0].message.starts_with("invalid YAML"));
     }
 
     #[test]
