@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     BeegfsVersion, BridgeName, ByteSize, Cidr, ConnectUri, DebianRelease, DnsDomain, FileMode,
-    NodeName, PciAddress, PciId, TimeLimit, VirtiofsTag,
+    NodeName, PciAddress, PciId, PromDuration, TimeLimit, VirtiofsTag,
 };
 
 /// Default libvirt connection.
@@ -109,6 +109,199 @@ pub struct ClusterFile {
     #[serde(default)]
     #[schemars(example = &serde_json::json!({"version": "7.4.6"}))]
     pub beegfs: Option<BeegfsSettings>,
+
+    /// Monitoring, deployed on the nodes when present and enabled: Prometheus on one node,
+    /// node exporter on every node, SLURM metrics (with a `slurm` section).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"server": "ctl", "retention": "15d"}))]
+    pub monitoring: Option<MonitoringSettings>,
+
+    /// OCI containers in SLURM jobs (`srun --container`): the runtime and SLURM's `oci.conf`
+    /// on every compute node, bundles built from Debian packages by `hpc-up container build`.
+    /// Needs a `slurm` section.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"bundles": "/shared/containers", "images": [{"name": "debian"}]}))]
+    pub containers: Option<ContainerSettings>,
+
+    /// MPI across nodes: Open MPI with PMIx in the image, SLURM's `MpiDefault`. Needs a
+    /// `slurm` section.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"default": "pmix"}))]
+    pub mpi: Option<MpiSettings>,
+}
+
+/// Default Prometheus web port.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 9090;
+/// Default node exporter port.
+pub const DEFAULT_NODE_EXPORTER_PORT: u16 = 9100;
+/// Default Prometheus retention.
+pub const DEFAULT_RETENTION: &str = "15d";
+/// Default scrape interval.
+pub const DEFAULT_SCRAPE_INTERVAL: &str = "15s";
+/// Default lines of each log a failed job's bundle keeps.
+pub const DEFAULT_FAILURE_LOG_LINES: u32 = 50;
+
+/// Prometheus, node exporter and SLURM metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MonitoringSettings {
+    /// Deploy monitoring. Default: true when the section is present.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub enabled: bool,
+
+    /// The node that runs Prometheus. Default: the first controller.
+    #[serde(default)]
+    #[schemars(example = &"ctl")]
+    pub server: Option<NodeName>,
+
+    /// Prometheus's web and API port on that node (reached from the host at the node's
+    /// address). Default: 9090.
+    #[serde(default)]
+    #[schemars(example = 9090, range(min = 1))]
+    pub port: Option<u16>,
+
+    /// node exporter's port on every node. Default: 9100.
+    #[serde(default)]
+    #[schemars(example = 9100, range(min = 1))]
+    pub node_exporter_port: Option<u16>,
+
+    /// How long Prometheus keeps samples (`--storage.tsdb.retention.time`). Default: `15d`.
+    #[serde(default)]
+    #[schemars(example = &"15d")]
+    pub retention: Option<PromDuration>,
+
+    /// How often every target is scraped. Default: `15s`.
+    #[serde(default)]
+    #[schemars(example = &"15s")]
+    pub scrape_interval: Option<PromDuration>,
+
+    /// SLURM metrics (nodes and jobs per state and partition) through node exporter's
+    /// textfile collector on the SLURM controller. Default: true with a `slurm` section.
+    #[serde(default)]
+    #[schemars(example = true)]
+    pub slurm_metrics: Option<bool>,
+}
+
+/// OCI containers in SLURM jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContainerSettings {
+    /// Deploy container support. Default: true when the section is present.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub enabled: bool,
+
+    /// The OCI runtime SLURM runs (`crun` or `runc`, both from Debian). Default: `crun`.
+    #[serde(default)]
+    #[schemars(example = &"crun")]
+    pub runtime: ContainerRuntime,
+
+    /// Where the bundles live on the nodes: a directory inside a read-write virtio-fs share
+    /// that every compute node mounts (`hpc-up container build` writes into the share's
+    /// host directory). Jobs run `srun --container=<bundles>/<name>`.
+    #[schemars(example = &"/shared/containers")]
+    pub bundles: String,
+
+    /// Container images, each built from Debian packages into an OCI bundle by
+    /// `hpc-up container build <file> <name>`.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([{"name": "debian", "packages": ["python3"]}]))]
+    pub images: Vec<ContainerImage>,
+}
+
+/// The OCI runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerRuntime {
+    /// crun (C, small, fast to start).
+    #[default]
+    Crun,
+    /// runc (the reference runtime).
+    Runc,
+}
+
+impl ContainerRuntime {
+    /// The command's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Crun => "crun",
+            Self::Runc => "runc",
+        }
+    }
+}
+
+/// One container image, built from Debian packages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContainerImage {
+    /// Its name: the bundle's directory under `bundles`.
+    #[schemars(example = &"debian")]
+    pub name: NodeName,
+
+    /// Its Debian release. Default: the guests' (`image.release`).
+    #[serde(default)]
+    #[schemars(example = &"trixie")]
+    pub release: Option<DebianRelease>,
+
+    /// Packages beside Debian's required ones (`mmdebstrap --variant=minbase`).
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!(["python3"]))]
+    pub packages: Vec<String>,
+}
+
+/// MPI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MpiSettings {
+    /// Deploy MPI. Default: true when the section is present.
+    #[serde(default = "yes")]
+    #[schemars(example = true)]
+    pub enabled: bool,
+
+    /// `MpiDefault` in slurm.conf: what `srun` uses without `--mpi`. Default: `pmix`.
+    #[serde(default)]
+    #[schemars(example = &"pmix")]
+    pub default: MpiPlugin,
+}
+
+/// A SLURM MPI plugin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MpiPlugin {
+    /// PMIx (Open MPI's own launcher protocol).
+    #[default]
+    Pmix,
+    /// PMI-2.
+    Pmi2,
+    /// None: `srun --mpi=pmix` must be asked for.
+    None,
+}
+
+impl MpiPlugin {
+    /// Its name in slurm.conf.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pmix => "pmix",
+            Self::Pmi2 => "pmi2",
+            Self::None => "none",
+        }
+    }
+}
+
+/// What a failed job leaves behind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobFailures {
+    /// Where each failed job leaves its bundle (`<dir>/<job id>/<node>/`): a directory
+    /// inside a read-write virtio-fs share or the BeeGFS mount that every compute node has.
+    #[schemars(example = &"/shared/job-failures")]
+    pub dir: String,
+
+    /// Lines of slurmd's log and of the kernel log kept per node. Default: 50.
+    #[serde(default)]
+    #[schemars(example = 50, range(min = 1, max = 10000))]
+    pub log_lines: Option<u32>,
 }
 
 /// Where VMs are defined and how they are accelerated.
@@ -468,6 +661,13 @@ pub struct SlurmSettings {
     #[serde(default)]
     #[schemars(example = 5, range(min = 0, max = 50))]
     pub memory_headroom_percent: Option<u8>,
+
+    /// Job failure capture: an `Epilog` on every compute node that leaves a small
+    /// diagnostic bundle (exit code, node, slurmd's and the kernel's log tails) for every
+    /// job that failed. Off when absent.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"dir": "/shared/job-failures"}))]
+    pub job_failures: Option<JobFailures>,
 }
 
 /// A SLURM partition.

@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Serialize, Serializer};
 
-use crate::file::{BeegfsExtraConfig, DomainType, GresAutodetect, NetworkMode, PciDevice};
+use crate::file::{
+    BeegfsExtraConfig, ContainerRuntime, DomainType, GresAutodetect, MpiPlugin, NetworkMode,
+    PciDevice,
+};
 use crate::types::{
     BeegfsVersion, BridgeName, ByteSize, ConnectUri, DebianRelease, DnsDomain, FileMode, NodeName,
-    TimeLimit, VirtiofsTag,
+    PromDuration, TimeLimit, VirtiofsTag,
 };
 
 /// A cluster whose file passed every check.
@@ -34,6 +37,12 @@ pub struct Cluster {
     pub slurm: Option<Slurm>,
     /// BeeGFS, when configured and enabled.
     pub beegfs: Option<Beegfs>,
+    /// Monitoring, when configured and enabled.
+    pub monitoring: Option<Monitoring>,
+    /// Containers in SLURM jobs, when configured and enabled.
+    pub containers: Option<Containers>,
+    /// MPI, when configured and enabled.
+    pub mpi: Option<Mpi>,
 }
 
 impl Cluster {
@@ -209,6 +218,73 @@ pub struct Slurm {
     pub constrain_devices: bool,
     /// Memory kept back from jobs, in percent of what `slurmd -C` reports.
     pub memory_headroom_percent: u8,
+    /// Job failure capture, when configured.
+    pub job_failures: Option<JobFailures>,
+}
+
+/// Job failure capture, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobFailures {
+    /// The directory on the nodes (inside a share every compute node has).
+    pub dir: String,
+    /// The same directory on this host, when it is inside a virtio-fs share.
+    pub host_dir: Option<PathBuf>,
+    /// Log lines kept per node.
+    pub log_lines: u32,
+}
+
+/// Monitoring, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Monitoring {
+    /// The node running Prometheus.
+    pub server: NodeName,
+    /// Prometheus's port.
+    pub port: u16,
+    /// node exporter's port on every node.
+    pub node_exporter_port: u16,
+    /// Sample retention.
+    pub retention: PromDuration,
+    /// Scrape interval.
+    pub scrape_interval: PromDuration,
+    /// The node whose node exporter carries the SLURM metrics (the first controller), when
+    /// SLURM metrics are on.
+    pub slurm_metrics: Option<NodeName>,
+}
+
+/// Containers in SLURM jobs, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Containers {
+    /// The OCI runtime.
+    pub runtime: ContainerRuntime,
+    /// The bundles' directory on the nodes.
+    pub bundles: String,
+    /// The same directory on this host (inside the share's host directory).
+    pub host_bundles: PathBuf,
+    /// The images, in file order.
+    pub images: Vec<ContainerImage>,
+}
+
+/// A container image, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ContainerImage {
+    /// Its name.
+    pub name: NodeName,
+    /// Its Debian release.
+    pub release: DebianRelease,
+    /// Extra packages (sorted, deduplicated).
+    pub packages: Vec<String>,
+}
+
+/// MPI, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Mpi {
+    /// `MpiDefault`.
+    pub default: MpiPlugin,
 }
 
 /// A SLURM partition, resolved.

@@ -1246,3 +1246,141 @@ mod tests {
         assert_eq!(u.remote_host(), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus durations
+
+/// A Prometheus duration: one or more `<number><unit>` pairs, units largest first, from
+/// `y`, `w`, `d`, `h`, `m`, `s`, `ms` (`15d`, `1h30m`, `500ms`), as Prometheus's own
+/// `model.ParseDuration` reads them. Kept as written; at most 10 years.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PromDuration {
+    text: String,
+    millis: u64,
+}
+
+impl PromDuration {
+    /// The longest duration accepted: 10 years (Prometheus itself holds up to ~292 years).
+    pub const MAX_MILLIS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+    /// The duration in milliseconds.
+    pub fn millis(&self) -> u64 {
+        self.millis
+    }
+
+    /// The duration as written (`15d`).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for PromDuration {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const UNITS: [(&str, u64); 7] = [
+            ("y", 365 * 24 * 3600 * 1000),
+            ("w", 7 * 24 * 3600 * 1000),
+            ("d", 24 * 3600 * 1000),
+            ("h", 3600 * 1000),
+            ("ms", 1),
+            ("m", 60 * 1000),
+            ("s", 1000),
+        ];
+        // the order units must come in (largest first), by their index in ORDER
+        const ORDER: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+        let bad = |why: &str| {
+            ValueError::new(format!(
+                "`{s}` is not a Prometheus duration like `15d`, `1h30m` or `30s`: {why}"
+            ))
+        };
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let mut rest = s;
+        let mut total: u64 = 0;
+        let mut last: Option<usize> = None;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad("each part is a number followed by a unit"));
+            }
+            if digits > 12 {
+                return Err(bad("a number is too large"));
+            }
+            let n: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| bad("a number is too large"))?;
+            rest = &rest[digits..];
+            let Some((unit, scale)) = UNITS.iter().find(|(u, _)| rest.starts_with(u)) else {
+                return Err(bad("units are y, w, d, h, m, s and ms"));
+            };
+            rest = &rest[unit.len()..];
+            let idx = ORDER.iter().position(|u| u == unit).unwrap_or(0);
+            if last.is_some_and(|l| l >= idx) {
+                return Err(bad("units go from the largest to the smallest, each once"));
+            }
+            last = Some(idx);
+            total = n
+                .checked_mul(*scale)
+                .and_then(|v| total.checked_add(v))
+                .filter(|v| *v <= Self::MAX_MILLIS)
+                .ok_or_else(|| bad("it is longer than 10 years"))?;
+        }
+        if total == 0 {
+            return Err(bad("it must be longer than 0"));
+        }
+        Ok(Self {
+            text: s.to_owned(),
+            millis: total,
+        })
+    }
+}
+
+impl fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.text)
+    }
+}
+
+string_newtype_serde!(PromDuration, "a Prometheus duration like `15d`");
+
+impl JsonSchema for PromDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "PromDuration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A Prometheus duration: `<number><unit>` parts, largest unit first, units y, w, d, h, m, s, ms.",
+            "pattern": "^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$",
+            "minLength": 2,
+            "examples": ["15d", "30s", "1h30m"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod prom_duration_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::PromDuration;
+
+    #[test]
+    fn durations_parse_as_prometheus_reads_them() {
+        for (s, ms) in [
+            ("15d", 15 * 86_400_000),
+            ("30s", 30_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("1m30s", 90_000),
+            ("2w", 14 * 86_400_000),
+            ("10y", PromDuration::MAX_MILLIS),
+        ] {
+            assert_eq!(s.parse::<PromDuration>().unwrap().millis(), ms, "{s}");
+        }
+        for s in [
+            "", "15", "d", "1x", "30m1h", "1s1s", "0s", "11y", "1.5h", "-1s", "1 d",
+        ] {
+            assert!(s.parse::<PromDuration>().is_err(), "{s}");
+        }
+    }
+}

@@ -20,9 +20,12 @@ use crate::limits::{
     MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_SUGGESTIONS,
 };
 use crate::model::{
-    Cluster, Image, MacAddr, Mount, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
+    Beegfs, Cluster, ContainerImage, Containers, Image, JobFailures, MacAddr, Monitoring, Mount,
+    Mpi, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
 };
-use crate::types::{ByteSize, ConnectUri, NodeName, TimeLimit, is_special};
+use crate::types::{
+    ByteSize, ConnectUri, DebianRelease, NodeName, PromDuration, TimeLimit, is_special,
+};
 
 mod beegfs;
 use beegfs::resolve_beegfs;
@@ -260,6 +263,18 @@ pub enum ErrorKind {
         field: &'static str,
         /// What it needs.
         with: &'static str,
+    },
+    /// A directory every compute node must share is not inside a read-write share of one.
+    #[error(
+        "{what} `{path}` must be inside a read-write virtio-fs share or the BeeGFS mount of every compute node; `{node}` has none there"
+    )]
+    NotShared {
+        /// What the directory is for.
+        what: &'static str,
+        /// The directory.
+        path: String,
+        /// A compute node without it.
+        node: String,
     },
     /// A field that needs other fields.
     #[error("`{field}` needs {needs}")]
@@ -608,6 +623,35 @@ pub(crate) fn resolve_counted(
         let release = file.image.release.unwrap_or(file::DEFAULT_RELEASE);
         resolve_beegfs(&mut cx, b, &nodes, &names, release)
     });
+    let release = file.image.release.unwrap_or(file::DEFAULT_RELEASE);
+    let slurm = slurm.map(|mut sl| {
+        if let Some(j) = file.slurm.as_ref().and_then(|s| s.job_failures.as_ref()) {
+            sl.job_failures = resolve_job_failures(&mut cx, j, &nodes, beegfs.as_ref());
+        }
+        sl
+    });
+    let monitoring = file
+        .monitoring
+        .as_ref()
+        .filter(|m| m.enabled)
+        .map(|m| resolve_monitoring(&mut cx, m, &nodes, &names, slurm.is_some()));
+    let containers = file
+        .containers
+        .as_ref()
+        .filter(|c| c.enabled)
+        .and_then(|c| resolve_containers(&mut cx, c, &nodes, slurm.is_some(), release));
+    let mpi = file.mpi.as_ref().filter(|m| m.enabled).map(|m| {
+        if slurm.is_none() {
+            cx.err(
+                "/mpi",
+                ErrorKind::Needs {
+                    field: "mpi",
+                    needs: "a `slurm` section (jobs start MPI ranks through srun)",
+                },
+            );
+        }
+        Mpi { default: m.default }
+    });
 
     if !cx.errors.kept.is_empty() {
         return Err(cx.errors);
@@ -653,6 +697,264 @@ pub(crate) fn resolve_counted(
         nodes,
         slurm,
         beegfs,
+        monitoring,
+        containers,
+        mpi,
+    })
+}
+
+/// `path` (a guest directory) inside a read-write share every compute node has: a virtio-fs
+/// share (then also its host directory, the same on every node) or the BeeGFS mount of a
+/// cluster whose clients include every compute node. `None` after reporting a problem.
+fn shared_on_computes(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    what: &'static str,
+    path: &str,
+    nodes: &[Node],
+    beegfs: Option<&Beegfs>,
+) -> Option<Option<PathBuf>> {
+    check_guest_path(cx, at.to_owned(), what, path);
+    if !path.starts_with('/') {
+        return None;
+    }
+    let inside = |mp: &str| -> Option<String> {
+        let mp = mp.trim_end_matches('/');
+        if path == mp {
+            Some(String::new())
+        } else {
+            path.strip_prefix(mp)
+                .and_then(|r| r.strip_prefix('/'))
+                .map(str::to_owned)
+        }
+    };
+    let mut host: Option<PathBuf> = None;
+    for n in nodes.iter().filter(|n| n.role == Role::Compute) {
+        let share = n
+            .virtiofs
+            .iter()
+            .filter(|m| !m.readonly)
+            .find_map(|m| inside(&m.mount_point).map(|rel| m.host_path.join(rel)));
+        let on_beegfs = beegfs.is_some_and(|b| {
+            inside(&b.mount_point).is_some() && b.clients.iter().any(|c| c == &n.name)
+        });
+        match share {
+            Some(h) => {
+                host.get_or_insert(h);
+            }
+            None if on_beegfs => {}
+            None => {
+                cx.err(
+                    at,
+                    ErrorKind::NotShared {
+                        what,
+                        path: path.to_owned(),
+                        node: n.name.to_string(),
+                    },
+                );
+                return None;
+            }
+        }
+    }
+    Some(host)
+}
+
+fn resolve_job_failures(
+    cx: &mut Ctx<'_>,
+    j: &file::JobFailures,
+    nodes: &[Node],
+    beegfs: Option<&Beegfs>,
+) -> Option<JobFailures> {
+    let at = "/slurm/job-failures/dir";
+    let host_dir = shared_on_computes(cx, at, "job-failures.dir", &j.dir, nodes, beegfs)?;
+    let log_lines = j.log_lines.unwrap_or(file::DEFAULT_FAILURE_LOG_LINES);
+    if !(1..=10_000).contains(&log_lines) {
+        cx.err(
+            "/slurm/job-failures/log-lines",
+            ErrorKind::OutOfRange {
+                what: "log-lines",
+                value: log_lines.to_string(),
+                range: "1 to 10000".into(),
+            },
+        );
+    }
+    Some(JobFailures {
+        dir: j.dir.trim_end_matches('/').to_owned(),
+        host_dir,
+        log_lines,
+    })
+}
+
+fn resolve_monitoring(
+    cx: &mut Ctx<'_>,
+    m: &file::MonitoringSettings,
+    nodes: &[Node],
+    names: &Names<'_>,
+    slurm: bool,
+) -> Monitoring {
+    let first_controller = nodes
+        .iter()
+        .find(|n| n.role == Role::Controller)
+        .map(|n| n.name.clone());
+    let server = match &m.server {
+        Some(s) => {
+            one_node(cx, "/monitoring/server", s, names);
+            s.clone()
+        }
+        None => first_controller
+            .clone()
+            .unwrap_or_else(|| nodes[0].name.clone()),
+    };
+    let port = m.port.unwrap_or(file::DEFAULT_PROMETHEUS_PORT);
+    let node_exporter_port = m
+        .node_exporter_port
+        .unwrap_or(file::DEFAULT_NODE_EXPORTER_PORT);
+    for (at, p) in [
+        ("/monitoring/port", port),
+        ("/monitoring/node-exporter-port", node_exporter_port),
+    ] {
+        if p == 0 || p == 22 {
+            cx.err(
+                at,
+                ErrorKind::BadValue {
+                    what: "port",
+                    value: p.to_string(),
+                    reason: "port 0 and SSH's port 22 cannot be used".into(),
+                },
+            );
+        }
+    }
+    if port == node_exporter_port {
+        cx.err(
+            "/monitoring/node-exporter-port",
+            ErrorKind::BadValue {
+                what: "node-exporter-port",
+                value: port.to_string(),
+                reason: "Prometheus's own port on the server node".into(),
+            },
+        );
+    }
+    let slurm_metrics = match m.slurm_metrics {
+        Some(true) if !slurm => {
+            cx.err(
+                "/monitoring/slurm-metrics",
+                ErrorKind::Needs {
+                    field: "slurm-metrics",
+                    needs: "a `slurm` section",
+                },
+            );
+            None
+        }
+        Some(false) => None,
+        _ if slurm => first_controller,
+        _ => None,
+    };
+    let parse = |d: &str| {
+        d.parse::<PromDuration>()
+            .unwrap_or_else(|_| unreachable!("default durations parse"))
+    };
+    Monitoring {
+        server,
+        port,
+        node_exporter_port,
+        retention: m
+            .retention
+            .clone()
+            .unwrap_or_else(|| parse(file::DEFAULT_RETENTION)),
+        scrape_interval: m
+            .scrape_interval
+            .clone()
+            .unwrap_or_else(|| parse(file::DEFAULT_SCRAPE_INTERVAL)),
+        slurm_metrics,
+    }
+}
+
+fn resolve_containers(
+    cx: &mut Ctx<'_>,
+    c: &file::ContainerSettings,
+    nodes: &[Node],
+    slurm: bool,
+    release: DebianRelease,
+) -> Option<Containers> {
+    if !slurm {
+        cx.err(
+            "/containers",
+            ErrorKind::Needs {
+                field: "containers",
+                needs: "a `slurm` section (containers run as SLURM job steps)",
+            },
+        );
+    }
+    let mut seen = BTreeSet::new();
+    let mut images = Vec::new();
+    for (i, img) in c.images.iter().enumerate().take(MAX_PARTITIONS) {
+        if !seen.insert(img.name.as_str()) {
+            cx.err(
+                format!("/containers/images/{i}/name"),
+                ErrorKind::BadValue {
+                    what: "container image name",
+                    value: img.name.to_string(),
+                    reason: "it is used twice".into(),
+                },
+            );
+        }
+        for (k, p) in img.packages.iter().enumerate() {
+            let ok = !p.is_empty()
+                && p.len() <= 128
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+            if !ok {
+                cx.err(
+                    format!("/containers/images/{i}/packages/{k}"),
+                    ErrorKind::BadValue {
+                        what: "Debian package name",
+                        value: p.clone(),
+                        reason: "lower-case letters, digits, `+`, `-` and `.` only".into(),
+                    },
+                );
+            }
+        }
+        let mut packages = img.packages.clone();
+        packages.sort();
+        packages.dedup();
+        images.push(ContainerImage {
+            name: img.name.clone(),
+            release: img.release.unwrap_or(release),
+            packages,
+        });
+    }
+    if c.images.len() > MAX_PARTITIONS {
+        cx.err(
+            format!("/containers/images/{MAX_PARTITIONS}"),
+            ErrorKind::TooMany {
+                what: "container images".into(),
+                limit: MAX_PARTITIONS,
+            },
+        );
+    }
+    let host = shared_on_computes(
+        cx,
+        "/containers/bundles",
+        "containers.bundles",
+        &c.bundles,
+        nodes,
+        None,
+    )?;
+    let Some(host_bundles) = host else {
+        cx.err(
+            "/containers",
+            ErrorKind::Needs {
+                field: "containers",
+                needs: "compute nodes",
+            },
+        );
+        return None;
+    };
+    Some(Containers {
+        runtime: c.runtime,
+        bundles: c.bundles.trim_end_matches('/').to_owned(),
+        host_bundles,
+        images,
     })
 }
 
@@ -1581,5 +1883,6 @@ fn resolve_slurm(
         memory_headroom_percent: s
             .memory_headroom_percent
             .unwrap_or(crate::file::DEFAULT_MEMORY_HEADROOM_PERCENT),
+        job_failures: None,
     }
 }

@@ -78,10 +78,10 @@ pub use munge::{
 };
 pub use render::{
     CGROUP_CONF_PATH, DEFAULT_MEMORY_HEADROOM_PERCENT, DEFAULT_SLURMCTLD_PORT, DEFAULT_SLURMD_PORT,
-    DEFAULT_SLURMDBD_PORT, GRES_CONF_PATH, RenderOptions, RuntimePaths, SLURM_CONF_MODE,
-    SLURM_CONF_PATH, SLURM_USER, SLURMDBD_CONF_MODE, SLURMDBD_CONF_OWNER, SLURMDBD_CONF_PATH,
-    SLURMDBD_STORAGE_LOC, SlurmdbdError, render_cgroup_conf, render_gres_conf, render_slurm_conf,
-    render_slurmdbd_conf, render_slurmdbd_conf_with, slurmd_nodes,
+    DEFAULT_SLURMDBD_PORT, EPILOG_PATH, GRES_CONF_PATH, RenderOptions, RuntimePaths,
+    SLURM_CONF_MODE, SLURM_CONF_PATH, SLURM_USER, SLURMDBD_CONF_MODE, SLURMDBD_CONF_OWNER,
+    SLURMDBD_CONF_PATH, SLURMDBD_STORAGE_LOC, SlurmdbdError, render_cgroup_conf, render_gres_conf,
+    render_slurm_conf, render_slurmdbd_conf, render_slurmdbd_conf_with, slurmd_nodes,
 };
 
 pub use hpc_config;

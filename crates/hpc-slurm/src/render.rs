@@ -18,6 +18,9 @@ pub const DEFAULT_SLURMD_PORT: u16 = 6818;
 /// Default `DbdPort`.
 pub const DEFAULT_SLURMDBD_PORT: u16 = 6819;
 
+/// The `Epilog` of `slurm.job-failures`: leaves a failed job's diagnostic bundle.
+pub const EPILOG_PATH: &str = "/etc/slurm/hpc-up-epilog";
+
 /// Where `slurm.conf` goes on every node.
 pub const SLURM_CONF_PATH: &str = "/etc/slurm/slurm.conf";
 /// Where `gres.conf` goes on every node.
@@ -198,6 +201,7 @@ pub fn render_slurm_conf(
         constrain_ram_space: false,
         constrain_devices: false,
         memory_headroom_percent: DEFAULT_MEMORY_HEADROOM_PERCENT,
+        job_failures: None,
     };
     let slurm = cluster.slurm.as_ref().unwrap_or(&empty);
     let mut o = String::from(HEADER);
@@ -242,7 +246,13 @@ pub fn render_slurm_conf(
             line("AccountingStorageType=accounting_storage/none");
         }
     }
-    line("MpiDefault=none");
+    // `mpi:` sets what srun uses without `--mpi` (its plugin is in slurm-wlm-basic-plugins)
+    let mpi = cluster.mpi.as_ref().map_or("none", |m| m.default.as_str());
+    line(&format!("MpiDefault={mpi}"));
+    if slurm.job_failures.is_some() {
+        // `slurm.job-failures`: every compute node's slurmd runs it after each job
+        line(&format!("Epilog={EPILOG_PATH}"));
+    }
     line("MailProg=/bin/true");
     line("SchedulerType=sched/backfill");
     line("SelectType=select/cons_tres");
