@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hpc_config::Cluster;
-use hpc_remote::{
-    CommandOutput, Executor, HostError, HostPlan, HostReport, Mode, Phase, PhaseEvent,
-    PhaseObserver, PhaseReport, StepStatus, Wait, wait_for,
-};
+pub use hpc_remote::NodeFailure;
+use hpc_remote::{Executor, HostReport, PhaseEvent, PhaseObserver, PhaseReport, Wait, wait_for};
+pub(crate) use hpc_remote::{exit_failure, host_error, journal, run_ok};
 
 use crate::check::{
     NodeKind, parse_listnodes, parse_listtargets, parse_node_list, parse_target_list,
@@ -43,43 +42,6 @@ impl Preflight {
     /// No problems: the deployment may go ahead.
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).trim().to_owned()
-}
-
-/// Why a command that did not exit 0 failed: its status and stderr.
-pub(crate) fn exit_failure(o: &CommandOutput) -> String {
-    let status = o
-        .status
-        .map_or_else(|| "a signal".to_owned(), |s| format!("status {s}"));
-    let err = text(&o.stderr);
-    if err.is_empty() {
-        format!("exited with {status}")
-    } else {
-        format!("exited with {status}: {err}")
-    }
-}
-
-/// The executor's error without its `host NODE: ` prefix (the caller names the node).
-pub(crate) fn host_error(node: &str, e: &HostError) -> String {
-    let full = e.to_string();
-    full.strip_prefix(&format!("host {node}: "))
-        .map_or_else(|| full.clone(), str::to_owned)
-}
-
-/// Runs `argv` on `node`: `Ok(stdout)` for exit status 0, else why not.
-pub(crate) async fn run_ok<E: Executor>(
-    exec: &E,
-    node: &str,
-    argv: &[String],
-) -> Result<String, String> {
-    match exec.run(node, argv).await {
-        Ok(o) if o.status == Some(0) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-        Ok(o) => Err(exit_failure(&o)),
-        Err(e) => Err(host_error(node, &e)),
     }
 }
 
@@ -150,27 +112,6 @@ impl DeployReport {
     }
 }
 
-/// One node's failure in a phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFailure {
-    /// The node.
-    pub node: String,
-    /// The step that failed; `None` when the node could not be worked on at all.
-    pub step: Option<String>,
-    /// What went wrong: the step's stderr (and for a service, its journal's last lines), or
-    /// why the node could not be reached.
-    pub detail: String,
-}
-
-impl fmt::Display for NodeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.step {
-            Some(step) => write!(f, "node {}, step `{step}`: {}", self.node, self.detail),
-            None => write!(f, "node {}: {}", self.node, self.detail),
-        }
-    }
-}
-
 /// Why a deployment did not happen or did not finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -197,14 +138,6 @@ pub enum DeployError {
     },
 }
 
-fn lines<T: fmt::Display>(items: &[T], sep: &str) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string().replace('\n', "\n    "))
-        .collect::<Vec<_>>()
-        .join(sep)
-}
-
 fn indent(s: &str) -> String {
     s.lines()
         .map(|l| format!("  {l}"))
@@ -212,136 +145,12 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
-/// The BeeGFS services, whose journal is worth showing when their step fails.
-fn is_service_step(id: &str) -> bool {
-    id.starts_with("beegfs-")
-}
-
-/// The unit's last journal lines on `node`, for an error; `None` when they add nothing to
-/// `shown` (text the error already holds, such as a start's output that systemctl printed).
-pub(crate) async fn journal<E: Executor>(
-    exec: &E,
-    node: &str,
-    unit: &str,
-    shown: &str,
-) -> Option<String> {
-    let argv: Vec<String> = ["journalctl", "-u", unit, "-n", "15", "--no-pager"]
+fn lines<T: fmt::Display>(items: &[T], sep: &str) -> String {
+    items
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    Some(match run_ok(exec, node, &argv).await {
-        Ok(out) if !out.trim().is_empty() => {
-            let new = out
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .any(|l| !shown.contains(l.trim()));
-            if !new {
-                return None;
-            }
-            format!("{unit}'s journal ends with:\n{}", indent(out.trim_end()))
-        }
-        Ok(_) => format!("{unit}'s journal is empty"),
-        Err(e) => format!("{unit}'s journal cannot be read: {e}"),
-    })
-}
-
-/// One host's plan of a phase: applied and timed on its own; the observer hears of its
-/// start and end.
-async fn apply_one<E: Executor>(
-    exec: &E,
-    name: &'static str,
-    plan: &HostPlan,
-    start: Instant,
-    observer: &dyn PhaseObserver,
-) -> Result<PhaseReport, NodeFailure> {
-    let node = plan.host.as_str();
-    observer.phase(PhaseEvent::Started {
-        name,
-        node: Some(node),
-    });
-    let t0 = Instant::now();
-    let result = exec.apply_host(plan, Mode::APPLY).await;
-    let elapsed = t0.elapsed();
-    let failure = match result {
-        Ok(rep) => match rep.steps.iter().find_map(|s| match &s.status {
-            StepStatus::Failed { stderr_tail } => Some((s.id.clone(), stderr_tail.clone())),
-            _ => None,
-        }) {
-            None => {
-                let report = PhaseReport {
-                    name,
-                    node: Some(node.to_owned()),
-                    elapsed,
-                    finished_at: start.elapsed(),
-                    hosts: vec![rep],
-                };
-                observer.phase(PhaseEvent::Finished(&report));
-                return Ok(report);
-            }
-            Some((step, stderr)) => {
-                let mut detail = if stderr.trim().is_empty() {
-                    "failed".to_owned()
-                } else {
-                    format!("failed:\n{}", indent(stderr.trim_end()))
-                };
-                if is_service_step(&step)
-                    && let Some(j) = journal(exec, node, &step, &stderr).await
-                {
-                    detail.push('\n');
-                    detail.push_str(&j);
-                }
-                NodeFailure {
-                    node: node.to_owned(),
-                    step: Some(step),
-                    detail,
-                }
-            }
-        },
-        Err(e) => NodeFailure {
-            node: node.to_owned(),
-            step: None,
-            detail: host_error(node, &e),
-        },
-    };
-    let error = failure.to_string();
-    observer.phase(PhaseEvent::Failed {
-        name,
-        node: Some(node),
-        error: &error,
-    });
-    Err(failure)
-}
-
-/// All hosts of one phase at once; every failure collected.
-async fn run_phase<E: Executor>(
-    exec: &E,
-    phase: &Phase,
-    start: Instant,
-    observer: &dyn PhaseObserver,
-) -> Result<Vec<PhaseReport>, DeployError> {
-    let results = join_all(
-        phase
-            .hosts
-            .iter()
-            .map(|plan| apply_one(exec, phase.name, plan, start, observer)),
-    )
-    .await;
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(rep) => reports.push(rep),
-            Err(f) => failures.push(f),
-        }
-    }
-    if failures.is_empty() {
-        Ok(reports)
-    } else {
-        Err(DeployError::Phase {
-            phase: phase.name,
-            failures,
-        })
-    }
+        .map(|i| i.to_string().replace('\n', "\n    "))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// Deploys BeeGFS on the cluster's running nodes: makes the setup plan ([`setup_plan`]:
@@ -423,7 +232,14 @@ pub async fn deploy_with<E: Executor>(
     let mut phases = vec![report];
 
     for phase in &plan.phases {
-        phases.extend(run_phase(exec, phase, start, observer).await?);
+        phases.extend(
+            hpc_remote::run_phase(exec, phase, start, observer)
+                .await
+                .map_err(|f| DeployError::Phase {
+                    phase: f.phase,
+                    failures: f.failures,
+                })?,
+        );
         // Clients mount only once every server has registered.
         if phase.name == "servers"
             && let Some(report) =

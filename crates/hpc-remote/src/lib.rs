@@ -115,6 +115,7 @@ mod outcome;
 mod phase;
 mod quote;
 mod report;
+mod run;
 mod script;
 #[cfg(feature = "transport")]
 mod ssh;
@@ -129,6 +130,10 @@ pub use local::LocalExecutor;
 pub use phase::{NoObserver, Phase, PhaseEvent, PhaseObserver, PhaseReport};
 pub use quote::{quote, quote_argv};
 pub use report::{HostReport, StepReport, StepStatus, Summary};
+pub use run::{
+    NodeFailure, PhaseFailure, apply_one, exit_failure, host_error, journal, run_ok, run_phase,
+    run_phases,
+};
 #[cfg(feature = "transport")]
 pub use russh;
 pub use script::{boot_program, validate};
