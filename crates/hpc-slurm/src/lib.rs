@@ -51,6 +51,7 @@ mod consistency;
 mod deploy;
 mod hardware;
 pub mod hostlist;
+pub mod mpi;
 mod munge;
 #[cfg(feature = "deploy")]
 mod plan;
