@@ -53,6 +53,8 @@ mod hardware;
 pub mod hostlist;
 pub mod mpi;
 mod munge;
+/// OCI containers in jobs: `oci.conf`, the runtime's packages and steps, the check.
+pub mod oci;
 #[cfg(feature = "deploy")]
 mod plan;
 mod render;
