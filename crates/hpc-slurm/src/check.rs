@@ -1,7 +1,8 @@
 //! Checking a running SLURM cluster with real jobs: `srun` across every node of every
 //! partition, an `sbatch` job whose output lands on a shared directory (a read-write
 //! virtio-fs share every node of the partition and the controller have), and `sacct` showing
-//! the job when accounting is on. Every wait is bounded.
+//! the job when accounting is on; with `slurm.job-failures`, a job that fails on purpose
+//! (`exit 3`) and the diagnostic bundle the Epilog leaves for it. Every wait is bounded.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use hpc_config::{Cluster, Mount, Node};
 use hpc_remote::{Executor, Wait, wait_for};
 
 use crate::deploy::run_ok;
+use crate::epilog::{BUNDLE_FILES, FailureSummary, bundle_dir};
 use crate::hostlist;
 
 /// How to check.
@@ -59,6 +61,27 @@ pub struct SbatchResult {
     pub sacct_state: Option<String>,
 }
 
+/// The job that failed on purpose (`slurm.job-failures`) and the bundle it left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureCaptureResult {
+    /// Job id.
+    pub job_id: u64,
+    /// Partition.
+    pub partition: String,
+    /// The node that ran it.
+    pub node: String,
+    /// Its exit code as SLURM shows it (`3:0`).
+    pub exit_code: String,
+    /// The bundle's directory on the nodes, `<dir>/<job id>/<node>` (removed after the check).
+    pub bundle: String,
+    /// The bundle's files (name, size in bytes), sorted by name.
+    pub files: Vec<(String, u64)>,
+    /// The bundle's summary, as the Epilog wrote it.
+    pub summary: FailureSummary,
+    /// Submission to the bundle being read back.
+    pub elapsed: Duration,
+}
+
 /// Everything the check saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
@@ -66,6 +89,8 @@ pub struct CheckReport {
     pub srun: Vec<SrunResult>,
     /// The batch job.
     pub sbatch: SbatchResult,
+    /// The failed job's bundle, when the cluster file sets `slurm.job-failures`.
+    pub failure_capture: Option<FailureCaptureResult>,
 }
 
 /// A failed check. Names the node or partition and the command.
@@ -292,8 +317,16 @@ pub async fn check<E: Executor>(
         None
     };
 
+    let failure_capture = match &slurm.job_failures {
+        Some(failures) => {
+            Some(check_failure_capture(exec, cluster, ctl, &part_nodes, failures, opts).await?)
+        }
+        None => None,
+    };
+
     Ok(CheckReport {
         srun,
+        failure_capture,
         sbatch: SbatchResult {
             job_id,
             partition: part.name.to_string(),
@@ -306,6 +339,209 @@ pub async fn check<E: Executor>(
     })
 }
 
+/// The exit code the job of the failure check ends with.
+const FAILURE_EXIT: &str = "3";
+
+/// `sbatch --wrap 'exit 3'` on a compute node of the default partition; once it ended
+/// FAILED, its bundle must appear (bounded wait, read on that node over `exec`) naming the
+/// job, the node and the exit code, with non-empty slurmd.log and dmesg; and the node must
+/// not be drained (a failing Epilog drains it). The bundle is removed afterwards.
+async fn check_failure_capture<E: Executor>(
+    exec: &E,
+    cluster: &Cluster,
+    ctl: &str,
+    part_nodes: &[&Node],
+    failures: &hpc_config::JobFailures,
+    opts: &CheckOptions,
+) -> Result<FailureCaptureResult, CheckError> {
+    // The bundle directory is on every compute node's share; a controller that runs jobs
+    // may not have it.
+    let node = part_nodes
+        .iter()
+        .find(|n| n.role == hpc_config::Role::Compute)
+        .ok_or_else(|| CheckError::Nothing("no compute node in the default partition".into()))?;
+    let partition = cluster
+        .slurm
+        .as_ref()
+        .and_then(|s| s.partitions.iter().find(|p| p.nodes.contains(&node.name)))
+        .map(|p| p.name.to_string())
+        .unwrap_or_default();
+    let name = node.name.as_str();
+    let what = format!("a job failing on purpose on {name}");
+    let started = Instant::now();
+    let wrap = format!("exit {FAILURE_EXIT}");
+    let job = run_ok(
+        exec,
+        ctl,
+        &[
+            "sbatch",
+            "--parsable",
+            "-p",
+            &partition,
+            "-w",
+            name,
+            "-N",
+            "1",
+            "-t",
+            "5",
+            "-J",
+            "hpc-up-check-failure",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            &wrap,
+        ],
+    )
+    .await
+    .map_err(|e| failed(&what, e))?;
+    let job_id: u64 = job
+        .trim()
+        .split(';')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| failed(&what, format!("sbatch printed {job:?}, not a job id")))?;
+    let id = job_id.to_string();
+    let what = format!("{what}, job {id}");
+
+    // It ends FAILED once every Epilog has run (COMPLETING until then).
+    let exit_code = wait_for(opts.timeout, Duration::from_millis(500), || async {
+        let line = run_ok(exec, ctl, &["scontrol", "show", "job", "-o", &id])
+            .await
+            .map_err(Wait::Stop)?;
+        let state = job_field(&line, "JobState").unwrap_or("UNKNOWN");
+        let reason = job_field(&line, "Reason").unwrap_or("-");
+        match state {
+            "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "SUSPENDED" => {
+                Err(Wait::Retry(format!("{state} (reason {reason})")))
+            }
+            "FAILED" => Ok(job_field(&line, "ExitCode").unwrap_or("").to_owned()),
+            _ => Err(Wait::Stop(format!(
+                "ended {state} (reason {reason}), not FAILED"
+            ))),
+        }
+    })
+    .await
+    .map_err(|w| failed(&what, w.to_string()))?;
+    let want_code = format!("{FAILURE_EXIT}:0");
+    if exit_code != want_code {
+        return Err(failed(
+            &what,
+            format!("SLURM shows exit code {exit_code:?}, expected {want_code:?}"),
+        ));
+    }
+
+    // The bundle, read on the node that ran the job.
+    let bundle = bundle_dir(failures, job_id, name);
+    let summary_path = format!("{bundle}/summary");
+    let text = wait_for(opts.timeout, Duration::from_millis(500), || async {
+        run_ok(exec, name, &["cat", &summary_path])
+            .await
+            .map_err(|e| Wait::Retry(format!("no bundle yet: {}", e.trim())))
+    })
+    .await;
+    let text = match text {
+        Ok(t) => t,
+        Err(w) => {
+            let node_state = run_ok(exec, ctl, &["sinfo", "-h", "-n", name, "-o", "%T %E"])
+                .await
+                .unwrap_or_else(|e| e);
+            return Err(failed(
+                format!("{what}: its bundle {bundle} on {name}"),
+                format!("{w} (the node is {})", node_state.trim()),
+            ));
+        }
+    };
+    let bundle_what = format!("{what}: its bundle {bundle} on {name}");
+    let summary = FailureSummary::parse(&text).map_err(|e| failed(&bundle_what, e.to_string()))?;
+    let mut wrong = Vec::new();
+    if summary.job_id != job_id {
+        wrong.push(format!("job-id={} (expected {job_id})", summary.job_id));
+    }
+    if summary.node != name {
+        wrong.push(format!("node={} (expected {name})", summary.node));
+    }
+    if summary.exit_code != want_code {
+        wrong.push(format!(
+            "exit-code={} (expected {want_code})",
+            summary.exit_code
+        ));
+    }
+    let listing = run_ok(
+        exec,
+        name,
+        &[
+            "find",
+            &bundle,
+            "-mindepth",
+            "1",
+            "-maxdepth",
+            "1",
+            "-type",
+            "f",
+            "-printf",
+            "%f %s\n",
+        ],
+    )
+    .await
+    .map_err(|e| failed(&bundle_what, e))?;
+    let files = parse_listing(&listing);
+    for f in BUNDLE_FILES.iter().filter(|f| **f != "job") {
+        match files.iter().find(|(n, _)| n == f) {
+            Some((_, 0)) => wrong.push(format!("{f} is empty")),
+            Some(_) => {}
+            None => wrong.push(format!("{f} is missing")),
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(failed(&bundle_what, wrong.join(", ")));
+    }
+    let elapsed = started.elapsed();
+
+    // A failing Epilog would have drained the node.
+    let node_state = run_ok(exec, ctl, &["sinfo", "-h", "-n", name, "-o", "%T|%E"])
+        .await
+        .map_err(|e| failed(format!("{what}: the state of {name}"), e))?;
+    let (state, reason) = node_state
+        .trim()
+        .split_once('|')
+        .unwrap_or((node_state.trim(), ""));
+    if state.contains("drain") || state.contains("down") {
+        return Err(failed(
+            format!("{what}: the state of {name}"),
+            format!("{state} after the job (reason: {reason})"),
+        ));
+    }
+    let job_dir = bundle_dir(failures, job_id, "");
+    let _ = run_ok(
+        exec,
+        name,
+        &["rm", "-rf", "--", job_dir.trim_end_matches('/')],
+    )
+    .await;
+
+    Ok(FailureCaptureResult {
+        job_id,
+        partition,
+        node: name.to_owned(),
+        exit_code,
+        bundle,
+        files,
+        summary,
+        elapsed,
+    })
+}
+
+/// `find -printf '%f %s\n'` lines as (name, size), sorted by name.
+fn parse_listing(out: &str) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = out
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(n, s)| Some((n.to_owned(), s.trim().parse().ok()?)))
+        .collect();
+    v.sort();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +552,17 @@ mod tests {
         assert_eq!(job_field(line, "JobState"), Some("COMPLETED"));
         assert_eq!(job_field(line, "BatchHost"), Some("h02"));
         assert_eq!(job_field(line, "Missing"), None);
+    }
+
+    #[test]
+    fn bundle_listings() {
+        assert_eq!(
+            parse_listing("summary 120\ndmesg 4000\nslurmd.log 0\nodd\n"),
+            [
+                ("dmesg".to_owned(), 4000),
+                ("slurmd.log".to_owned(), 0),
+                ("summary".to_owned(), 120)
+            ]
+        );
     }
 }

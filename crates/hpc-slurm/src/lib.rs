@@ -49,6 +49,7 @@ mod check;
 mod consistency;
 #[cfg(feature = "deploy")]
 mod deploy;
+mod epilog;
 mod hardware;
 pub mod hostlist;
 pub mod mpi;
@@ -61,7 +62,8 @@ mod render;
 
 #[cfg(feature = "deploy")]
 pub use check::{
-    CheckError, CheckOptions, CheckReport, SbatchResult, SrunResult, check, shared_dir,
+    CheckError, CheckOptions, CheckReport, FailureCaptureResult, SbatchResult, SrunResult, check,
+    shared_dir,
 };
 #[cfg(feature = "deploy")]
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy, deploy_with};
@@ -74,6 +76,10 @@ pub use plan::{
 };
 
 pub use consistency::{ConsistencyError, check_consistency};
+pub use epilog::{
+    BUNDLE_FILES, EPILOG_MODE, FAILURE_DIR_MODE, FailureSummary, SummaryError, bundle_dir,
+    epilog_script, render_epilog,
+};
 pub use hardware::{FALLBACK_GUEST_RESERVED_PERCENT, HardwareError, NodeHardware};
 pub use hostlist::HostlistError;
 pub use munge::{

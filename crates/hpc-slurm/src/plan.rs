@@ -5,13 +5,14 @@
 //! atomically, and every service restarts only when one of its own files changed in this run,
 //! so re-applying an unchanged plan restarts nothing.
 
-use hpc_config::{Cluster, Node, Role, Slurm};
+use hpc_config::{Cluster, JobFailures, Node, Role, Slurm};
 use hpc_remote::{EnsureDirectory, EnsureFile, EnsureService, HostPlan, Owner, Phase, RunCommand};
 
+use crate::epilog::{EPILOG_MODE, FAILURE_DIR_MODE, render_epilog};
 use crate::munge::{MUNGE_KEY_MODE, MUNGE_KEY_OWNER, MUNGE_KEY_PATH, MungeKeyError, munge_key};
 use crate::render::{
-    CGROUP_CONF_PATH, GRES_CONF_PATH, RenderOptions, SLURM_CONF_MODE, SLURM_CONF_PATH, SLURM_USER,
-    SLURMDBD_CONF_MODE, SLURMDBD_CONF_OWNER, SLURMDBD_CONF_PATH, SLURMDBD_STORAGE_LOC,
+    CGROUP_CONF_PATH, EPILOG_PATH, GRES_CONF_PATH, RenderOptions, SLURM_CONF_MODE, SLURM_CONF_PATH,
+    SLURM_USER, SLURMDBD_CONF_MODE, SLURMDBD_CONF_OWNER, SLURMDBD_CONF_PATH, SLURMDBD_STORAGE_LOC,
     SlurmdbdError, render_cgroup_conf, render_gres_conf, render_slurmdbd_conf_with, slurmd_nodes,
 };
 
@@ -133,13 +134,52 @@ fn config_and_log_dirs(plan: HostPlan) -> HostPlan {
     )
 }
 
-/// Directories and the three SLURM files, as every node gets them.
-fn slurm_files(plan: HostPlan, slurm_conf: &str, gres: &str, cgroup: &str) -> HostPlan {
-    config_and_log_dirs(plan)
-        .step(
-            "lib-dir",
-            EnsureDirectory::new("/var/lib/slurm", 0o755).owner(slurm_owner()),
+/// What a node that runs slurmd needs for `slurm.job-failures`: the Epilog slurm.conf names,
+/// and the bundle directory when it is on a virtio-fs share.
+struct JobFailureFiles<'a> {
+    failures: &'a JobFailures,
+    epilog: String,
+}
+
+/// The steps of `slurm.job-failures` on a node that runs slurmd. They come before
+/// slurm.conf, in the phase that (re)starts slurmd: slurmd drains its node when the Epilog
+/// its slurm.conf names is missing, so the script is in place before any slurmd, at boot or
+/// in a deployment, can read a slurm.conf naming it.
+///
+/// The bundle directory is made here only when it is on a virtio-fs share, which the node
+/// mounts before SLURM (its base configuration). A BeeGFS mount comes after SLURM: made
+/// here, the directory would land under the mount point, hidden, and be made again (a
+/// change) by the next deployment; there, the Epilog makes it at the first failure.
+fn job_failure_steps(plan: HostPlan, files: Option<&JobFailureFiles<'_>>) -> HostPlan {
+    let Some(f) = files else { return plan };
+    let plan = if f.failures.host_dir.is_some() {
+        plan.step(
+            "job-failures-dir",
+            EnsureDirectory::new(f.failures.dir.as_str(), FAILURE_DIR_MODE).owner(root()),
         )
+    } else {
+        plan
+    };
+    plan.step(
+        "epilog",
+        EnsureFile::new(EPILOG_PATH, f.epilog.as_str(), EPILOG_MODE).owner(root()),
+    )
+}
+
+/// Directories and the three SLURM files, as every node gets them (with the Epilog's files
+/// on a node that runs slurmd, before slurm.conf).
+fn slurm_files(
+    plan: HostPlan,
+    slurm_conf: &str,
+    gres: &str,
+    cgroup: &str,
+    failures: Option<&JobFailureFiles<'_>>,
+) -> HostPlan {
+    let plan = config_and_log_dirs(plan).step(
+        "lib-dir",
+        EnsureDirectory::new("/var/lib/slurm", 0o755).owner(slurm_owner()),
+    );
+    job_failure_steps(plan, failures)
         .step(
             FILES[0],
             EnsureFile::new(SLURM_CONF_PATH, slurm_conf, SLURM_CONF_MODE).owner(root()),
@@ -235,6 +275,12 @@ pub fn plan_deploy(
             .iter()
             .any(|m| m.name == n.name)
     };
+    let failure_files = slurm.job_failures.as_ref().map(|f| JobFailureFiles {
+        failures: f,
+        epilog: render_epilog(f),
+    });
+    // The Epilog's files go where slurmd runs it.
+    let failures_on = |n: &Node| failure_files.as_ref().filter(|_| runs_slurmd(n));
 
     let munge = cluster
         .nodes
@@ -276,15 +322,21 @@ pub fn plan_deploy(
         .iter()
         .filter(|n| n.role == Role::Controller)
         .map(|n| {
-            let p = slurm_files(HostPlan::new(n.name.as_str()), slurm_conf, &gres, &cgroup)
-                .step(
-                    "state-dir",
-                    EnsureDirectory::new("/var/lib/slurm/slurmctld", 0o755).owner(slurm_owner()),
-                )
-                .step(
-                    "slurmctld",
-                    EnsureService::started("slurmctld").restart_on(FILES),
-                );
+            let p = slurm_files(
+                HostPlan::new(n.name.as_str()),
+                slurm_conf,
+                &gres,
+                &cgroup,
+                failures_on(n),
+            )
+            .step(
+                "state-dir",
+                EnsureDirectory::new("/var/lib/slurm/slurmctld", 0o755).owner(slurm_owner()),
+            )
+            .step(
+                "slurmctld",
+                EnsureService::started("slurmctld").restart_on(FILES),
+            );
             // A controller that also runs jobs restarts slurmd with its own files, here.
             if runs_slurmd(n) { with_slurmd(p) } else { p }
         })
@@ -296,7 +348,13 @@ pub fn plan_deploy(
         .iter()
         .filter(|n| n.role != Role::Controller)
         .map(|n| {
-            let p = slurm_files(HostPlan::new(n.name.as_str()), slurm_conf, &gres, &cgroup);
+            let p = slurm_files(
+                HostPlan::new(n.name.as_str()),
+                slurm_conf,
+                &gres,
+                &cgroup,
+                failures_on(n),
+            );
             if runs_slurmd(n) { with_slurmd(p) } else { p }
         })
         .collect::<Vec<_>>();
@@ -472,6 +530,77 @@ mod tests {
             .into_iter()
             .map(|(k, _)| k)
             .collect()
+    }
+
+    /// minimal.yaml with `slurm.job-failures` in a virtio-fs share every node mounts (or,
+    /// without `virtiofs`, nowhere the validator accepts).
+    fn with_job_failures() -> Cluster {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/minimal.yaml");
+        let text = fs_err::read_to_string(&p).unwrap().replace(
+            "\nslurm:\n",
+            "\nvirtiofs:\n  - tag: shared\n    host-path: /srv/shared\n    mount-point: /shared\n\nslurm:\n",
+        ) + "  job-failures:\n    dir: /shared/job-failures\n    log-lines: 20\n";
+        hpc_config::load_str("jf.yaml", &text, &|_| None).unwrap()
+    }
+
+    fn step<'a>(p: &'a HostPlan, id: &str) -> &'a StepKind {
+        &p.steps.iter().find(|s| s.id == id).unwrap().kind
+    }
+
+    #[test]
+    fn the_epilog_is_in_place_before_slurm_conf_names_it() {
+        let c = with_job_failures();
+        let plan =
+            plan_deploy(&c, "conf\n", &Secrets::default(), &RenderOptions::default()).unwrap();
+        // The controller runs no slurmd here: no Epilog, no bundle directory.
+        let ctl = plan.host(PhaseKind::Controller, "ctl").unwrap();
+        assert!(!ids(ctl).contains(&"epilog"), "{:?}", ids(ctl));
+        assert!(!ids(ctl).contains(&"job-failures-dir"));
+        for n in ["cn1", "cn2"] {
+            let p = plan.host(PhaseKind::Nodes, n).unwrap();
+            let ids = ids(p);
+            let at = |id| ids.iter().position(|i| *i == id).unwrap();
+            assert!(at("job-failures-dir") < at("epilog"), "{ids:?}");
+            assert!(at("epilog") < at("slurm.conf"), "{ids:?}");
+            assert!(at("slurm.conf") < at("slurmd"), "{ids:?}");
+            match step(p, "epilog") {
+                StepKind::File(f) => {
+                    assert_eq!(f.path, EPILOG_PATH);
+                    assert_eq!(f.mode, 0o755);
+                    assert_eq!(f.owner, Owner::new("root", "root"));
+                    assert!(!f.secret);
+                    assert_eq!(f.content, crate::epilog_script(&c).unwrap().into_bytes());
+                }
+                other => panic!("not a file step: {other:?}"),
+            }
+            match step(p, "job-failures-dir") {
+                StepKind::Directory(d) => {
+                    assert_eq!(d.path, "/shared/job-failures");
+                    assert_eq!(d.mode, 0o755);
+                    assert_eq!(d.owner, Owner::new("root", "root"));
+                }
+                other => panic!("not a directory step: {other:?}"),
+            }
+            // A node applies the Epilog at boot with its slurmd phase.
+            let boot = boot_phases(&plan, &c, n);
+            assert_eq!(boot[1].0, PhaseKind::Nodes);
+            assert!(boot[1].1.steps.iter().any(|s| s.id == "epilog"));
+        }
+        // The Epilog's content does not restart slurmd (slurmd runs it afresh for each job).
+        match step(plan.host(PhaseKind::Nodes, "cn1").unwrap(), "slurmd") {
+            StepKind::Service(s) => assert!(!s.restart_on.iter().any(|t| t == "epilog")),
+            other => panic!("not a service step: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_job_failures_there_is_no_epilog() {
+        let c = cluster("examples/minimal.yaml");
+        let plan = plan_deploy(&c, "", &Secrets::default(), &RenderOptions::default()).unwrap();
+        let cn1 = plan.host(PhaseKind::Nodes, "cn1").unwrap();
+        assert!(!ids(cn1).contains(&"epilog"));
+        assert!(crate::epilog_script(&c).is_none());
     }
 
     #[test]
