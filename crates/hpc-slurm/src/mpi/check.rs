@@ -29,8 +29,10 @@ impl Default for MpiCheckOptions {
 }
 
 /// What the MPI job showed. `ok` when every node of the partition ran its ranks, every
-/// rank reported, and the allreduce summed right (`problems` says what did not).
-#[derive(Debug, Clone, PartialEq)]
+/// rank reported, and the allreduce summed right (`problems` says what did not). A report:
+/// `--output json` prints it (kebab-case keys).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct MpiCheck {
     /// The SLURM MPI plugin the job ran with (`pmix`).
     pub plugin: String,
