@@ -37,8 +37,9 @@ $1 == "N" && NF >= 4 {
 $1 == "J" && NF >= 3 {
 	st = tolower($2)
 	jobs[st]++
-	pjobs[$3 SUBSEP st]++
-	jparts[$3] = 1
+	# a pending job may wait in several partitions (debug,long): counted in each
+	np = split($3, jp, ",")
+	for (i = 1; i <= np; i++) { pjobs[jp[i] SUBSEP st]++; jparts[jp[i]] = 1 }
 	next
 }
 END {
