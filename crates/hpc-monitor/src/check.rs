@@ -13,7 +13,7 @@ use hpc_remote::{Executor, HostError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::render::NODE_JOB;
+use crate::render::{NODE_JOB, SLURM_SERIES};
 
 /// Why the check could not run (what it found wrong is in [`MonitoringCheck`]).
 #[derive(Debug, thiserror::Error)]
@@ -171,15 +171,6 @@ pub struct SlurmComparison {
     pub agree: bool,
 }
 
-/// The series the SLURM metrics script writes.
-pub const SLURM_SERIES: [&str; 5] = [
-    "slurm_nodes",
-    "slurm_partition_nodes",
-    "slurm_jobs",
-    "slurm_partition_jobs",
-    "slurm_metrics_last_success_timestamp_seconds",
-];
-
 impl MonitoringCheck {
     /// A text summary: one line per target, query and state, then the problems.
     pub fn lines(&self) -> Vec<String> {
@@ -305,11 +296,17 @@ pub fn parse_targets(url: &str, body: &str, job: &str) -> Result<Vec<TargetHealt
         .collect())
 }
 
-/// The samples of an instant-vector answer of `/api/v1/query`: labels and value.
-pub fn parse_vector(
-    url: &str,
-    body: &str,
-) -> Result<Vec<(BTreeMap<String, String>, f64)>, CheckError> {
+/// One sample of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The samples of an instant-vector answer of `/api/v1/query`.
+pub fn parse_vector(url: &str, body: &str) -> Result<Vec<Sample>, CheckError> {
     let v = parse_json(url, body)?;
     let d = data(url, &v)?;
     if d.get("resultType").and_then(Value::as_str) != Some("vector") {
@@ -336,7 +333,7 @@ pub fn parse_vector(
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<f64>().ok())
                 .ok_or_else(|| bad(url, "a sample without a number"))?;
-            Ok((labels, value))
+            Ok(Sample { labels, value })
         })
         .collect()
 }
@@ -398,7 +395,7 @@ impl Api {
         .map_err(|e| CheckError::Task(e.to_string()))?
     }
 
-    async fn query(&self, q: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, CheckError> {
+    async fn query(&self, q: &str) -> Result<Vec<Sample>, CheckError> {
         let body = self.get("/api/v1/query", &[("query", q)]).await?;
         parse_vector(&format!("{}/api/v1/query", self.base), &body)
     }
@@ -458,7 +455,7 @@ async fn round<E: Executor>(
     for node in &target.nodes {
         let q = format!("node_load1{{node={}}}", promql_str(node));
         let samples = api.query(&q).await?;
-        let value = samples.first().map(|(_, v)| *v);
+        let value = samples.first().map(|s| s.value);
         if value.is_none() {
             problems.push(format!("{node}: `{q}` returned no data"));
         }
@@ -504,7 +501,7 @@ async fn slurm_round<E: Executor>(
         .query("sum by (state) (slurm_nodes)")
         .await?
         .into_iter()
-        .map(|(l, v)| (l.get("state").cloned().unwrap_or_default(), v))
+        .map(|s| (s.labels.get("state").cloned().unwrap_or_default(), s.value))
         .collect();
     let argv: Vec<String> = ["sinfo", "-h", "-N", "-o", "%N %T"]
         .into_iter()
@@ -628,8 +625,8 @@ mod tests {
     fn vectors_and_errors() {
         let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"state":"idle"},"value":[1700000000.1,"2"]}]}}"#;
         let v = parse_vector("u", body).unwrap();
-        assert_eq!(v[0].0["state"], "idle");
-        assert!((v[0].1 - 2.0).abs() < f64::EPSILON);
+        assert_eq!(v[0].labels["state"], "idle");
+        assert!((v[0].value - 2.0).abs() < f64::EPSILON);
         let err = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
         let e = parse_vector("u", err).unwrap_err().to_string();
         assert!(e.contains("parse error"), "{e}");

@@ -51,7 +51,7 @@ mod render;
 
 #[cfg(feature = "check")]
 pub use check::{
-    CheckError, CheckTarget, MonitoringCheck, NodeQuery, SLURM_SERIES, SlurmCheck, SlurmComparison,
+    CheckError, CheckTarget, MonitoringCheck, NodeQuery, Sample, SlurmCheck, SlurmComparison,
     TargetHealth, check_cluster, check_with, normalize_node_state, parse_sinfo_nodes,
     parse_targets, parse_vector,
 };
@@ -60,8 +60,8 @@ pub use plan::{EXPORTERS_PHASE, PROMETHEUS_PHASE, READY_WAIT_SECS, phases, ready
 pub use render::{
     NODE_EXPORTER_DEFAULTS_PATH, NODE_JOB, PROMETHEUS_DEFAULTS_PATH, PROMETHEUS_JOB,
     PROMETHEUS_STORAGE_PATH, PROMETHEUS_YML_PATH, SLURM_METRICS_EVERY_SECS, SLURM_METRICS_SCRIPT,
-    SLURM_METRICS_SCRIPT_PATH, SLURM_METRICS_SERVICE, SLURM_METRICS_TIMER, ScrapeTarget,
-    TEXTFILE_DIR, files, render_node_exporter_defaults, render_prometheus_defaults,
+    SLURM_METRICS_SCRIPT_PATH, SLURM_METRICS_SERVICE, SLURM_METRICS_TIMER, SLURM_SERIES,
+    ScrapeTarget, TEXTFILE_DIR, files, render_node_exporter_defaults, render_prometheus_defaults,
     render_prometheus_yml, render_prometheus_yml_for, render_slurm_metrics_service,
     render_slurm_metrics_timer, role_label, scrape_targets,
 };

@@ -39,6 +39,15 @@ pub const PROMETHEUS_JOB: &str = "prometheus";
 /// directory and clock (for tests).
 pub const SLURM_METRICS_SCRIPT: &str = include_str!("slurm-metrics.sh");
 
+/// The series the SLURM metrics script writes.
+pub const SLURM_SERIES: [&str; 5] = [
+    "slurm_nodes",
+    "slurm_partition_nodes",
+    "slurm_jobs",
+    "slurm_partition_jobs",
+    "slurm_metrics_last_success_timestamp_seconds",
+];
+
 /// One scrape target of the node job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeTarget {
