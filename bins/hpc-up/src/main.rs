@@ -77,6 +77,9 @@ enum Command {
     /// Guest images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Container images for `srun --container` (the file's `containers:` section).
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Check a running cluster.
     #[command(subcommand)]
     Check(CheckCommand),
@@ -179,6 +182,49 @@ enum CheckCommand {
         /// The cluster file.
         file: PathBuf,
     },
+    /// The project's MPI program with `srun --mpi=pmix` on every compute node: every rank
+    /// takes part in an allreduce; latency and bandwidth between two nodes. Exit 1 on failure.
+    Mpi {
+        /// The cluster file.
+        file: PathBuf,
+        /// Bound, in seconds, of the job.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// `srun --container` on every compute node: the step runs in the bundle's root (its
+    /// own os-release and marker file) inside the job's cgroup. Exit 1 on failure.
+    Containers {
+        /// The cluster file.
+        file: PathBuf,
+        /// The container image (default: the first of `containers.images`).
+        #[arg(long)]
+        image: Option<String>,
+        /// Bound, in seconds, of each job.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Prometheus, from this host through its HTTP API: every target up, a query per node,
+    /// the SLURM series against `sinfo`. Exit 1 on failure.
+    Monitoring {
+        /// The cluster file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// Build container image NAME of the cluster file's `containers.images` into an OCI
+    /// bundle from Debian packages (mmdebstrap), in the bundles directory every compute
+    /// node sees. A second build with the same inputs does nothing.
+    Build {
+        /// The cluster file.
+        file: PathBuf,
+        /// The image's name.
+        name: String,
+        /// Build even when a bundle of the same inputs exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +316,31 @@ fn run(cli: &Cli, out: &Output) -> Result<ExitCode, Error> {
         ),
         Command::Check(CheckCommand::Beegfs { file }) => {
             show::check_beegfs(out, &session(file)?.check_beegfs()?)
+        }
+        Command::Check(CheckCommand::Mpi { file, timeout }) => {
+            let r = session(file)?.check_mpi(Duration::from_secs(*timeout))?;
+            show::check_lines(out, &r, r.ok, &r.lines())
+        }
+        Command::Check(CheckCommand::Containers {
+            file,
+            image,
+            timeout,
+        }) => {
+            let r =
+                session(file)?.check_containers(image.as_deref(), Duration::from_secs(*timeout))?;
+            show::check_lines(out, &r, r.ok, &r.lines())
+        }
+        Command::Check(CheckCommand::Monitoring { file }) => {
+            let r = session(file)?.check_monitoring()?;
+            show::check_lines(out, &r, r.ok, &r.lines())
+        }
+        Command::Container(ContainerCommand::Build { file, name, force }) => {
+            let s = session(file)?;
+            let started = std::time::Instant::now();
+            let report = s.build_container(name, *force, |p| {
+                out.note(&format!("[{:>6.1}s] {p}", started.elapsed().as_secs_f64()));
+            })?;
+            show::container(out, &report)
         }
         Command::Plan { file }
         | Command::Up {

@@ -119,6 +119,32 @@ pub(crate) fn image(out: &Output, r: &hpc_cluster::ImageReport) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// A check report as JSON, or its lines; exit 1 when it did not pass.
+pub(crate) fn check_lines(
+    out: &Output,
+    r: &impl serde::Serialize,
+    ok: bool,
+    lines: &[String],
+) -> Result<ExitCode, Error> {
+    if out.json() {
+        out.json_of(r);
+    } else {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        out.data(&text);
+    }
+    Ok(code(ok))
+}
+
+pub(crate) fn container(out: &Output, r: &hpc_cluster::ContainerReport) -> Result<ExitCode, Error> {
+    if out.json() {
+        out.json_of(r);
+    } else {
+        out.note(&r.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn plan(out: &Output, p: &ClusterPlan) -> Result<ExitCode, Error> {
     if out.json() {
         let mut v = serde_json::to_value(p).unwrap_or_default();

@@ -152,8 +152,14 @@ fn config(guests: &Guests, dir: &Path) -> PathBuf {
     // SLURM as full-stack.yaml has it: accounting (MariaDB + slurmdbd on ctl) and cgroups
     assert!(text.trim_end().ends_with("max-time: \"1:00:00\""), "{text}");
     let text = format!(
-        "{}\n  accounting: {{enabled: true, host: ctl}}\n  cgroup: {{constrain-cores: true, constrain-ram-space: true}}\n",
+        "{}\n  accounting: {{enabled: true, host: ctl}}\n  cgroup: {{constrain-cores: true, constrain-ram-space: true}}\n  job-failures: {{dir: /shared/job-failures}}\n",
         text.trim_end()
+    );
+    // the rest of the stack, as full-stack.yaml has it: MPI with PMIx, containers in jobs
+    // (bundles in the read-write share), monitoring (Prometheus on ctl, scraped often so the
+    // check does not wait long)
+    let text = format!(
+        "{text}mpi: {{default: pmix}}\ncontainers:\n  runtime: crun\n  bundles: /shared/containers\n  images: [{{name: debian}}]\nmonitoring: {{server: ctl, retention: 2d, scrape-interval: 5s}}\n"
     );
     // BeeGFS: management and metadata on ctl, storage on both compute nodes, every node a
     // client, with shared-secret authentication; the packages baked into the image. Its
@@ -400,6 +406,52 @@ fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str], runni
     assert!(plan.ends_with("no changes\n"), "{plan}");
 }
 
+/// The layers after SLURM: `check mpi`, `check containers` and `check monitoring` pass,
+/// and the failed job `check slurm` ran on purpose left its bundle in the share.
+fn assert_stack(bed: &LibvirtBed, cfg: &str, dir: &Path) {
+    // the job `check slurm` failed on purpose: its bundle, seen from this host
+    let failures = dir.join("shared/job-failures");
+    let bundles: Vec<PathBuf> = fs_err::read_dir(&failures)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert!(
+        !bundles.is_empty(),
+        "no failure bundle in {}",
+        failures.display()
+    );
+    let summary = fs_err::read_dir(&bundles[0])
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path().join("summary")))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no summary under {}", bundles[0].display()));
+    let text = fs_err::read_to_string(&summary).unwrap();
+    eprintln!("{}:\n{text}", summary.display());
+    assert!(text.contains("exit"), "{text}");
+
+    for (what, args) in [
+        ("check mpi", vec!["check", "mpi", cfg]),
+        ("check containers", vec!["check", "containers", cfg]),
+        ("check monitoring", vec!["check", "monitoring", cfg]),
+    ] {
+        let t = Instant::now();
+        let o = hpc_up(Some(bed), &args);
+        eprintln!(
+            "{what} ({:.0}s, {}):\n{}{}",
+            t.elapsed().as_secs_f64(),
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ok(&o, what);
+        let mut json_args = vec!["--output", "json"];
+        json_args.extend_from_slice(&args);
+        let o = hpc_up(Some(bed), &json_args);
+        let v: serde_json::Value = serde_json::from_str(&ok(&o, what)).unwrap();
+        assert_eq!(v["ok"], true, "{what}: {v}");
+    }
+}
+
 #[test]
 fn a_real_cluster_comes_up_answers_and_goes_away_bookworm() {
     scenario(&BOOKWORM);
@@ -431,6 +483,25 @@ fn scenario(guests: &Guests) {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // the container image for `srun --container`, from Debian packages (cached by its
+    // inputs), into the read-write share every node mounts
+    let t = Instant::now();
+    let out = hpc_up(None, &["container", "build", cfg_s, "debian"]);
+    ok(&out, "container build");
+    eprintln!(
+        "container build, {suite} ({:.0}s):\n{}",
+        t.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("shared/containers/debian/config.json").is_file());
+    let again = hpc_up(
+        None,
+        &["--output", "json", "container", "build", cfg_s, "debian"],
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&again, "second container build")).unwrap();
+    assert_eq!(again["built"], false, "{again}");
+
     // up: VMs, SSH on every node, hostname and /etc/hosts; the timing table goes to the log
     let t = Instant::now();
     let out = hpc_up(Some(&bed), &["up", "--ssh-timeout", "900", cfg_s]);
@@ -438,6 +509,13 @@ fn scenario(guests: &Guests) {
     eprintln!("up, {suite} ({:.0}s):\n{log}", t.elapsed().as_secs_f64());
     ok(&out, "up");
     assert!(log.contains("ssh ready"), "no timing table:\n{log}");
+    for layer in ["mpi", "containers", "monitoring"] {
+        let header = log
+            .lines()
+            .find(|l| l.contains("ssh ready"))
+            .unwrap_or_default();
+        assert!(header.contains(layer), "no {layer} column: {header}\n{log}");
+    }
 
     // every node: its own hostname, the others by name
     let nodes = ["ctl", "cn1", "cn2"];
@@ -543,6 +621,7 @@ fn scenario(guests: &Guests) {
     );
     let cg = ok(&o, "srun cat /proc/self/cgroup");
     assert!(cg.contains("/job_"), "not in a job cgroup: {cg}");
+    assert_stack(&bed, cfg_s, &dir);
 
     // BeeGFS, deployed by `up`: mounted on every node, and `check beegfs` passes (the
     // release's tools list every server and target, every client writes a file another

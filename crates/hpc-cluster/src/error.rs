@@ -111,6 +111,23 @@ pub enum Error {
     /// The base image's manifest could not be read.
     #[error(transparent)]
     ImageManifest(#[from] hpc_image::ManifestError),
+    /// A stack layer (MPI, containers, monitoring) failed on one or more nodes.
+    #[error("{layer}: {message}")]
+    Layer {
+        /// The layer (`mpi`, `containers`, `monitoring`).
+        layer: &'static str,
+        /// The failing phase, every failing node with its step and why.
+        message: String,
+    },
+    /// A check could not run (as opposed to running and finding problems, which its report
+    /// holds).
+    #[error("check {what}: {message}")]
+    Check {
+        /// The check (`mpi`, `containers`, `monitoring`).
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A request that does not fit the cluster (no such node, no `slurm:` section).
     #[error("{0}")]
     Usage(String),

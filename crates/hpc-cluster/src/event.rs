@@ -24,6 +24,12 @@ pub enum Layer {
     Slurm,
     /// BeeGFS management, metadata, storage, clients.
     Beegfs,
+    /// Open MPI's settings for the cluster network, SLURM's PMIx plugin.
+    Mpi,
+    /// The OCI runtime and SLURM's `oci.conf` on the compute nodes.
+    Containers,
+    /// node exporter everywhere, SLURM metrics, Prometheus.
+    Monitoring,
 }
 
 impl Layer {
@@ -34,6 +40,9 @@ impl Layer {
             Self::Node => "node",
             Self::Slurm => "slurm",
             Self::Beegfs => "beegfs",
+            Self::Mpi => "mpi",
+            Self::Containers => "containers",
+            Self::Monitoring => "monitoring",
         }
     }
 }
@@ -233,6 +242,15 @@ pub struct NodeTimes {
     /// Its own BeeGFS phases.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beegfs: Option<f64>,
+    /// Its own MPI phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mpi: Option<f64>,
+    /// Its own container phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containers: Option<f64>,
+    /// Its own monitoring phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<f64>,
     /// When its last phase ended.
     pub done_at: Option<f64>,
     /// Host steps changed on it.
@@ -444,6 +462,9 @@ impl RecorderState {
                     (Layer::Node, _) => add(&mut t.base),
                     (Layer::Slurm, _) => add(&mut t.slurm),
                     (Layer::Beegfs, _) => add(&mut t.beegfs),
+                    (Layer::Mpi, _) => add(&mut t.mpi),
+                    (Layer::Containers, _) => add(&mut t.containers),
+                    (Layer::Monitoring, _) => add(&mut t.monitoring),
                     (Layer::Libvirt, _) => {}
                 }
                 t.changed += changed;

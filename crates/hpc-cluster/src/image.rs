@@ -107,6 +107,19 @@ impl Session {
                 script: hpc_beegfs::CLIENT_MODULE_SCRIPT.into(),
             });
         }
+        // MPI, containers, monitoring: their packages, and scripts such as the MPI check's
+        // build
+        let (packages, scripts) = crate::stack::image_needs(&self.cluster);
+        for p in packages {
+            if !recipe.packages.contains(&p) {
+                recipe.packages.push(p);
+            }
+        }
+        recipe.scripts.extend(
+            scripts
+                .into_iter()
+                .map(|(name, script)| hpc_image::ImageScript { name, script }),
+        );
         Ok(recipe)
     }
 

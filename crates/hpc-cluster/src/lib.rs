@@ -75,6 +75,7 @@ mod render;
 mod seed;
 mod session;
 mod slurm;
+mod stack;
 mod state;
 pub mod text;
 mod up;
@@ -91,5 +92,6 @@ pub use render::RenderReport;
 #[cfg(feature = "virt")]
 pub use session::Libvirt;
 pub use session::{Connector, Overrides, Session};
+pub use stack::ContainerReport;
 pub use state::{Identity, StateDir, StateLock};
 pub use up::{UpOptions, UpReport};

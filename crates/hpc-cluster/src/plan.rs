@@ -153,6 +153,13 @@ fn node_plans(
             out.push(("beegfs", phase, h.clone()));
         }
     }
+    for (layer, phases) in crate::stack::layers(&s.cluster) {
+        for phase in phases {
+            for h in phase.hosts.into_iter().filter(|h| h.host == name) {
+                out.push((layer.name(), phase.name, h));
+            }
+        }
+    }
     out
 }
 

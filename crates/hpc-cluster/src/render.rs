@@ -21,7 +21,7 @@ impl Session {
     /// Everything the planners produce, in a fixed order: `cluster.json` (the resolved
     /// cluster), `libvirt/<host>/<kind>/<name>.xml`, `slurm/*.conf` (hardware estimated from
     /// the file; `slurmdbd.conf` is left out, it carries the database password) and
-    /// `beegfs/<node>/…`. Pure: nothing is read or made (secrets are stand-ins).
+    /// `beegfs/<node>/…` and `nodes/<node>/<path>` (MPI, containers, monitoring). Pure: nothing is read or made (secrets are stand-ins).
     pub fn render(&self) -> Result<Vec<Artefact>> {
         let cluster = &self.cluster;
         let mut inventory =
@@ -66,6 +66,15 @@ impl Session {
             }
         }
         out.extend(crate::beegfs::artefacts(self)?);
+        // MPI, containers, monitoring: `<node>/<path on the node>`
+        for (node, path, contents) in crate::stack::files(cluster) {
+            out.push(Artefact {
+                path: PathBuf::from("nodes")
+                    .join(node)
+                    .join(path.trim_start_matches('/')),
+                contents,
+            });
+        }
         Ok(out)
     }
 

@@ -4,7 +4,7 @@
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use hpc_config::Cluster;
 
-use crate::event::Timings;
+use crate::event::{NodeTimes, Timings};
 use crate::lifecycle::NodeStatus;
 use crate::plan::{ClusterPlan, NodeState};
 
@@ -45,7 +45,17 @@ fn ok(b: bool) -> &'static str {
 /// The node × phase table: when each node answered SSH and was done (seconds since `up`
 /// started), and how long its own seed wait, base, SLURM (and BeeGFS) phases took.
 pub fn timing_table(t: &Timings) -> String {
-    let beegfs = t.values().any(|n| n.beegfs.is_some());
+    // the layers after SLURM get a column when some node ran them
+    let extra: [(&str, fn(&NodeTimes) -> Option<f64>); 4] = [
+        ("beegfs", |n| n.beegfs),
+        ("mpi", |n| n.mpi),
+        ("containers", |n| n.containers),
+        ("monitoring", |n| n.monitoring),
+    ];
+    let extra: Vec<_> = extra
+        .into_iter()
+        .filter(|(_, f)| t.values().any(|n| f(n).is_some()))
+        .collect();
     let mut header = vec![
         "node",
         "ssh ready",
@@ -55,9 +65,7 @@ pub fn timing_table(t: &Timings) -> String {
         "done",
         "changed",
     ];
-    if beegfs {
-        header.push("beegfs");
-    }
+    header.extend(extra.iter().map(|(h, _)| *h));
     let right: Vec<usize> = (1..header.len()).collect();
     let mut tab = table(&header, &right);
     for (node, n) in t {
@@ -70,9 +78,7 @@ pub fn timing_table(t: &Timings) -> String {
             secs(n.done_at),
             n.changed.to_string(),
         ];
-        if beegfs {
-            row.push(secs(n.beegfs));
-        }
+        row.extend(extra.iter().map(|(_, f)| secs(f(n))));
         tab.add_row(row);
     }
     text(&tab)

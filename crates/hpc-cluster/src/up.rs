@@ -217,6 +217,7 @@ impl Session {
             crate::beegfs::deploy(self, exec, rec).await?;
             rec.layer_finished(Layer::Beegfs, t);
         }
+        crate::stack::deploy(self, exec, rec).await?;
         Ok(())
     }
 

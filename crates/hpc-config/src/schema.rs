@@ -382,6 +382,7 @@ fn newtype_message(type_name: &str, instance: &Value) -> Option<String> {
         "PciId" => msg::<types::PciId>(s),
         "TimeLimit" => msg::<types::TimeLimit>(s),
         "BeegfsVersion" => msg::<types::BeegfsVersion>(s),
+        "PromDuration" => msg::<types::PromDuration>(s),
         _ => None,
     }
 }

@@ -41,6 +41,9 @@
 //! | hostlist ranges in node lists (`n[1-2]`)                 | index range    | `hostlist_ranges`                 |
 //! | `beegfs.version` (major, minor, patch)                   | u8 parts       | `beegfs_version`                  |
 //! | `beegfs.extra-config.<service>.<key>`                    | i64 or text    | `beegfs_extra_config_numbers`     |
+//! | `monitoring.port`, `monitoring.node-exporter-port`       | u16            | `monitoring_ports`                |
+//! | `monitoring.retention`, `monitoring.scrape-interval`     | duration       | `monitoring_durations`            |
+//! | `slurm.job-failures.log-lines`                           | u32            | `slurm_job_failure_log_lines`     |
 //!
 //! Hostlists are read by one function for every node list (partitions, GPU entries, BeeGFS
 //! roles); the test uses a partition's.
@@ -1262,4 +1265,97 @@ fn beegfs_extra_config_numbers() {
         .filter(|v| !v.starts_with("0x") && !v.starts_with("0o"))
         .collect();
     assert_none(&field.failures(&accepted, &extremes));
+}
+
+#[test]
+fn monitoring_ports() {
+    for key in ["port", "node-exporter-port"] {
+        let field = Field {
+            file: format!("{HEAD}{NODES}monitoring:\n  {key}: {V}\n"),
+            pointer: format!("/monitoring/{key}"),
+            held: &|c| {
+                let m = c.monitoring.as_ref().unwrap();
+                if key == "port" {
+                    m.port.to_string()
+                } else {
+                    m.node_exporter_port.to_string()
+                }
+            },
+            exact: &unsigned,
+        };
+        // 0 and SSH's 22 are refused; 9090/9100 clash with the other port's default
+        let extremes = both(INTEGER_EXTREMES, &["22", "65536"]);
+        assert_none(&field.failures(&["1", "8080", "65535"], &extremes));
+    }
+}
+
+#[test]
+fn monitoring_durations() {
+    for key in ["retention", "scrape-interval"] {
+        let field = Field {
+            file: format!("{HEAD}{NODES}monitoring:\n  {key}: {V}\n"),
+            pointer: format!("/monitoring/{key}"),
+            held: &|c| {
+                let m = c.monitoring.as_ref().unwrap();
+                let d = if key == "retention" {
+                    &m.retention
+                } else {
+                    &m.scrape_interval
+                };
+                d.millis().to_string()
+            },
+            // milliseconds, worked out here in 128-bit
+            exact: &|v: &str| {
+                let v = yaml_string(v).unwrap_or(v);
+                let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
+                let n: u128 = n.parse().ok()?;
+                let scale: u128 = match unit {
+                    "ms" => 1,
+                    "s" => 1000,
+                    "m" => 60_000,
+                    "h" => 3_600_000,
+                    "d" => 86_400_000,
+                    "w" => 7 * 86_400_000,
+                    "y" => 365 * 86_400_000,
+                    _ => return None,
+                };
+                let ms = n.checked_mul(scale)?;
+                (ms > 0 && ms <= 10 * 365 * 86_400_000).then(|| ms.to_string())
+            },
+        };
+        let extremes = both(
+            INTEGER_EXTREMES,
+            &[
+                "\"0s\"",
+                "\"11y\"",
+                "\"3651d\"",
+                "\"18446744073709551615ms\"",
+                "\"999999999999y\"",
+                "\"1.5h\"",
+                "\"-1s\"",
+            ],
+        );
+        assert_none(&field.failures(&["\"15d\"", "\"5s\"", "\"10y\"", "\"3650d\""], &extremes));
+    }
+}
+
+#[test]
+fn slurm_job_failure_log_lines() {
+    let field = Field {
+        file: format!(
+            "{HEAD}virtiofs:\n  - {{tag: s, host-path: /srv/s, mount-point: /shared}}\n{NODES}slurm:\n  job-failures:\n    dir: /shared/f\n    log-lines: {V}\n"
+        ),
+        pointer: "/slurm/job-failures/log-lines".into(),
+        held: &|c| {
+            slurm(c)
+                .job_failures
+                .as_ref()
+                .unwrap()
+                .log_lines
+                .to_string()
+        },
+        exact: &unsigned,
+    };
+    let extremes = both(INTEGER_EXTREMES, &["10001"]);
+    assert_none(&field.failures(&["1", "50", "10000"], &extremes));
 }

@@ -1,0 +1,119 @@
+//! The layers after SLURM and BeeGFS — MPI, containers in jobs, monitoring — and their
+//! checks. Each layer is a list of [`hpc_remote::Phase`]s from its pure planner (`hpc-slurm`'s
+//! `mpi` and `oci`, `hpc-monitor`), run in order with [`hpc_remote::run_phase`], each phase
+//! and node reported to the session's events; `plan` checks the same host plans.
+//!
+//! What the guests need of them is baked into the image ([`image_needs`]): the nodes have no
+//! package mirror at deploy time.
+
+use std::time::Duration;
+
+use hpc_config::Cluster;
+use hpc_remote::{Executor, Phase};
+
+use crate::error::{Error, Result};
+use crate::event::{Layer, LayerObserver, Recorder};
+use crate::session::Session;
+
+/// The stack layers of `cluster`, in the order `up` applies them, each with its phases
+/// (layers the file does not configure are left out).
+pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
+    let mut out = Vec::new();
+    if cluster.mpi.is_some() {
+        out.push((Layer::Mpi, Vec::new() /* STUB mpi */));
+    }
+    if cluster.containers.is_some() {
+        out.push((Layer::Containers, Vec::new() /* STUB oci */));
+    }
+    if cluster.monitoring.is_some() {
+        out.push((Layer::Monitoring, Vec::new() /* STUB monitor */));
+    }
+    out.retain(|(_, phases)| !phases.is_empty());
+    out
+}
+
+/// What the image needs for the stack layers: packages, and scripts run in its root while
+/// it is built (`(name, script)`).
+pub(crate) fn image_needs(_cluster: &Cluster) -> (Vec<String>, Vec<(String, String)>) {
+    (Vec::new(), Vec::new()) // STUB
+}
+
+pub(crate) fn files(_cluster: &Cluster) -> Vec<(String, String, String)> {
+    Vec::new() // STUB
+}
+
+/// Apply every stack layer on the running nodes, in order, each as a layer of its own in
+/// the events (and so in the timing table).
+pub(crate) async fn deploy<E: Executor>(s: &Session, exec: &E, rec: &Recorder<'_>) -> Result<()> {
+    for (layer, phases) in layers(&s.cluster) {
+        let t = rec.layer_started(layer);
+        let observer = LayerObserver {
+            rec,
+            layer,
+            own: None,
+        };
+        hpc_remote::run_phases(exec, &phases, &observer)
+            .await
+            .map_err(|f| Error::Layer {
+                layer: layer.name(),
+                message: f.to_string(),
+            })?;
+        rec.layer_finished(layer, t);
+    }
+    Ok(())
+}
+
+fn not_configured(section: &str) -> Error {
+    Error::Usage(format!(
+        "the cluster file has no (enabled) `{section}` section"
+    ))
+}
+
+impl Session {
+    /// STUB
+    pub fn check_mpi(&self, _timeout: Duration) -> Result<StubCheck> {
+        Err(not_configured("mpi"))
+    }
+    /// STUB
+    pub fn check_monitoring(&self) -> Result<StubCheck> {
+        Err(not_configured("monitoring"))
+    }
+    /// STUB
+    pub fn check_containers(&self, _image: Option<&str>, _t: Duration) -> Result<StubCheck> {
+        Err(not_configured("containers"))
+    }
+    /// STUB
+    pub fn build_container(
+        &self,
+        _name: &str,
+        _force: bool,
+        _p: impl FnMut(&str),
+    ) -> Result<ContainerReport> {
+        Err(not_configured("containers"))
+    }
+}
+
+/// STUB
+#[derive(Debug, serde::Serialize)]
+pub struct StubCheck {
+    /// STUB
+    pub ok: bool,
+}
+impl StubCheck {
+    /// STUB
+    pub fn lines(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+/// STUB
+#[derive(Debug, serde::Serialize)]
+pub struct ContainerReport {
+    /// STUB
+    pub built: bool,
+}
+impl ContainerReport {
+    /// STUB
+    pub fn summary(&self) -> String {
+        String::new()
+    }
+}
