@@ -66,7 +66,8 @@ fn failed(code2: &str, raw: &str) -> [(&'static str, String); 3] {
     [
         ("SLURM_JOB_EXIT_CODE2", code2.to_owned()),
         ("SLURM_JOB_EXIT_CODE", raw.to_owned()),
-        ("SLURM_JOB_DERIVED_EC", "0".to_owned()),
+        // A step's exit 2 (wait status 2 << 8)
+        ("SLURM_JOB_DERIVED_EC", "512".to_owned()),
     ]
 }
 
@@ -114,6 +115,7 @@ fn a_failed_job_leaves_a_bundle_and_a_good_one_none() {
     assert_eq!(summary.exit_code, "3:0");
     assert_eq!(summary.job_state, "FAILED");
     assert_eq!(summary.fields["uid"], "1000");
+    assert_eq!(summary.fields["derived-exit-code"], "2:0");
     assert!(summary.time.ends_with('Z'), "{}", summary.time);
     // Each file says something: the log tail or why there is none.
     for name in ["slurmd.log", "dmesg", "job"] {

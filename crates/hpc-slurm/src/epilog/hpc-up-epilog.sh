@@ -34,6 +34,16 @@ field() {
 	return 0
 }
 
+# exit_signal STATUS: a wait status as SLURM shows exit codes, <exit>:<signal>.
+exit_signal() {
+	case $1 in '' | *[!0-9]*) printf '%s\n' "$1"; return 0 ;; esac
+	if [ $(($1 & 127)) = 0 ]; then
+		printf '%d:0\n' $((($1 >> 8) & 255))
+	else
+		printf '0:%d\n' $(($1 & 127))
+	fi
+}
+
 # A path the bundle's files may not write through: a symlink, or anything not root's.
 safe_dir() {
 	[ -d "$1" ] && [ ! -L "$1" ] && [ "$(timeout $T stat -c %u -- "$1" 2>/dev/null)" = 0 ]
@@ -78,7 +88,7 @@ capture() {
 		printf 'nodes=%s\n' "${SLURM_NODELIST:-}"
 		printf 'partition=%s\n' "${SLURM_JOB_PARTITION:-}"
 		printf 'exit-code=%s\n' "$code"
-		printf 'derived-exit-code=%s\n' "${SLURM_JOB_DERIVED_EC:-}"
+		printf 'derived-exit-code=%s\n' "$(exit_signal "${SLURM_JOB_DERIVED_EC:-}")"
 		printf 'job-state=%s\n' "$state"
 		printf 'time=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$tmp/summary" 2>/dev/null
