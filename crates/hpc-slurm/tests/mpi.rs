@@ -234,6 +234,7 @@ fn check_runs_srun_with_pmix_on_every_compute_node() {
             "-w",
             "cn[01-03]",
             "--ntasks-per-node=1",
+            "--kill-on-bad-exit=1",
             CHECK_PROGRAM_PATH
         ]
     );
@@ -263,7 +264,7 @@ fn a_node_without_its_rank_and_a_wrong_sum_are_problems() {
     assert_eq!(
         r.problems,
         [
-            "`timeout 120 srun --mpi=pmix -p batch -N 3 -w cn[01-03] --ntasks-per-node=1 /usr/local/libexec/hpc-up/mpi-check` exited with 1: srun: error: cn01: task 0: Exited with exit code 1",
+            "`timeout 120 srun --mpi=pmix -p batch -N 3 -w cn[01-03] --ntasks-per-node=1 --kill-on-bad-exit=1 /usr/local/libexec/hpc-up/mpi-check` exited with 1: srun: error: cn01: task 0: Exited with exit code 1",
             "cn01 ran 2 ranks, 1 asked for",
             "cn02 ran 0 ranks, 1 asked for",
             "the allreduce of the rank numbers gave 2, expected 3",

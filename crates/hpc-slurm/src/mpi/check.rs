@@ -139,7 +139,7 @@ pub enum MpiCheckError {
 }
 
 /// Runs [`CHECK_PROGRAM_PATH`] on the first controller with `timeout N srun --mpi=pmix
-/// -p P -N n -w NODES --ntasks-per-node=K`: P is the default partition when it holds
+/// -p P -N n -w NODES --ntasks-per-node=K --kill-on-bad-exit=1`: P is the default partition when it holds
 /// every compute node, else the partition holding the most of them. Checks that every node
 /// ran its ranks, that every rank reported and that the allreduce summed right; with two
 /// nodes or more, reports rank 0's latency and bandwidth to the first rank on another node.
@@ -194,6 +194,8 @@ pub async fn check_mpi<E: Executor>(
         "-w".to_owned(),
         hostlist::compress(&names),
         format!("--ntasks-per-node={per_node}"),
+        // A rank that dies ends the job at once, rather than the others waiting for it.
+        "--kill-on-bad-exit=1".to_owned(),
         CHECK_PROGRAM_PATH.to_owned(),
     ]
     .into();
