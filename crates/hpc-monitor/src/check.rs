@@ -13,7 +13,7 @@ use hpc_remote::{Executor, HostError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::render::{NODE_JOB, SLURM_SERIES};
+use crate::render::{NODE_JOB, SLURM_METRICS_EVERY_SECS, SLURM_SERIES};
 
 /// Why the check could not run (what it found wrong is in [`MonitoringCheck`]).
 #[derive(Debug, thiserror::Error)]
@@ -153,9 +153,15 @@ pub struct SlurmCheck {
     pub node: String,
     /// Series Prometheus does not have.
     pub missing_series: Vec<String>,
+    /// Seconds since the script last read SLURM, by Prometheus's clock (`None`: no series).
+    pub last_success_age_seconds: Option<f64>,
     /// Nodes per state, both ways.
     pub states: Vec<SlurmComparison>,
 }
+
+/// The oldest the SLURM metrics may be (by Prometheus's clock) before the check says the
+/// timer does not run: four timer periods and a minute of clock skew between nodes.
+pub const MAX_SLURM_METRICS_AGE_SECS: u32 = 4 * SLURM_METRICS_EVERY_SECS + 60;
 
 /// Nodes in one state, on Prometheus (`sum by (state) (slurm_nodes)`) and in `sinfo`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -208,6 +214,9 @@ impl MonitoringCheck {
                     c.sinfo,
                     if c.agree { "" } else { " (disagree)" }
                 ));
+            }
+            if let Some(age) = s.last_success_age_seconds {
+                out.push(format!("slurm metrics age: {age:.0} s"));
             }
             for m in &s.missing_series {
                 out.push(format!("slurm series {m}: missing"));
@@ -497,6 +506,20 @@ async fn slurm_round<E: Executor>(
             missing_series.push(s.to_owned());
         }
     }
+    let age = api
+        .query("time() - max(slurm_metrics_last_success_timestamp_seconds)")
+        .await?
+        .first()
+        .map(|s| s.value);
+    if let Some(age) = age
+        && age > f64::from(MAX_SLURM_METRICS_AGE_SECS)
+    {
+        problems.push(format!(
+            "{node}: the SLURM metrics are {age:.0} s old (more than {MAX_SLURM_METRICS_AGE_SECS} s): \
+             is {} running, and can it run sinfo and squeue?",
+            crate::render::SLURM_METRICS_TIMER
+        ));
+    }
     let prom: BTreeMap<String, f64> = api
         .query("sum by (state) (slurm_nodes)")
         .await?
@@ -547,6 +570,7 @@ async fn slurm_round<E: Executor>(
     Ok(SlurmCheck {
         node: node.to_owned(),
         missing_series,
+        last_success_age_seconds: age,
         states,
     })
 }

@@ -16,6 +16,13 @@
 //! metrics node. Its HTTP and parsing part, [`check_with`], takes any base URL and target
 //! list, so tests point it at real daemons on loopback.
 //!
+//! # Reaching Prometheus from the host
+//!
+//! Nothing is forwarded: this host is on the cluster's network (its bridge), which is how
+//! `hpc-up ssh` reaches a node at its address, so Prometheus's web UI and API are at
+//! `http://<server ip>:<port>` from here, and the check asks there. From another machine,
+//! forward a port through this one (`ssh -L 9090:<server ip>:9090 <this host>`).
+//!
 //! # Why ureq
 //!
 //! The check makes a few dozen plain-HTTP GETs to one address on the cluster network.
@@ -51,9 +58,9 @@ mod render;
 
 #[cfg(feature = "check")]
 pub use check::{
-    CheckError, CheckTarget, MonitoringCheck, NodeQuery, Sample, SlurmCheck, SlurmComparison,
-    TargetHealth, check_cluster, check_with, normalize_node_state, parse_sinfo_nodes,
-    parse_targets, parse_vector,
+    CheckError, CheckTarget, MAX_SLURM_METRICS_AGE_SECS, MonitoringCheck, NodeQuery, Sample,
+    SlurmCheck, SlurmComparison, TargetHealth, check_cluster, check_with, normalize_node_state,
+    parse_sinfo_nodes, parse_targets, parse_vector,
 };
 pub use image::{IMAGE_PACKAGES, IMAGE_SCRIPT};
 pub use plan::{EXPORTERS_PHASE, PROMETHEUS_PHASE, READY_WAIT_SECS, phases, ready_argv};

@@ -103,17 +103,20 @@ pub fn phases(cluster: &Cluster) -> Vec<Phase> {
             p = file_step(p, node, &timer);
             let units = [file_id(&service), file_id(&timer)];
             let all = [file_id(SLURM_METRICS_SCRIPT_PATH), units[0], units[1]];
+            let run_now = format!(
+                "systemctl start {SLURM_METRICS_SERVICE} || {{ rm -f {SLURM_METRICS_SCRIPT_PATH}; exit 1; }}"
+            );
             p = p
                 .step(
                     "daemon-reload",
                     RunCommand::new(["systemctl", "daemon-reload"]).when_changed(units),
                 )
                 // One run now: the metrics exist before the first tick, and a script that
-                // cannot read SLURM fails the deployment here, with its error.
+                // cannot read SLURM fails the deployment here, with its error. A failed run
+                // removes the script, so the next apply writes it again and retries.
                 .step(
                     "slurm-metrics-now",
-                    RunCommand::new(["systemctl", "start", SLURM_METRICS_SERVICE])
-                        .when_changed(all),
+                    RunCommand::new(["sh", "-c", run_now.as_str()]).when_changed(all),
                 )
                 .step(
                     SLURM_METRICS_TIMER,

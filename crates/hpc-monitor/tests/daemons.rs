@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{fake_slurm, run_slurm_metrics, tools};
+use common::{fake_slurm, run_slurm_metrics_now, tools};
 use hpc_monitor::{CheckTarget, ScrapeTarget, check_with, render_prometheus_yml_for};
 use hpc_remote::{CommandOutput, Executor, HostError, HostPlan, HostReport, Mode};
 
@@ -95,7 +95,7 @@ fn check_against_real_prometheus_and_node_exporters() {
     let (sinfo, squeue) = fake_slurm(d, SCRIPT_SINFO, "RUNNING debug\n");
     let script = d.join("hpc-up-slurm-metrics");
     fs_err::write(&script, hpc_monitor::SLURM_METRICS_SCRIPT).unwrap();
-    run_slurm_metrics(&script, &sinfo, &squeue, &textfile).unwrap();
+    run_slurm_metrics_now(&script, &sinfo, &squeue, &textfile, None).unwrap();
     let empty = d.join("textfile-cn1");
     fs_err::create_dir_all(&empty).unwrap();
 
@@ -167,6 +167,11 @@ fn check_against_real_prometheus_and_node_exporters() {
     assert!(report.queries.iter().all(|q| q.ok && q.value.is_some()));
     let slurm = report.slurm.as_ref().unwrap();
     assert!(slurm.missing_series.is_empty());
+    let age = slurm.last_success_age_seconds.unwrap();
+    assert!(
+        age < f64::from(hpc_monitor::MAX_SLURM_METRICS_AGE_SECS),
+        "{age}"
+    );
     let idle = slurm.states.iter().find(|s| s.state == "idle").unwrap();
     assert_eq!(
         (idle.prometheus, idle.sinfo, idle.agree),
@@ -182,18 +187,30 @@ fn check_against_real_prometheus_and_node_exporters() {
     assert!(json.get("missing-series").is_none() && json["slurm"].get("missing-series").is_some());
 
     // what it says when things are wrong: a node Prometheus does not scrape, a SLURM state
-    // that disagrees with sinfo — each named, after its rounds run out
+    // that disagrees with sinfo, SLURM metrics long stale — each named
     let mut wrong = CheckTarget::new(base.clone(), vec!["ctl".into(), "cn1".into(), "cn9".into()]);
     wrong.slurm_node = Some("ctl".into());
-    wrong.attempts = 2;
-    wrong.delay = Duration::from_millis(10);
+    wrong.attempts = 120;
+    wrong.delay = Duration::from_millis(500);
     let exec = Sinfo {
         out: "ctl idle\ncn1 down*\n",
         seen: Mutex::new(Vec::new()),
     };
-    let report = block_on(check_with(&exec, &wrong)).unwrap();
+    // metrics from a timer that stopped long ago
+    run_slurm_metrics_now(&script, &sinfo, &squeue, &textfile, Some("1700000000")).unwrap();
+    let report = block_on(check_until(&exec, &wrong, |r| {
+        r.slurm
+            .as_ref()
+            .and_then(|s| s.last_success_age_seconds)
+            .is_some_and(|a| a > 1e6)
+    }));
     assert!(!report.ok);
-    assert_eq!(report.attempts, 2);
+    assert!(
+        problems_of(&report).contains("ctl: the SLURM metrics are ")
+            && problems_of(&report).contains("is hpc-up-slurm-metrics.timer running"),
+        "{:#?}",
+        report.problems
+    );
     let problems = report.problems.join("\n");
     assert!(
         problems.contains("cn9: Prometheus has no `node` target"),
@@ -279,6 +296,10 @@ fn an_unreachable_prometheus_is_an_error_naming_the_url() {
         )),
         "{err}"
     );
+}
+
+fn problems_of(r: &hpc_monitor::MonitoringCheck) -> String {
+    r.problems.join("\n")
 }
 
 fn serde_json_value(r: &hpc_monitor::MonitoringCheck) -> serde_json::Value {

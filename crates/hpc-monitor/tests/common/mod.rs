@@ -164,22 +164,35 @@ pub fn fake_slurm(dir: &Path, nodes: &str, jobs: &str) -> (PathBuf, PathBuf) {
     (mk("sinfo", nodes), mk("squeue", jobs))
 }
 
-/// Runs the SLURM metrics script with `awk` = `awk` into `textfile_dir`; its stderr on
-/// failure.
+/// Runs the SLURM metrics script into `textfile_dir` with its clock at 1700000000 (see
+/// [`run_slurm_metrics_now`]); its stderr on failure.
 pub fn run_slurm_metrics(
     script: &Path,
     sinfo: &Path,
     squeue: &Path,
     textfile_dir: &Path,
 ) -> Result<String, String> {
-    let out = Command::new("sh")
-        .arg(script)
+    run_slurm_metrics_now(script, sinfo, squeue, textfile_dir, Some("1700000000"))
+}
+
+/// Runs the SLURM metrics script into `textfile_dir`, its clock `now` (`None`: `date`).
+pub fn run_slurm_metrics_now(
+    script: &Path,
+    sinfo: &Path,
+    squeue: &Path,
+    textfile_dir: &Path,
+    now: Option<&str>,
+) -> Result<String, String> {
+    let mut cmd = Command::new("sh");
+    cmd.arg(script)
         .env("SINFO", sinfo)
         .env("SQUEUE", squeue)
-        .env("HPC_SLURM_METRICS_DIR", textfile_dir)
-        .env("HPC_SLURM_METRICS_NOW", "1700000000")
-        .output()
-        .unwrap();
+        .env("HPC_SLURM_METRICS_DIR", textfile_dir);
+    match now {
+        Some(now) => cmd.env("HPC_SLURM_METRICS_NOW", now),
+        None => cmd.env_remove("HPC_SLURM_METRICS_NOW"),
+    };
+    let out = cmd.output().unwrap();
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
