@@ -463,7 +463,7 @@ fn a_failed_job_leaves_its_bundle_and_the_check_sees_it() {
     let (ok, bad) = sh("sbatch --parsable -N2 -w h03,h04 -o /dev/null --wrap 'srun false'");
     assert!(ok, "{bad}");
     assert_eq!(ended(&bed, &bad), "FAILED");
-    assert_eq!(names(&dir), [bad.clone()]);
+    assert_eq!(names(&dir), std::slice::from_ref(&bad));
     assert_eq!(names(&dir.join(&bad)), ["h03", "h04"]);
     for h in ["h03", "h04"] {
         let b = dir.join(&bad).join(h);
@@ -493,7 +493,7 @@ fn a_failed_job_leaves_its_bundle_and_the_check_sees_it() {
     }
     assert!(sh(&format!("scancel {cancelled}")).0);
     assert_eq!(ended(&bed, &cancelled), "CANCELLED");
-    assert_eq!(names(&dir), [bad.clone()]);
+    assert_eq!(names(&dir), std::slice::from_ref(&bad));
 
     // No node was drained by its Epilog.
     let sinfo = bed.exec_on("h01", &["sinfo", "-h", "-N", "-o", "%N %T"]);
