@@ -2,9 +2,11 @@
 //! and node exporter on the SSH test bed: h01 runs Prometheus (and a node exporter), h02 a
 //! node exporter; the bed's `systemctl` shim starts both from their real units and
 //! `/etc/default` files. A second apply changes nothing; the check asks Prometheus's HTTP
-//! API from the bed's ctl namespace (as hpc-up asks from the host) and `sinfo`-free (the
-//! shim runs no timers, so the SLURM metrics timer is not deployed here: its script and
-//! output are tested in `crates/hpc-monitor/tests`).
+//! API from the bed's ctl namespace (as hpc-up asks from the host). With SLURM (deployed by
+//! `hpc_slurm::deploy`: munged, slurmctld, slurmd), the SLURM metrics service runs the real
+//! script against the real `sinfo`/`squeue` and the check compares with `sinfo` over SSH;
+//! the shim runs no timers, so that plan's timer step is left out there (the script is run
+//! once by the plan's own `systemctl start` of the service).
 //!
 //! Needs root, iproute2, OpenSSH, util-linux and `prometheus` + `prometheus-node-exporter`
 //! (`scripts/install-deps`): skips without them outside CI, fails in CI.
@@ -29,6 +31,11 @@ fn bed() -> Option<SshBed> {
 }
 
 fn cluster(bed: &SshBed) -> Cluster {
+    cluster_with(bed, "")
+}
+
+/// The bed's cluster with `extra` at the end of its file.
+fn cluster_with(bed: &SshBed, extra: &str) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
     let net = ip("h01").octets();
     let yaml = format!(
@@ -57,7 +64,7 @@ monitoring:
   server: h01
   retention: 1d
   scrape-interval: 1s
-",
+{extra}",
         net[0],
         net[1],
         net[2],
@@ -137,4 +144,108 @@ fn phases_deploy_prometheus_a_rerun_changes_nothing_and_the_check_passes() {
     assert_eq!(nodes, ["h01", "h02"]);
     assert!(report.queries.iter().all(|q| q.ok));
     assert!(report.slurm.is_none());
+}
+
+#[test]
+fn slurm_metrics_from_the_real_sinfo_agree_through_prometheus() {
+    let have = ["munged", "slurmctld", "slurmd"]
+        .iter()
+        .all(|d| std::path::Path::new("/usr/sbin").join(d).exists());
+    if hpc_tests::require(
+        have,
+        "munge, slurmctld and slurmd (scripts/install-deps)",
+        "SLURM metrics on the SSH test bed",
+    ) {
+        return;
+    }
+    let Some(bed) = bed() else { return };
+    let cluster = cluster_with(
+        &bed,
+        "slurm:\n  partitions:\n    - name: debug\n      nodes: [h02]\n      default: true\n",
+    );
+    assert_eq!(
+        cluster
+            .monitoring
+            .as_ref()
+            .unwrap()
+            .slurm_metrics
+            .as_ref()
+            .map(ToString::to_string),
+        Some("h01".to_owned())
+    );
+    let exec = bed.executor("monitoring-slurm-bed", None);
+    let key: [u8; 64] = *b"0123456789abcdef0123456789ABCDEF-not-a-secret-but-64-bytes-long!";
+    let secrets = hpc_slurm::Secrets {
+        munge_key: Some(&key),
+        db_password: None,
+    };
+    let opts = hpc_slurm::DeployOptions {
+        wait_timeout: std::time::Duration::from_secs(60),
+        ..hpc_slurm::DeployOptions::default()
+    };
+    bed.block_on(|| hpc_slurm::deploy(&exec, &cluster, &secrets, &opts))
+        .unwrap_or_else(|e| panic!("SLURM deploy failed:\n{e}"));
+
+    let mut phases = hpc_monitor::phases(&cluster);
+    for p in &mut phases {
+        for h in &mut p.hosts {
+            // the shim runs services only: no timers
+            h.steps.retain(|s| s.id != hpc_monitor::SLURM_METRICS_TIMER);
+        }
+    }
+    let logs = || {
+        format!(
+            "{}\n{}\n{}",
+            journal(&bed, "h01", "hpc-up-slurm-metrics"),
+            journal(&bed, "h01", "prometheus"),
+            journal(&bed, "h01", "prometheus-node-exporter"),
+        )
+    };
+    for round in 0..2 {
+        for phase in &phases {
+            let summary = bed.block_on(|| apply_all(&exec, &phase.hosts, Mode::APPLY));
+            assert!(
+                summary.is_success(),
+                "{}: {summary}\n{}",
+                phase.name,
+                logs()
+            );
+            let changed: usize = summary
+                .hosts
+                .iter()
+                .map(|(_, r)| r.as_ref().map_or(0, hpc_remote::HostReport::changed))
+                .sum();
+            if round == 1 {
+                assert_eq!(
+                    changed, 0,
+                    "{}: a second apply changed: {summary}",
+                    phase.name
+                );
+            }
+        }
+    }
+    // the real script's file, from the real sinfo/squeue
+    let prom = bed.exec_on(
+        "h01",
+        &["cat", "/var/lib/prometheus/node-exporter/slurm.prom"],
+    );
+    let prom = String::from_utf8_lossy(&prom.stdout).into_owned();
+    assert!(
+        prom.contains("slurm_nodes{state=\"idle\"} 1\n"),
+        "{prom}\n{}",
+        logs()
+    );
+    assert!(
+        prom.contains("slurm_partition_nodes{partition=\"debug\",state=\"idle\"} 1\n"),
+        "{prom}"
+    );
+
+    let report = bed
+        .block_on(|| hpc_monitor::check_cluster(&exec, &cluster))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    assert!(report.ok, "{:#?}\n{}", report.lines(), logs());
+    let slurm = report.slurm.as_ref().unwrap();
+    assert_eq!(slurm.node, "h01");
+    let idle = slurm.states.iter().find(|s| s.state == "idle").unwrap();
+    assert_eq!((idle.prometheus, idle.sinfo), (Some(1.0), 1));
 }
