@@ -139,6 +139,8 @@ fn config_and_log_dirs(plan: HostPlan) -> HostPlan {
 struct JobFailureFiles<'a> {
     failures: &'a JobFailures,
     epilog: String,
+    /// Whether the plan makes the bundle directory (see [`job_failure_steps`]).
+    make_dir: bool,
 }
 
 /// The steps of `slurm.job-failures` on a node that runs slurmd. They come before
@@ -149,10 +151,12 @@ struct JobFailureFiles<'a> {
 /// The bundle directory is made here only when it is on a virtio-fs share, which the node
 /// mounts before SLURM (its base configuration). A BeeGFS mount comes after SLURM: made
 /// here, the directory would land under the mount point, hidden, and be made again (a
-/// change) by the next deployment; there, the Epilog makes it at the first failure.
+/// change) by the next deployment; there, the Epilog makes it at the first failure. Nor is
+/// it made when it is a share's mount point itself: the share's own owner and mode stand
+/// (the Epilog writes only into a directory root owns).
 fn job_failure_steps(plan: HostPlan, files: Option<&JobFailureFiles<'_>>) -> HostPlan {
     let Some(f) = files else { return plan };
-    let plan = if f.failures.host_dir.is_some() {
+    let plan = if f.make_dir {
         plan.step(
             "job-failures-dir",
             EnsureDirectory::new(f.failures.dir.as_str(), FAILURE_DIR_MODE).owner(root()),
@@ -278,6 +282,12 @@ pub fn plan_deploy(
     let failure_files = slurm.job_failures.as_ref().map(|f| JobFailureFiles {
         failures: f,
         epilog: render_epilog(f),
+        make_dir: f.host_dir.is_some()
+            && !cluster.nodes.iter().any(|n| {
+                n.virtiofs
+                    .iter()
+                    .any(|m| m.mount_point.trim_end_matches('/') == f.dir)
+            }),
     });
     // The Epilog's files go where slurmd runs it.
     let failures_on = |n: &Node| failure_files.as_ref().filter(|_| runs_slurmd(n));
@@ -592,6 +602,21 @@ mod tests {
             StepKind::Service(s) => assert!(!s.restart_on.iter().any(|t| t == "epilog")),
             other => panic!("not a service step: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_share_s_mount_point_keeps_its_own_owner_and_mode() {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/minimal.yaml");
+        let text = fs_err::read_to_string(&p).unwrap().replace(
+            "\nslurm:\n",
+            "\nvirtiofs:\n  - tag: shared\n    host-path: /srv/shared\n    mount-point: /shared\n\nslurm:\n",
+        ) + "  job-failures:\n    dir: /shared/\n";
+        let c = hpc_config::load_str("jf.yaml", &text, &|_| None).unwrap();
+        let plan = plan_deploy(&c, "", &Secrets::default(), &RenderOptions::default()).unwrap();
+        let cn1 = plan.host(PhaseKind::Nodes, "cn1").unwrap();
+        assert!(ids(cn1).contains(&"epilog"));
+        assert!(!ids(cn1).contains(&"job-failures-dir"));
     }
 
     #[test]
