@@ -35,11 +35,17 @@
 //! ```
 
 mod build;
+mod bundle;
 mod recipe;
 
 pub use build::{
     BuildError, ImagePaths, Manifest, ManifestError, Outcome, Phase, build, cache_key, check_tools,
     deb_fields, is_up_to_date, manifest_path, read_manifest,
+};
+pub use bundle::{
+    BUNDLE_MANIFEST, BUNDLE_MARKER, BUNDLE_RECIPE_VERSION, BundleError, BundleManifest,
+    BundleOutcome, BundlePhase, BundleSpec, build_bundle, bundle_is_up_to_date, bundle_path,
+    read_bundle_manifest,
 };
 pub use hpc_config::DebianRelease;
 pub use recipe::{

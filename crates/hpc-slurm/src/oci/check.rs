@@ -193,10 +193,8 @@ pub(crate) fn parse_probe(out: &str) -> Probe {
                     p.cgroup = Some(path.trim().to_owned());
                 }
             }
-            "memory" => {
-                if p.memory.is_none() && !line.trim().is_empty() {
-                    p.memory = Some(line.trim().to_owned());
-                }
+            "memory" if p.memory.is_none() && !line.trim().is_empty() => {
+                p.memory = Some(line.trim().to_owned());
             }
             _ => {}
         }
