@@ -318,9 +318,10 @@ pub async fn check<E: Executor>(
     };
 
     let failure_capture = match &slurm.job_failures {
-        Some(failures) => {
-            Some(check_failure_capture(exec, cluster, ctl, &part_nodes, failures, opts).await?)
-        }
+        Some(failures) => Some(
+            check_failure_capture(exec, ctl, part.name.as_str(), &part_nodes, failures, opts)
+                .await?,
+        ),
         None => None,
     };
 
@@ -348,8 +349,8 @@ const FAILURE_EXIT: &str = "3";
 /// not be drained (a failing Epilog drains it). The bundle is removed afterwards.
 async fn check_failure_capture<E: Executor>(
     exec: &E,
-    cluster: &Cluster,
     ctl: &str,
+    partition: &str,
     part_nodes: &[&Node],
     failures: &hpc_config::JobFailures,
     opts: &CheckOptions,
@@ -360,12 +361,6 @@ async fn check_failure_capture<E: Executor>(
         .iter()
         .find(|n| n.role == hpc_config::Role::Compute)
         .ok_or_else(|| CheckError::Nothing("no compute node in the default partition".into()))?;
-    let partition = cluster
-        .slurm
-        .as_ref()
-        .and_then(|s| s.partitions.iter().find(|p| p.nodes.contains(&node.name)))
-        .map(|p| p.name.to_string())
-        .unwrap_or_default();
     let name = node.name.as_str();
     let what = format!("a job failing on purpose on {name}");
     let started = Instant::now();
@@ -377,7 +372,7 @@ async fn check_failure_capture<E: Executor>(
             "sbatch",
             "--parsable",
             "-p",
-            &partition,
+            partition,
             "-w",
             name,
             "-N",
@@ -521,7 +516,7 @@ async fn check_failure_capture<E: Executor>(
 
     Ok(FailureCaptureResult {
         job_id,
-        partition,
+        partition: partition.to_owned(),
         node: name.to_owned(),
         exit_code,
         bundle,
