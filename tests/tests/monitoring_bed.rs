@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used)] // tests panic on failure
 
 use hpc_config::Cluster;
-use hpc_remote::{Mode, apply_all};
+use hpc_remote::{Mode, StepStatus, apply_all};
 use hpc_tests::ssh_bed::SshBed;
 
 fn bed() -> Option<SshBed> {
@@ -31,11 +31,11 @@ fn bed() -> Option<SshBed> {
 }
 
 fn cluster(bed: &SshBed) -> Cluster {
-    cluster_with(bed, "")
+    cluster_with(bed, "1d", "")
 }
 
-/// The bed's cluster with `extra` at the end of its file.
-fn cluster_with(bed: &SshBed, extra: &str) -> Cluster {
+/// The bed's cluster with Prometheus's `retention` and `extra` at the end of its file.
+fn cluster_with(bed: &SshBed, retention: &str, extra: &str) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
     let net = ip("h01").octets();
     let yaml = format!(
@@ -62,7 +62,7 @@ compute:
 monitoring:
   enabled: true
   server: h01
-  retention: 1d
+  retention: {retention}
   scrape-interval: 1s
 {extra}",
         net[0],
@@ -136,6 +136,38 @@ fn phases_deploy_prometheus_a_rerun_changes_nothing_and_the_check_passes() {
         "{ps}"
     );
 
+    // `hpc-up plan`'s check mode on the deployed nodes: nothing to do
+    for phase in &phases {
+        let summary = bed.block_on(|| apply_all(&exec, &phase.hosts, Mode::CHECK_DIFF));
+        assert!(summary.is_success(), "{}: {summary}", phase.name);
+        for (host, r) in &summary.hosts {
+            let r = r.as_ref().unwrap();
+            assert_eq!(r.changed(), 0, "{host} {}: {r:?}", phase.name);
+        }
+    }
+    // A new retention: Prometheus's arguments change and it restarts with them (and is
+    // ready again); node exporters are left alone.
+    let longer = hpc_monitor::phases(&cluster_with(&bed, "2d", ""));
+    let summary = bed.block_on(|| apply_all(&exec, &longer[0].hosts, Mode::APPLY));
+    assert!(summary.is_success(), "{summary}");
+    assert!(
+        summary
+            .hosts
+            .iter()
+            .all(|(_, r)| r.as_ref().unwrap().changed() == 0)
+    );
+    let summary = bed.block_on(|| apply_all(&exec, &longer[1].hosts, Mode::APPLY));
+    assert!(summary.is_success(), "{summary}\n{}", logs());
+    let r = summary.hosts[0].1.as_ref().unwrap();
+    let status = |id: &str| r.step(id).map(|s| s.status.clone());
+    assert_eq!(status("prometheus-args"), Some(StepStatus::Changed));
+    assert_eq!(status("prometheus.yml"), Some(StepStatus::Unchanged));
+    assert_eq!(status("prometheus"), Some(StepStatus::Changed));
+    assert_eq!(status("prometheus-ready"), Some(StepStatus::Unchanged));
+    let ps = bed.exec_on("h01", &["pgrep", "-a", "-x", "prometheus"]);
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(ps.contains("--storage.tsdb.retention.time=2d"), "{ps}");
+
     let report = bed
         .block_on(|| hpc_monitor::check_cluster(&exec, &cluster))
         .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
@@ -161,6 +193,7 @@ fn slurm_metrics_from_the_real_sinfo_agree_through_prometheus() {
     let Some(bed) = bed() else { return };
     let cluster = cluster_with(
         &bed,
+        "1d",
         "slurm:\n  partitions:\n    - name: debug\n      nodes: [h02]\n      default: true\n",
     );
     assert_eq!(
