@@ -282,3 +282,34 @@ fn slurm_metrics_from_the_real_sinfo_agree_through_prometheus() {
     let idle = slurm.states.iter().find(|s| s.state == "idle").unwrap();
     assert_eq!((idle.prometheus, idle.sinfo), (Some(1.0), 1));
 }
+
+#[test]
+fn the_image_script_leaves_both_services_disabled_without_init_scripts() {
+    // A bed host's /etc is an overlay of this machine's, where Debian's packages enabled
+    // both services and installed their SysV scripts: the script (as the image build runs
+    // it in the image's root) must leave them disabled and gone, in the host only.
+    let Some(bed) = bed() else { return };
+    let before = bed.exec_on("h01", &["systemctl", "is-enabled", "prometheus"]);
+    let script = bed.exec_on("h01", &["sh", "-c", hpc_monitor::IMAGE_SCRIPT]);
+    assert!(script.status.success(), "{script:?}");
+    for unit in ["prometheus", "prometheus-node-exporter"] {
+        let out = bed.exec_on("h01", &["systemctl", "is-enabled", unit]);
+        assert!(!out.status.success(), "{unit} is still enabled: {out:?}");
+        let init = format!("/etc/init.d/{unit}");
+        let out = bed.exec_on("h01", &["test", "-e", init.as_str()]);
+        assert!(!out.status.success(), "{init} is still there");
+        let rc = format!("ls /etc/rc*.d | grep -x 'S..{unit}' || true");
+        let out = bed.exec_on("h01", &["sh", "-c", rc.as_str()]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "",
+            "{unit}'s rc links"
+        );
+    }
+    // run twice (image builds may run it again): still fine
+    let again = bed.exec_on("h01", &["sh", "-c", hpc_monitor::IMAGE_SCRIPT]);
+    assert!(again.status.success(), "{again:?}");
+    // the other host, and so this machine, still has them as they were
+    let other = bed.exec_on("h02", &["systemctl", "is-enabled", "prometheus"]);
+    assert_eq!(other.status.success(), before.status.success());
+}
