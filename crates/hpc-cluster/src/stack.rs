@@ -26,7 +26,7 @@ pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
         out.push((Layer::Containers, Vec::new() /* STUB oci */));
     }
     if cluster.monitoring.is_some() {
-        out.push((Layer::Monitoring, Vec::new() /* STUB monitor */));
+        out.push((Layer::Monitoring, hpc_monitor::phases(cluster)));
     }
     out.retain(|(_, phases)| !phases.is_empty());
     out
@@ -34,12 +34,25 @@ pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
 
 /// What the image needs for the stack layers: packages, and scripts run in its root while
 /// it is built (`(name, script)`).
-pub(crate) fn image_needs(_cluster: &Cluster) -> (Vec<String>, Vec<(String, String)>) {
-    (Vec::new(), Vec::new()) // STUB
+pub(crate) fn image_needs(cluster: &Cluster) -> (Vec<String>, Vec<(String, String)>) {
+    let mut packages: Vec<String> = Vec::new();
+    let mut scripts = Vec::new();
+    if cluster.monitoring.is_some() {
+        packages.extend(hpc_monitor::IMAGE_PACKAGES.iter().map(|p| (*p).to_owned()));
+        scripts.push((
+            "monitoring-services".to_owned(),
+            hpc_monitor::IMAGE_SCRIPT.to_owned(),
+        ));
+    }
+    (packages, scripts)
 }
 
-pub(crate) fn files(_cluster: &Cluster) -> Vec<(String, String, String)> {
-    Vec::new() // STUB
+pub(crate) fn files(cluster: &Cluster) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    if cluster.monitoring.is_some() {
+        out.extend(hpc_monitor::files(cluster));
+    }
+    out
 }
 
 /// Apply every stack layer on the running nodes, in order, each as a layer of its own in
@@ -74,9 +87,17 @@ impl Session {
     pub fn check_mpi(&self, _timeout: Duration) -> Result<StubCheck> {
         Err(not_configured("mpi"))
     }
-    /// STUB
-    pub fn check_monitoring(&self) -> Result<StubCheck> {
-        Err(not_configured("monitoring"))
+    /// `check monitoring`: every target up through Prometheus's HTTP API (reached from this
+    /// host), a query per node, the SLURM series against `sinfo`.
+    pub fn check_monitoring(&self) -> Result<hpc_monitor::MonitoringCheck> {
+        if self.cluster.monitoring.is_none() {
+            return Err(not_configured("monitoring"));
+        }
+        self.on_nodes(async |exec, _| hpc_monitor::check_cluster(exec, &self.cluster).await)?
+            .map_err(|e| Error::Check {
+                what: "monitoring",
+                message: e.to_string(),
+            })
     }
     /// STUB
     pub fn check_containers(&self, _image: Option<&str>, _t: Duration) -> Result<StubCheck> {
