@@ -19,8 +19,9 @@
 //! directory inside `<dir>` and renamed into place. `<dir>` is root's (mode 0755): the
 //! cluster's users can read the bundles, and no job of theirs can write there or redirect
 //! the root Epilog's writes (the script refuses a `<dir>` that is a symlink or not root's).
-//! A failing Epilog drains the node, so the script always exits 0 and bounds every command
-//! that could wait with `timeout`.
+//! A failing Epilog drains the node, so the script always exits 0, bounds every command
+//! that could wait with `timeout`, and runs itself under `timeout` as a whole (a job stays
+//! COMPLETING until its Epilogs end; SLURM 22.05 has no Epilog time limit of its own).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,8 @@ pub const BUNDLE_FILES: [&str; 4] = ["summary", "slurmd.log", "dmesg", "job"];
 const SLURMD_LOG: &str = "/var/log/slurm/slurmd.log";
 
 const TEMPLATE: &str = include_str!("epilog/hpc-up-epilog.sh");
+/// Bound of the whole Epilog, in seconds (each command it runs has 5).
+const TOTAL_SECONDS: u32 = 60;
 
 /// `s` as one single-quoted shell word.
 fn sh_quote(s: &str) -> String {
@@ -50,6 +53,7 @@ pub fn render_epilog(failures: &JobFailures) -> String {
         .replace("@DIR@", &sh_quote(&failures.dir))
         .replace("@LINES@", &failures.log_lines.max(1).to_string())
         .replace("@SLURMD_LOG@", &sh_quote(SLURMD_LOG))
+        .replace("@TOTAL@", &TOTAL_SECONDS.to_string())
 }
 
 /// The Epilog of `cluster`, or `None` when its file sets no `slurm.job-failures`.

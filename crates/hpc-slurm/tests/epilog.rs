@@ -41,10 +41,13 @@ fn is_root() -> bool {
 /// Run the Epilog for `f` as slurmd would, with `env` on top of slurmd's variables for job
 /// `job` on node `node`; returns its exit status.
 fn run(f: &JobFailures, job: &str, node: &str, env: &[(&str, &str)]) -> i32 {
-    let script = render_epilog(f);
+    // A file, as slurmd runs it (through sh: a file just written may not be executed while
+    // another test thread forks with it open, ETXTBSY).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("hpc-up-epilog");
+    fs_err::write(&path, render_epilog(f)).unwrap();
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&script)
+    cmd.arg(&path)
         .env_clear()
         .env("SLURM_JOB_ID", job)
         .env("SLURM_JOBID", job)

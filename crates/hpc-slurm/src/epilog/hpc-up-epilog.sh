@@ -11,12 +11,18 @@
 # controller is asked for a job that did not fail. Jobs cancelled or past their time limit
 # keep the exit code 0:0 they had when SLURM ended them, so they leave no bundle.
 #
-# A failing Epilog drains the node, so this script always exits 0, and every command that
-# could wait is bounded by `timeout`.
+# A failing Epilog drains the node, so this script always exits 0; every command that could
+# wait is bounded by `timeout`, and so is the whole (a job stays COMPLETING until it ends).
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 umask 022
+
+# The whole capture is bounded as well: the shell's own redirections may wait on the share.
+if [ "${HPC_UP_EPILOG_BOUNDED:-}" != 1 ]; then
+	HPC_UP_EPILOG_BOUNDED=1 timeout -k 5 @TOTAL@ /bin/sh "$0" </dev/null >/dev/null 2>&1
+	exit 0
+fi
 # No globbing: words of scontrol's output are split, never expanded.
 set -f
 
