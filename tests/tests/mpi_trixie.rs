@@ -1,5 +1,6 @@
 //! `hpc_slurm::mpi` with Debian 13's Open MPI 5, in a trixie root made by mmdebstrap with
-//! the image's MPI packages ([`mpi::IMAGE_PACKAGES`], cached under `/var/tmp`): the image
+//! SLURM and the image's MPI packages ([`mpi::IMAGE_PACKAGES`]; cached under `/var/tmp`,
+//! the root `mpi_pmix_sandbox.rs` uses): the image
 //! script builds the check program there, Open MPI reads the rendered trixie settings
 //! (`btl = self,sm,tcp`), and `mpirun` runs the program with them (3 ranks standing for two
 //! nodes, so the ping-pong too). Bookworm's Open MPI is this machine's: see `mpi_local.rs`.
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use hpc_config::{Cluster, DebianRelease};
 use hpc_slurm::mpi::{self, parse_mpi_output};
-use hpc_tests::debian_chroot::{DebianChroot, Sandbox};
+use hpc_tests::debian_chroot::{DebianChroot, SLURM_PACKAGES, Sandbox};
 
 /// minimal.yaml with `mpi:` on trixie, the cluster network on the sandbox's `lo`.
 fn cluster() -> Cluster {
@@ -48,8 +49,12 @@ OMPI_MCA_btl=self,tcp timeout 60 mpirun --oversubscribe --allow-run-as-root -np 
 
 #[test]
 fn open_mpi_5_builds_and_runs_the_check_with_the_trixie_settings() {
-    let Some(chroot) =
-        DebianChroot::get("trixie", mpi::IMAGE_PACKAGES).unwrap_or_else(|e| panic!("{e}"))
+    let packages: Vec<&str> = SLURM_PACKAGES
+        .iter()
+        .chain(mpi::IMAGE_PACKAGES)
+        .copied()
+        .collect();
+    let Some(chroot) = DebianChroot::get("trixie", &packages).unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
