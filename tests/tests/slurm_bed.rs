@@ -440,9 +440,9 @@ fn a_failed_job_leaves_its_bundle_and_the_check_sees_it() {
     assert_eq!(fc.summary.job_state, "FAILED");
     assert_eq!(fc.summary.user, "root");
     assert_eq!(fc.summary.partition, "debug");
-    let files: Vec<&str> = fc.files.iter().map(|(n, _)| n.as_str()).collect();
+    let files: Vec<&str> = fc.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(files, ["dmesg", "job", "slurmd.log", "summary"]);
-    assert!(fc.files.iter().all(|(_, len)| *len > 0), "{:?}", fc.files);
+    assert!(fc.files.iter().all(|f| f.bytes > 0), "{:?}", fc.files);
     // The check removes its own bundle.
     assert!(!dir.join(fc.job_id.to_string()).exists());
 

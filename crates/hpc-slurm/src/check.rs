@@ -61,8 +61,24 @@ pub struct SbatchResult {
     pub sacct_state: Option<String>,
 }
 
-/// The job that failed on purpose (`slurm.job-failures`) and the bundle it left.
-#[derive(Debug, Clone, PartialEq)]
+/// One file of a failure bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BundleFile {
+    /// Its name (`summary`, `slurmd.log`, `dmesg`, `job`).
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The job that failed on purpose (`slurm.job-failures`) and the bundle it left. A report:
+/// `--output json` prints it (kebab-case keys, `elapsed` in seconds).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct FailureCaptureResult {
     /// Job id.
     pub job_id: u64,
@@ -74,11 +90,12 @@ pub struct FailureCaptureResult {
     pub exit_code: String,
     /// The bundle's directory on the nodes, `<dir>/<job id>/<node>` (removed after the check).
     pub bundle: String,
-    /// The bundle's files (name, size in bytes), sorted by name.
-    pub files: Vec<(String, u64)>,
+    /// The bundle's files, sorted by name.
+    pub files: Vec<BundleFile>,
     /// The bundle's summary, as the Epilog wrote it.
     pub summary: FailureSummary,
     /// Submission to the bundle being read back.
+    #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
 }
 
@@ -481,8 +498,8 @@ async fn check_failure_capture<E: Executor>(
     .map_err(|e| failed(&bundle_what, e))?;
     let files = parse_listing(&listing);
     for f in BUNDLE_FILES.iter().filter(|f| **f != "job") {
-        match files.iter().find(|(n, _)| n == f) {
-            Some((_, 0)) => wrong.push(format!("{f} is empty")),
+        match files.iter().find(|b| b.name == *f) {
+            Some(b) if b.bytes == 0 => wrong.push(format!("{f} is empty")),
             Some(_) => {}
             None => wrong.push(format!("{f} is missing")),
         }
@@ -526,14 +543,19 @@ async fn check_failure_capture<E: Executor>(
     })
 }
 
-/// `find -printf '%f %s\n'` lines as (name, size), sorted by name.
-fn parse_listing(out: &str) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = out
+/// `find -printf '%f %s\n'` lines as files, sorted by name.
+fn parse_listing(out: &str) -> Vec<BundleFile> {
+    let mut v: Vec<BundleFile> = out
         .lines()
         .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(n, s)| Some((n.to_owned(), s.trim().parse().ok()?)))
+        .filter_map(|(n, s)| {
+            Some(BundleFile {
+                name: n.to_owned(),
+                bytes: s.trim().parse().ok()?,
+            })
+        })
         .collect();
-    v.sort();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
 
@@ -551,13 +573,8 @@ mod tests {
 
     #[test]
     fn bundle_listings() {
-        assert_eq!(
-            parse_listing("summary 120\ndmesg 4000\nslurmd.log 0\nodd\n"),
-            [
-                ("dmesg".to_owned(), 4000),
-                ("slurmd.log".to_owned(), 0),
-                ("summary".to_owned(), 120)
-            ]
-        );
+        let files = parse_listing("summary 120\ndmesg 4000\nslurmd.log 0\nodd\n");
+        let got: Vec<(&str, u64)> = files.iter().map(|f| (f.name.as_str(), f.bytes)).collect();
+        assert_eq!(got, [("dmesg", 4000), ("slurmd.log", 0), ("summary", 120)]);
     }
 }

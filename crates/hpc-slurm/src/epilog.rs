@@ -71,7 +71,8 @@ pub fn bundle_dir(failures: &JobFailures, job_id: u64, node: &str) -> String {
 }
 
 /// A bundle's `summary`: `key=value` lines as the Epilog writes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct FailureSummary {
     /// `job-id`.
     pub job_id: u64,

@@ -62,8 +62,8 @@ mod render;
 
 #[cfg(feature = "deploy")]
 pub use check::{
-    CheckError, CheckOptions, CheckReport, FailureCaptureResult, SbatchResult, SrunResult, check,
-    shared_dir,
+    BundleFile, CheckError, CheckOptions, CheckReport, FailureCaptureResult, SbatchResult,
+    SrunResult, check, shared_dir,
 };
 #[cfg(feature = "deploy")]
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy, deploy_with};

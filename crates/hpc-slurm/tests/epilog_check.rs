@@ -140,7 +140,7 @@ fn the_bundle_is_read_on_the_node_checked_and_removed() {
     assert_eq!(fc.bundle, format!("{DIR}/2/cn1"));
     assert_eq!(fc.summary.exit_code, "3:0");
     assert_eq!(
-        fc.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        fc.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["dmesg", "job", "slurmd.log", "summary"]
     );
     let log = exec.log.lock().unwrap();
