@@ -20,7 +20,7 @@ use crate::session::Session;
 pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
     let mut out = Vec::new();
     if cluster.mpi.is_some() {
-        out.push((Layer::Mpi, Vec::new() /* STUB mpi */));
+        out.push((Layer::Mpi, hpc_slurm::mpi::phases(cluster)));
     }
     if cluster.containers.is_some() {
         out.push((Layer::Containers, Vec::new() /* STUB oci */));
@@ -37,6 +37,17 @@ pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
 pub(crate) fn image_needs(cluster: &Cluster) -> (Vec<String>, Vec<(String, String)>) {
     let mut packages: Vec<String> = Vec::new();
     let mut scripts = Vec::new();
+    if cluster.mpi.is_some() {
+        packages.extend(
+            hpc_slurm::mpi::IMAGE_PACKAGES
+                .iter()
+                .map(|p| (*p).to_owned()),
+        );
+        scripts.push((
+            "mpi-check".to_owned(),
+            hpc_slurm::mpi::IMAGE_SCRIPT.to_owned(),
+        ));
+    }
     if cluster.monitoring.is_some() {
         packages.extend(hpc_monitor::IMAGE_PACKAGES.iter().map(|p| (*p).to_owned()));
         scripts.push((
@@ -49,6 +60,9 @@ pub(crate) fn image_needs(cluster: &Cluster) -> (Vec<String>, Vec<(String, Strin
 
 pub(crate) fn files(cluster: &Cluster) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
+    if cluster.mpi.is_some() {
+        out.extend(hpc_slurm::mpi::files(cluster));
+    }
     if cluster.monitoring.is_some() {
         out.extend(hpc_monitor::files(cluster));
     }
@@ -83,9 +97,21 @@ fn not_configured(section: &str) -> Error {
 }
 
 impl Session {
-    /// STUB
-    pub fn check_mpi(&self, _timeout: Duration) -> Result<StubCheck> {
-        Err(not_configured("mpi"))
+    /// `check mpi`: the project's MPI program with `srun --mpi=pmix` on every compute node
+    /// (an allreduce every rank takes part in; latency and bandwidth between two nodes).
+    pub fn check_mpi(&self, timeout: Duration) -> Result<hpc_slurm::mpi::MpiCheck> {
+        if self.cluster.mpi.is_none() {
+            return Err(not_configured("mpi"));
+        }
+        let opts = hpc_slurm::mpi::MpiCheckOptions {
+            timeout,
+            ..Default::default()
+        };
+        self.on_nodes(async |exec, _| hpc_slurm::mpi::check_mpi(exec, &self.cluster, &opts).await)?
+            .map_err(|e| Error::Check {
+                what: "mpi",
+                message: e.to_string(),
+            })
     }
     /// `check monitoring`: every target up through Prometheus's HTTP API (reached from this
     /// host), a query per node, the SLURM series against `sinfo`.
