@@ -244,6 +244,7 @@ pub(crate) fn check_slurm(
             "ok": true,
             "srun": r.srun.iter().map(|s| json!({"partition": s.partition, "nodes": s.nodes, "seconds": s.elapsed.as_secs_f64()})).collect::<Vec<_>>(),
             "sbatch": {"job": b.job_id, "partition": b.partition, "node": b.node, "output": b.output, "share": b.share, "seconds": b.elapsed.as_secs_f64(), "sacct": b.sacct_state},
+            "failure-capture": r.failure_capture,
         }));
         return Ok(ExitCode::SUCCESS);
     }

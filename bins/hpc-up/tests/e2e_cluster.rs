@@ -406,28 +406,44 @@ fn assert_beegfs_kernel_gate(bed: &LibvirtBed, cfg: &Path, nodes: &[&str], runni
     assert!(plan.ends_with("no changes\n"), "{plan}");
 }
 
-/// The layers after SLURM: `check mpi`, `check containers` and `check monitoring` pass,
-/// and the failed job `check slurm` ran on purpose left its bundle in the share.
+/// The layers after SLURM: a job that fails on purpose leaves its bundle (exit code, node,
+/// slurmd's and the kernel's log tails) in the share, seen from this host; `check mpi`,
+/// `check containers` and `check monitoring` pass (text and JSON).
 fn assert_stack(bed: &LibvirtBed, cfg: &str, dir: &Path) {
-    // the job `check slurm` failed on purpose: its bundle, seen from this host
-    let failures = dir.join("shared/job-failures");
-    let bundles: Vec<PathBuf> = fs_err::read_dir(&failures)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert!(
-        !bundles.is_empty(),
-        "no failure bundle in {}",
-        failures.display()
+    let o = hpc_up(
+        Some(bed),
+        &[
+            "ssh", cfg, "ctl", "--", "timeout", "300", "srun", "-N1", "-w", "cn2", "sh", "-c",
+            "exit 7",
+        ],
     );
-    let summary = fs_err::read_dir(&bundles[0])
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path().join("summary")))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("no summary under {}", bundles[0].display()));
+    assert!(!o.status.success(), "a job that exits 7 succeeded");
+    let t = Instant::now();
+    let failures = dir.join("shared/job-failures");
+    let summary = loop {
+        let found = fs_err::read_dir(&failures).ok().and_then(|jobs| {
+            jobs.filter_map(|e| e.ok().map(|e| e.path().join("cn2/summary")))
+                .find(|p| p.is_file())
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no failure bundle for cn2 in {}",
+            failures.display()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
     let text = fs_err::read_to_string(&summary).unwrap();
     eprintln!("{}:\n{text}", summary.display());
-    assert!(text.contains("exit"), "{text}");
+    assert!(text.contains("7:0"), "{text}");
+    assert!(text.contains("cn2"), "{text}");
+    let bundle = summary.parent().unwrap();
+    for f in ["slurmd.log", "dmesg"] {
+        let len = fs_err::metadata(bundle.join(f)).unwrap().len();
+        assert!(len > 0, "{f} of {} is empty", bundle.display());
+    }
 
     for (what, args) in [
         ("check mpi", vec!["check", "mpi", cfg]),

@@ -64,6 +64,12 @@ impl Session {
                     contents,
                 });
             }
+            if let Some(epilog) = hpc_slurm::epilog_script(cluster) {
+                out.push(Artefact {
+                    path: PathBuf::from("slurm").join("hpc-up-epilog"),
+                    contents: epilog,
+                });
+            }
         }
         out.extend(crate::beegfs::artefacts(self)?);
         // MPI, containers, monitoring: `<node>/<path on the node>`

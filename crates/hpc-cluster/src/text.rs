@@ -274,6 +274,26 @@ pub fn check_slurm(r: &hpc_slurm::CheckReport) -> String {
         sacct,
         String::new(),
     ]);
+    if let Some(f) = &r.failure_capture {
+        let files: Vec<String> = f
+            .files
+            .iter()
+            .map(|x| format!("{} ({} B)", x.name, x.bytes))
+            .collect();
+        t.add_row(vec![
+            "failure".into(),
+            f.partition.clone(),
+            format!(
+                "ok: job {} failed on purpose ({}) on {}, bundle {}: {}",
+                f.job_id,
+                f.exit_code,
+                f.node,
+                f.bundle,
+                files.join(", ")
+            ),
+            secs(Some(f.elapsed.as_secs_f64())),
+        ]);
+    }
     text(&t)
 }
 
