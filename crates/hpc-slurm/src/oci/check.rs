@@ -249,6 +249,12 @@ pub(crate) fn judge(
     }
 }
 
+/// The last lines of a command's output, for an error.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
 fn failed_node(node: &str, error: String) -> NodeContainerCheck {
     NodeContainerCheck {
         node: node.to_owned(),
@@ -339,7 +345,21 @@ pub async fn check_containers<E: Executor>(
         let r = match out {
             Ok(o) if o.status == Some(0) => {
                 let text = String::from_utf8_lossy(&o.stdout);
-                judge(node, name, constrain_ram, &parse_probe(&text), host_release)
+                let probe = parse_probe(&text);
+                if probe.job_id.is_none() {
+                    let mut r = failed_node(
+                        node,
+                        format!(
+                            "srun --container printed no job id; its output: {:?}, its messages: {:?}",
+                            tail(&text),
+                            tail(&String::from_utf8_lossy(&o.stderr))
+                        ),
+                    );
+                    r.host_release = host_release;
+                    r
+                } else {
+                    judge(node, name, constrain_ram, &probe, host_release)
+                }
             }
             Ok(o) => {
                 let err = String::from_utf8_lossy(&o.stderr).trim().to_owned();

@@ -1,0 +1,243 @@
+//! Containers in jobs through the real SLURM 22.05 daemons of the SSH test bed: the
+//! containers layer (`hpc_slurm::oci::phases`: `oci.conf`, the runtime's state directory,
+//! the bundles directory, `crun --version`) applied over SSH twice (the second changes
+//! nothing), then `hpc_slurm::oci::check_containers`: `srun --container=<bundle>` on the
+//! compute node, submitted on the controller, run by the bed's real slurmstepd with our
+//! `oci.conf` and the real crun. The step ran in the bundle when it printed the bundle's
+//! marker and trixie's os-release (the bed is bookworm).
+//!
+//! What the bed cannot show: the job's cgroup. Its hosts share this machine's hybrid cgroup
+//! tree (no systemd, so SLURM runs without cgroup constraints: `proctrack/linuxproc`, no job
+//! cgroups), and crun refuses to run at all on a hybrid host ("cgroups in hybrid mode not
+//! supported"), while slurmstepd fails on a cgroup v2 tree without systemd. So on the compute
+//! host crun alone sees a cgroup v2 tree, as on the guests: `/usr/bin/crun` is bind-mounted
+//! (in that host's mount namespace only) with a wrapper that mounts one in a mount namespace
+//! of its own and runs the real crun. The cgroup placement is proven on cgroup v2 by
+//! `oci_bundle.rs` and on the VMs by `hpc-up check containers`.
+#![allow(clippy::unwrap_used)] // tests panic on failure
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hpc_config::DebianRelease;
+use hpc_image::{BundleSpec, build_bundle};
+use hpc_slurm::{DeployOptions, NoObserver, Secrets, deploy};
+use hpc_tests::require;
+use hpc_tests::ssh_bed::SshBed;
+
+const KEY: [u8; 64] = *b"0123456789abcdef0123456789ABCDEF-not-a-secret-but-64-bytes-long!";
+
+fn have(bin: &str) -> bool {
+    ["/usr/sbin", "/usr/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(bin).exists())
+}
+
+/// The trixie bundle `oci_bundle.rs` builds (the same inputs: cached by key).
+fn built_bundle() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    if require(
+        fs_err::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+        "root",
+        "mmdebstrap --mode=root",
+    ) || require(have("mmdebstrap"), "mmdebstrap", "builds the bundle")
+        || require(
+            have("crun"),
+            "crun",
+            "runs the bundle (scripts/install-deps)",
+        )
+    {
+        return None;
+    }
+    let spec = BundleSpec {
+        name: "oci-test".into(),
+        release: DebianRelease::Trixie,
+        mirror: std::env::var("HPC_UP_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| "http://deb.debian.org/debian".into()),
+        packages: Vec::new(),
+    };
+    let dir =
+        PathBuf::from(std::env::var("HPC_UP_CHROOT_CACHE").unwrap_or_else(|_| "/var/tmp".into()))
+            .join("hpc-up-bundles");
+    let out = build_bundle(&spec, &dir, false, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    Some(out.path().to_path_buf())
+}
+
+fn cluster(bed: &SshBed, share: &Path) -> hpc_config::Cluster {
+    let ip = |n: &str| bed.host(n).unwrap().ip;
+    let net = ip("h01").octets();
+    let yaml = format!(
+        "name: bed
+libvirt:
+  uri: qemu:///system
+  domain-type: qemu
+network:
+  cidr: {}.{}.{}.0/24
+  bridge: hpcbr-bed
+  mode: isolated
+  domain: bed.test
+image:
+  release: bookworm
+  base: /nonexistent/base.qcow2
+state-dir: {state}
+virtiofs:
+  - tag: shared
+    host-path: {share}
+    mount-point: {share}
+controller:
+  nodes:
+    - name: h01
+      ip: {}
+compute:
+  - name: h{{index:02}}
+    count: 1
+    first-index: 2
+    first-ip: {}
+slurm:
+  partitions:
+    - name: debug
+      nodes: [\"h02\"]
+      default: true
+containers:
+  runtime: crun
+  bundles: {share}/containers
+  images:
+    - name: oci-test
+      release: trixie
+",
+        net[0],
+        net[1],
+        net[2],
+        ip("h01"),
+        ip("h02"),
+        state = bed.state_dir().join("cluster").display(),
+        share = share.display(),
+    );
+    hpc_config::load_str("bed.yaml", &yaml, &|_| None).unwrap()
+}
+
+/// The built bundle, in the bed's share (a symlink: crun follows it).
+fn bed_bundle(built: &Path, at: &Path) {
+    fs_err::create_dir_all(at.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(built, at).unwrap();
+}
+
+#[test]
+fn srun_container_runs_the_step_in_the_bundle_with_our_oci_conf() {
+    let Some(built) = built_bundle() else { return };
+    let Some(bed) = SshBed::with_daemons(
+        2,
+        &["munged", "slurmctld", "slurmd"],
+        "munge, slurmctld and slurmd (scripts/install-deps)",
+        "containers on the SSH test bed",
+    ) else {
+        return;
+    };
+    let share = bed.state_dir().join("shared");
+    let cluster = cluster(&bed, &share);
+    bed_bundle(&built, &share.join("containers/oci-test"));
+    let exec = bed.executor("oci-bed", None);
+    let secrets = Secrets {
+        munge_key: Some(&KEY),
+        db_password: None,
+    };
+    let opts = DeployOptions {
+        wait_timeout: Duration::from_secs(60),
+        ..DeployOptions::default()
+    };
+    bed.block_on(|| deploy(&exec, &cluster, &secrets, &opts))
+        .unwrap_or_else(|e| panic!("SLURM deploy failed:\n{e}"));
+
+    // The containers layer, twice: the second apply changes nothing.
+    let phases = hpc_slurm::oci::phases(&cluster);
+    for round in 0..2 {
+        let reports = bed
+            .block_on(|| hpc_remote::run_phases(&exec, &phases, &NoObserver))
+            .unwrap_or_else(|e| panic!("containers layer failed:\n{e}"));
+        let changed: usize = reports.iter().map(hpc_remote::PhaseReport::changed).sum();
+        if round == 0 {
+            assert!(changed > 0, "the first apply writes oci.conf");
+        } else {
+            assert_eq!(changed, 0, "second apply: {reports:?}");
+        }
+    }
+    let conf = bed.exec_on("h02", &["cat", hpc_slurm::oci::OCI_CONF_PATH]);
+    assert_eq!(
+        String::from_utf8_lossy(&conf.stdout),
+        hpc_slurm::oci::render_oci_conf(&cluster)
+    );
+
+    // crun sees a cgroup v2 tree only, as on the guests (see the module docs): in h02's own
+    // mount namespace, /usr/bin/crun is a wrapper that mounts one in a mount namespace of
+    // its own and runs the real crun (copied aside); slurmd and slurmstepd keep theirs.
+    let real = bed.state_dir().join("crun.real");
+    fs_err::copy("/usr/bin/crun", &real).unwrap();
+    let wrapper = bed.state_dir().join("crun-wrapper");
+    fs_err::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --mount --propagation private /bin/sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"' {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs_err::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bound = bed.exec_on(
+        "h02",
+        &[
+            "mount",
+            "--bind",
+            &wrapper.display().to_string(),
+            "/usr/bin/crun",
+        ],
+    );
+    assert!(bound.status.success(), "{bound:?}");
+    let report = bed
+        .block_on(|| {
+            hpc_slurm::oci::check_containers(&exec, &cluster, None, Duration::from_secs(60))
+        })
+        .unwrap_or_else(|e| panic!("check could not run: {e}"));
+    for l in report.lines() {
+        eprintln!("{l}");
+    }
+    let node = &report.nodes[0];
+    assert_eq!(node.node, "h02");
+    assert!(node.ran && node.job_id.is_some(), "{node:?}");
+    assert!(node.marker_ok, "{node:?}");
+    assert_eq!(node.release_seen.as_deref(), Some("trixie"), "{node:?}");
+    assert_eq!(node.host_release.as_deref(), Some("bookworm"), "{node:?}");
+    let key = fs_err::read_to_string(built.join("rootfs/etc/hpc-up-bundle")).unwrap();
+    assert_eq!(node.bundle_key.as_deref(), key.lines().nth(1), "{node:?}");
+
+    // A bundle that is not there: the check says how to build it.
+    let missing = cluster_without_bundle(&cluster);
+    let err = bed
+        .block_on(|| {
+            hpc_slurm::oci::check_containers(
+                &exec,
+                &missing,
+                Some("absent"),
+                Duration::from_secs(60),
+            )
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("hpc-up container build <file> absent"),
+        "{err}"
+    );
+}
+
+/// `cluster` with a second image that was never built.
+fn cluster_without_bundle(cluster: &hpc_config::Cluster) -> hpc_config::Cluster {
+    let mut c = cluster.clone();
+    let containers = c.containers.as_mut().unwrap();
+    let mut absent = containers.images[0].clone();
+    absent.name = "absent".parse().unwrap();
+    containers.images.push(absent);
+    c
+}
