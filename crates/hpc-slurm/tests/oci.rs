@@ -12,9 +12,17 @@ fn with_containers(release: DebianRelease, runtime: &str) -> hpc_config::Cluster
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/full-stack.yaml"),
     )
     .expect("example");
+    // Without its own `image.release` line and `containers:` section (a top-level key and
+    // the indented lines after it).
+    let mut in_containers = false;
     let text: String = text
         .lines()
-        .filter(|l| !l.starts_with("  release: ") && !l.starts_with("containers:"))
+        .filter(|l| {
+            if !l.starts_with([' ', '#']) && !l.is_empty() {
+                in_containers = l.starts_with("containers:");
+            }
+            !in_containers && !l.starts_with("  release: ")
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     let text = text.replacen(
