@@ -405,6 +405,34 @@ mod tests {
     }
 
     #[test]
+    fn the_report_has_a_line_per_node_and_a_verdict() {
+        let good = judge(
+            "cn1",
+            "base",
+            true,
+            &parse_probe(OUT),
+            Some("bookworm".into()),
+        );
+        let bad = failed_node("cn2", "srun --container exited with 1: no".into());
+        let report = ContainerCheck {
+            image: "base".into(),
+            bundle: "/shared/containers/base".into(),
+            runtime: "crun".into(),
+            ok: false,
+            nodes: vec![good, bad],
+        };
+        let lines = report.lines();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("cn1: ok: job 42 in trixie (node bookworm)"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].starts_with("cn2: FAILED"), "{}", lines[1]);
+        assert_eq!(lines[2], "containers (base with crun): FAILED");
+    }
+
+    #[test]
     fn a_step_outside_the_bundle_or_the_cgroup_fails() {
         let out = OUT
             .replace("base\n", "")
