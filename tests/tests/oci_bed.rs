@@ -1,18 +1,18 @@
 //! Containers in jobs through the real SLURM 22.05 daemons of the SSH test bed: the
 //! containers layer (`hpc_slurm::oci::phases`: `oci.conf`, the runtime's state directory,
-//! the bundles directory, `crun --version`) applied over SSH twice (the second changes
+//! the bundles directory, `<runtime> --version`) applied over SSH twice (the second changes
 //! nothing), then `hpc_slurm::oci::check_containers`: `srun --container=<bundle>` on the
 //! compute node, submitted on the controller, run by the bed's real slurmstepd with our
-//! `oci.conf` and the real crun. The step ran in the bundle when it printed the bundle's
+//! `oci.conf` and the real crun or runc. The step ran in the bundle when it printed the bundle's
 //! marker and trixie's os-release (the bed is bookworm).
 //!
 //! What the bed cannot show: the job's cgroup. Its hosts share this machine's hybrid cgroup
 //! tree (no systemd, so SLURM runs without cgroup constraints: `proctrack/linuxproc`, no job
 //! cgroups), and crun refuses to run at all on a hybrid host ("cgroups in hybrid mode not
 //! supported"), while slurmstepd fails on a cgroup v2 tree without systemd. So on the compute
-//! host crun alone sees a cgroup v2 tree, as on the guests: `/usr/bin/crun` is bind-mounted
-//! (in that host's mount namespace only) with a wrapper that mounts one in a mount namespace
-//! of its own and runs the real crun. The cgroup placement is proven on cgroup v2 by
+//! host the runtime alone sees a cgroup v2 tree, as on the guests: `/usr/bin/<runtime>` is
+//! bind-mounted (in that host's mount namespace only) with a wrapper that mounts one in a
+//! mount namespace of its own and runs the real runtime. The cgroup placement is proven on cgroup v2 by
 //! `oci_bundle.rs` and on the VMs by `hpc-up check containers`.
 #![allow(clippy::unwrap_used)] // tests panic on failure
 
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hpc_config::DebianRelease;
+use hpc_config::file::ContainerRuntime;
 use hpc_image::{BundleSpec, build_bundle};
 use hpc_slurm::{DeployOptions, NoObserver, Secrets, deploy};
 use hpc_tests::require;
@@ -34,7 +35,7 @@ fn have(bin: &str) -> bool {
 }
 
 /// The trixie bundle `oci_bundle.rs` builds (the same inputs: cached by key).
-fn built_bundle() -> Option<PathBuf> {
+fn built_bundle(runtime: ContainerRuntime) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     if require(
         fs_err::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
@@ -42,8 +43,8 @@ fn built_bundle() -> Option<PathBuf> {
         "mmdebstrap --mode=root",
     ) || require(have("mmdebstrap"), "mmdebstrap", "builds the bundle")
         || require(
-            have("crun"),
-            "crun",
+            have(runtime.as_str()),
+            runtime.as_str(),
             "runs the bundle (scripts/install-deps)",
         )
     {
@@ -63,7 +64,7 @@ fn built_bundle() -> Option<PathBuf> {
     Some(out.path().to_path_buf())
 }
 
-fn cluster(bed: &SshBed, share: &Path) -> hpc_config::Cluster {
+fn cluster(bed: &SshBed, share: &Path, runtime: ContainerRuntime) -> hpc_config::Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
     let net = ip("h01").octets();
     let yaml = format!(
@@ -99,7 +100,7 @@ slurm:
       nodes: [\"h02\"]
       default: true
 containers:
-  runtime: crun
+  runtime: {runtime}
   bundles: {share}/containers
   images:
     - name: oci-test
@@ -112,19 +113,39 @@ containers:
         ip("h02"),
         state = bed.state_dir().join("cluster").display(),
         share = share.display(),
+        runtime = runtime.as_str(),
     );
     hpc_config::load_str("bed.yaml", &yaml, &|_| None).unwrap()
 }
 
-/// The built bundle, in the bed's share (a symlink: crun follows it).
+/// A copy of the built bundle in the bed's share (runc refuses a rootfs behind a symlink,
+/// and slurmstepd names the rootfs through the `--container` path).
 fn bed_bundle(built: &Path, at: &Path) {
     fs_err::create_dir_all(at.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(built, at).unwrap();
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(built)
+        .arg(at)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
-fn srun_container_runs_the_step_in_the_bundle_with_our_oci_conf() {
-    let Some(built) = built_bundle() else { return };
+fn srun_container_runs_the_step_in_the_bundle_with_crun() {
+    srun_container_runs_the_step_in_the_bundle(ContainerRuntime::Crun);
+}
+
+#[test]
+fn srun_container_runs_the_step_in_the_bundle_with_runc() {
+    srun_container_runs_the_step_in_the_bundle(ContainerRuntime::Runc);
+}
+
+fn srun_container_runs_the_step_in_the_bundle(runtime: ContainerRuntime) {
+    let rt = runtime.as_str();
+    let Some(built) = built_bundle(runtime) else {
+        return;
+    };
     let Some(bed) = SshBed::with_daemons(
         2,
         &["munged", "slurmctld", "slurmd"],
@@ -134,7 +155,7 @@ fn srun_container_runs_the_step_in_the_bundle_with_our_oci_conf() {
         return;
     };
     let share = bed.state_dir().join("shared");
-    let cluster = cluster(&bed, &share);
+    let cluster = cluster(&bed, &share, runtime);
     bed_bundle(&built, &share.join("containers/oci-test"));
     let exec = bed.executor("oci-bed", None);
     let secrets = Secrets {
@@ -167,12 +188,14 @@ fn srun_container_runs_the_step_in_the_bundle_with_our_oci_conf() {
         hpc_slurm::oci::render_oci_conf(&cluster)
     );
 
-    // crun sees a cgroup v2 tree only, as on the guests (see the module docs): in h02's own
-    // mount namespace, /usr/bin/crun is a wrapper that mounts one in a mount namespace of
-    // its own and runs the real crun (copied aside); slurmd and slurmstepd keep theirs.
-    let real = bed.state_dir().join("crun.real");
-    fs_err::copy("/usr/bin/crun", &real).unwrap();
-    let wrapper = bed.state_dir().join("crun-wrapper");
+    // The runtime sees a cgroup v2 tree only, as on the guests (see the module docs): in
+    // h02's own mount namespace, /usr/bin/<runtime> is a wrapper that mounts one in a mount
+    // namespace of its own and runs the real runtime (copied aside); slurmd and slurmstepd
+    // keep theirs.
+    let bin = format!("/usr/bin/{rt}");
+    let real = bed.state_dir().join(format!("{rt}.real"));
+    fs_err::copy(&bin, &real).unwrap();
+    let wrapper = bed.state_dir().join(format!("{rt}-wrapper"));
     fs_err::write(
         &wrapper,
         format!(
@@ -188,12 +211,7 @@ fn srun_container_runs_the_step_in_the_bundle_with_our_oci_conf() {
     .unwrap();
     let bound = bed.exec_on(
         "h02",
-        &[
-            "mount",
-            "--bind",
-            &wrapper.display().to_string(),
-            "/usr/bin/crun",
-        ],
+        &["mount", "--bind", &wrapper.display().to_string(), &bin],
     );
     assert!(bound.status.success(), "{bound:?}");
     let report = bed
