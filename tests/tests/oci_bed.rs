@@ -219,6 +219,7 @@ fn srun_container_runs_the_step_in_the_bundle(runtime: ContainerRuntime) {
             hpc_slurm::oci::check_containers(&exec, &cluster, None, Duration::from_secs(60))
         })
         .unwrap_or_else(|e| panic!("check could not run: {e}"));
+    #[allow(clippy::print_stderr)] // the check's own lines, in the test's log
     for l in report.lines() {
         eprintln!("{l}");
     }
