@@ -23,6 +23,10 @@
 //! `MountSpoolDir`, `SrunPath`, … and `%U`. 22.05 needs `RunTimeQuery` with `RunTimeRun`;
 //! 24.11 does not but accepts it, so both get it.
 //!
+//! Jobs of root only: the runtime runs as the job's user, and as another user crun and runc
+//! run rootless, which needs a user namespace with uid mappings in `config.json` that the
+//! shared bundle does not declare (such a step fails in the runtime, naming why).
+//!
 //! Only slurmstepd (and 24.11's `scrun`) reads `oci.conf`; `srun` on the submitting node does
 //! not, so the file goes to the nodes that run slurmd only.
 
