@@ -25,7 +25,7 @@
 //!
 //! Jobs of root only: the runtime runs as the job's user, and as another user crun and runc
 //! run rootless, which needs a user namespace with uid mappings in `config.json` that the
-//! shared bundle does not declare (such a step fails in the runtime, naming why).
+//! shared bundle does not declare (untested: such a step is expected to fail in the runtime).
 //!
 //! Only slurmstepd (and 24.11's `scrun`) reads `oci.conf`; `srun` on the submitting node does
 //! not, so the file goes to the nodes that run slurmd only.
