@@ -64,6 +64,7 @@
 mod beegfs;
 mod cancel;
 mod checks;
+mod container;
 mod error;
 mod event;
 mod fsutil;
@@ -81,6 +82,7 @@ pub mod text;
 mod up;
 
 pub use cancel::CancelToken;
+pub use container::ContainerReport;
 pub use error::{Error, Result};
 pub use event::{Event, EventSink, Layer, NoEvents, NodeTimes, Timings};
 pub use fsutil::{Artefact, replace, write_atomic, write_tree};
@@ -92,6 +94,5 @@ pub use render::RenderReport;
 #[cfg(feature = "virt")]
 pub use session::Libvirt;
 pub use session::{Connector, Overrides, Session};
-pub use stack::ContainerReport;
 pub use state::{Identity, StateDir, StateLock};
 pub use up::{UpOptions, UpReport};

@@ -23,7 +23,7 @@ pub(crate) fn layers(cluster: &Cluster) -> Vec<(Layer, Vec<Phase>)> {
         out.push((Layer::Mpi, hpc_slurm::mpi::phases(cluster)));
     }
     if cluster.containers.is_some() {
-        out.push((Layer::Containers, Vec::new() /* STUB oci */));
+        out.push((Layer::Containers, hpc_slurm::oci::phases(cluster)));
     }
     if cluster.monitoring.is_some() {
         out.push((Layer::Monitoring, hpc_monitor::phases(cluster)));
@@ -48,6 +48,13 @@ pub(crate) fn image_needs(cluster: &Cluster) -> (Vec<String>, Vec<(String, Strin
             hpc_slurm::mpi::IMAGE_SCRIPT.to_owned(),
         ));
     }
+    if let Some(c) = &cluster.containers {
+        packages.extend(
+            hpc_slurm::oci::image_packages(c.runtime)
+                .iter()
+                .map(|p| (*p).to_owned()),
+        );
+    }
     if cluster.monitoring.is_some() {
         packages.extend(hpc_monitor::IMAGE_PACKAGES.iter().map(|p| (*p).to_owned()));
         scripts.push((
@@ -58,10 +65,18 @@ pub(crate) fn image_needs(cluster: &Cluster) -> (Vec<String>, Vec<(String, Strin
     (packages, scripts)
 }
 
+/// Every file the stack layers put on the nodes, as `(node, path, content)`.
 pub(crate) fn files(cluster: &Cluster) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     if cluster.mpi.is_some() {
         out.extend(hpc_slurm::mpi::files(cluster));
+    }
+    if cluster.containers.is_some() {
+        out.extend(
+            hpc_slurm::oci::files(cluster)
+                .into_iter()
+                .map(|f| (f.node, f.path.to_owned(), f.content)),
+        );
     }
     if cluster.monitoring.is_some() {
         out.extend(hpc_monitor::files(cluster));
@@ -124,43 +139,5 @@ impl Session {
                 what: "monitoring",
                 message: e.to_string(),
             })
-    }
-    /// STUB
-    pub fn check_containers(&self, _image: Option<&str>, _t: Duration) -> Result<StubCheck> {
-        Err(not_configured("containers"))
-    }
-    /// STUB
-    pub fn build_container(
-        &self,
-        _name: &str,
-        _force: bool,
-        _p: impl FnMut(&str),
-    ) -> Result<ContainerReport> {
-        Err(not_configured("containers"))
-    }
-}
-
-/// STUB
-#[derive(Debug, serde::Serialize)]
-pub struct StubCheck {
-    /// STUB
-    pub ok: bool,
-}
-impl StubCheck {
-    /// STUB
-    pub fn lines(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-/// STUB
-#[derive(Debug, serde::Serialize)]
-pub struct ContainerReport {
-    /// STUB
-    pub built: bool,
-}
-impl ContainerReport {
-    /// STUB
-    pub fn summary(&self) -> String {
-        String::new()
     }
 }

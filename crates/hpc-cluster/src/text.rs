@@ -42,11 +42,14 @@ fn ok(b: bool) -> &'static str {
     if b { "ok" } else { "FAIL" }
 }
 
+/// One layer's time of a node.
+type LayerTime = fn(&NodeTimes) -> Option<f64>;
+
 /// The node × phase table: when each node answered SSH and was done (seconds since `up`
 /// started), and how long its own seed wait, base, SLURM (and BeeGFS) phases took.
 pub fn timing_table(t: &Timings) -> String {
     // the layers after SLURM get a column when some node ran them
-    let extra: [(&str, fn(&NodeTimes) -> Option<f64>); 4] = [
+    let extra: [(&str, LayerTime); 4] = [
         ("beegfs", |n| n.beegfs),
         ("mpi", |n| n.mpi),
         ("containers", |n| n.containers),
