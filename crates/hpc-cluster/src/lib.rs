@@ -9,11 +9,12 @@
 //! |---|---|
 //! | [`Session::render`], [`Session::render_to`] | every artefact the planners produce (pure) |
 //! | [`Session::plan`] | libvirt changes per connection, host-step changes with diffs per running node |
-//! | [`Session::up`] | preflight, seeds, libvirt, then every node as it answers SSH: base, SLURM, BeeGFS |
+//! | [`Session::up`] | preflight, seeds, libvirt, then every node as it answers SSH: base, SLURM, BeeGFS, MPI, containers, monitoring |
 //! | [`Session::down`] | everything the cluster owns, also after a crash |
 //! | [`Session::status`], [`Session::start`], [`Session::stop`] | the VMs |
-//! | [`Session::check_virtiofs`], [`Session::check_slurm`], [`Session::check_beegfs`] | a running cluster |
+//! | [`Session::check_virtiofs`], [`Session::check_slurm`], [`Session::check_beegfs`], [`Session::check_mpi`], [`Session::check_containers`], [`Session::check_monitoring`] | a running cluster |
 //! | [`Session::build_image`] | the guest image, from Debian packages |
+//! | [`Session::build_container`] | a container image (OCI bundle) for `srun --container` |
 //!
 //! Everything that touches libvirt is generic over a [`Connector`] ([`Libvirt`] with the
 //! default `virt` feature, or any [`hpc_libvirt::Hypervisor`]); everything that touches the
