@@ -258,6 +258,34 @@ impl SshBed {
         &self.state
     }
 
+    /// The head of a cluster file for this bed, up to and including `state-dir:` (so a test
+    /// appends `controller:` and the rest): cluster `name`, libvirt `qemu:///system`, the
+    /// bed's /24 (h01's) on `bridge` (isolated, domain `bed.test`), an image base that does
+    /// not exist (nothing boots one), its `release` if given, and the state dir `cluster`
+    /// under the bed's.
+    pub fn cluster_head(&self, name: &str, bridge: &str, release: Option<&str>) -> String {
+        let [a, b, c, _] = self
+            .host("h01")
+            .map_or_else(|| panic!("the bed has no h01"), |h| h.ip.octets());
+        let release = release.map_or_else(String::new, |r| format!("  release: {r}\n"));
+        format!(
+            "name: {name}
+libvirt:
+  uri: qemu:///system
+  domain-type: qemu
+network:
+  cidr: {a}.{b}.{c}.0/24
+  bridge: {bridge}
+  mode: isolated
+  domain: bed.test
+image:
+  base: /nonexistent/base.qcow2
+{release}state-dir: {state}
+",
+            state = self.state.join("cluster").display(),
+        )
+    }
+
     /// The client's private key, which every host's root accepts.
     pub fn key_path(&self) -> PathBuf {
         self.state.join("ssh").join("id_ed25519")

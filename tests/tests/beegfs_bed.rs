@@ -86,7 +86,6 @@ struct Opts<'a> {
 /// storage); no clients. Directories under /var (each host's own overlay).
 fn cluster_file(bed: &SshBed, release: &str, o: Opts<'_>) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
-    let net = ip("h01").octets();
     let tls = match o.cert {
         Some((cert, key)) if o.tls => format!(
             "  tls: true\n  tls-cert-file: {}\n  tls-key-file: {}\n",
@@ -96,19 +95,7 @@ fn cluster_file(bed: &SshBed, release: &str, o: Opts<'_>) -> Cluster {
         _ => "  tls: false\n".to_owned(),
     };
     let yaml = format!(
-        "name: bgbed
-libvirt:
-  uri: qemu:///system
-  domain-type: qemu
-network:
-  cidr: {}.{}.{}.0/24
-  bridge: hpcbr-bgbed
-  mode: isolated
-  domain: bed.test
-image:
-  base: /nonexistent/base.qcow2
-state-dir: {state}
-controller:
+        "{head}controller:
   nodes:
     - name: h01
       ip: {}
@@ -131,12 +118,9 @@ beegfs:
     meta:
       tuneNumWorkers: {workers}
 ",
-        net[0],
-        net[1],
-        net[2],
         ip("h01"),
         ip("h02"),
-        state = bed.state_dir().join("cluster").display(),
+        head = bed.cluster_head("bgbed", "hpcbr-bgbed", None),
         workers = o.meta_workers,
     );
     let mut c =

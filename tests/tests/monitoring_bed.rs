@@ -37,21 +37,8 @@ fn cluster(bed: &SshBed) -> Cluster {
 /// The bed's cluster with Prometheus's `retention` and `extra` at the end of its file.
 fn cluster_with(bed: &SshBed, retention: &str, extra: &str) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
-    let net = ip("h01").octets();
     let yaml = format!(
-        "name: bed
-libvirt:
-  uri: qemu:///system
-  domain-type: qemu
-network:
-  cidr: {}.{}.{}.0/24
-  bridge: hpcbr-bed
-  mode: isolated
-  domain: bed.test
-image:
-  base: /nonexistent/base.qcow2
-state-dir: {state}
-controller:
+        "{head}controller:
   nodes:
     - name: h01
       ip: {}
@@ -65,12 +52,9 @@ monitoring:
   retention: {retention}
   scrape-interval: 1s
 {extra}",
-        net[0],
-        net[1],
-        net[2],
         ip("h01"),
         ip("h02"),
-        state = bed.state_dir().join("cluster").display(),
+        head = bed.cluster_head("bed", "hpcbr-bed", None),
     );
     hpc_config::load_str("bed.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e:?}"))
 }

@@ -48,22 +48,8 @@ fn bed() -> Option<SshBed> {
 
 fn cluster(bed: &SshBed) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
-    let net = ip("h01").octets();
     let yaml = format!(
-        "name: mpibed
-libvirt:
-  uri: qemu:///system
-  domain-type: qemu
-network:
-  cidr: {}.{}.{}.0/24
-  bridge: hpcbr-mpi
-  mode: isolated
-  domain: bed.test
-image:
-  base: /nonexistent/base.qcow2
-  release: bookworm
-state-dir: {state}
-controller:
+        "{head}controller:
   nodes:
     - name: h01
       ip: {}
@@ -80,12 +66,9 @@ slurm:
 mpi:
   default: pmix
 ",
-        net[0],
-        net[1],
-        net[2],
         ip("h01"),
         ip("h02"),
-        state = bed.state_dir().join("cluster").display(),
+        head = bed.cluster_head("mpibed", "hpcbr-mpi", Some("bookworm")),
     );
     hpc_config::load_str("mpibed.yaml", &yaml, &|_| None).unwrap()
 }

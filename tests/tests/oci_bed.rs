@@ -66,22 +66,8 @@ fn built_bundle(runtime: ContainerRuntime) -> Option<PathBuf> {
 
 fn cluster(bed: &SshBed, share: &Path, runtime: ContainerRuntime) -> hpc_config::Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
-    let net = ip("h01").octets();
     let yaml = format!(
-        "name: bed
-libvirt:
-  uri: qemu:///system
-  domain-type: qemu
-network:
-  cidr: {}.{}.{}.0/24
-  bridge: hpcbr-bed
-  mode: isolated
-  domain: bed.test
-image:
-  release: bookworm
-  base: /nonexistent/base.qcow2
-state-dir: {state}
-virtiofs:
+        "{head}virtiofs:
   - tag: shared
     host-path: {share}
     mount-point: {share}
@@ -106,12 +92,9 @@ containers:
     - name: oci-test
       release: trixie
 ",
-        net[0],
-        net[1],
-        net[2],
         ip("h01"),
         ip("h02"),
-        state = bed.state_dir().join("cluster").display(),
+        head = bed.cluster_head("bed", "hpcbr-bed", Some("bookworm")),
         share = share.display(),
         runtime = runtime.as_str(),
     );

@@ -42,7 +42,6 @@ fn cluster(bed: &SshBed, accounting: bool) -> Cluster {
 /// [`cluster`] with `extra` lines in its `slurm:` section.
 fn cluster_with(bed: &SshBed, accounting: bool, extra: &str) -> Cluster {
     let ip = |n: &str| bed.host(n).unwrap().ip;
-    let net = ip("h01").octets();
     let share = bed.state_dir().join("shared");
     fs_err::create_dir_all(&share).unwrap();
     let accounting = if accounting {
@@ -51,19 +50,7 @@ fn cluster_with(bed: &SshBed, accounting: bool, extra: &str) -> Cluster {
         ""
     };
     let yaml = format!(
-        "name: bed
-libvirt:
-  uri: qemu:///system
-  domain-type: qemu
-network:
-  cidr: {}.{}.{}.0/24
-  bridge: hpcbr-bed
-  mode: isolated
-  domain: bed.test
-image:
-  base: /nonexistent/base.qcow2
-state-dir: {state}
-virtiofs:
+        "{head}virtiofs:
   - tag: shared
     host-path: {share}
     mount-point: {share}
@@ -82,12 +69,9 @@ slurm:
       nodes: [\"h[02-04]\"]
       default: true
 {accounting}{extra}",
-        net[0],
-        net[1],
-        net[2],
         ip("h01"),
         ip("h02"),
-        state = bed.state_dir().join("cluster").display(),
+        head = bed.cluster_head("bed", "hpcbr-bed", None),
         share = share.display(),
     );
     hpc_config::load_str("bed.yaml", &yaml, &|_| None).unwrap()
