@@ -2,9 +2,11 @@
 //! on one client, and on every client at once a round trip with throughput and a read of
 //! another client's file. Every failure is collected; nothing stops the check early.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use hpc_config::Cluster;
-use hpc_remote::{CommandOutput, Executor, HostError};
+use hpc_remote::{CommandOutput, Executor, HostError, Wait, wait_for};
 use serde::Serialize;
 
 use crate::check::{
@@ -134,6 +136,52 @@ pub enum CheckError {
     NoClients,
 }
 
+/// How long an unreachable server is asked after again before the check calls it so.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The server list asked for again, alone, until every server answers or [`RECHECK`] has
+/// passed; the last list seen (or `first` when none could be read). A reachability check is
+/// one heartbeat per server, first asked while the other tools run on the same node: on a
+/// busy emulated node one reply can come too late for the tool (seen in CI: the management
+/// service active and serving, reported unreachable once).
+async fn recheck_servers<E: Executor>(
+    exec: &E,
+    node: &str,
+    commands: &[(&'static str, Vec<String>)],
+    first: Vec<ServerStatus>,
+) -> Vec<ServerStatus> {
+    let Some((label, argv)) = commands
+        .iter()
+        .find(|(l, _)| matches!(*l, "nodes" | "check-servers"))
+    else {
+        return first;
+    };
+    let r = wait_for(RECHECK, Duration::from_secs(3), || async {
+        let o = exec.run(node, argv).await.map_err(|_| Wait::Retry(None))?;
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let parsed = match *label {
+            "nodes" => parse_node_list(&stdout),
+            _ => parse_check_servers(&stdout),
+        };
+        match parsed {
+            Ok(list)
+                if list
+                    .iter()
+                    .all(|s| s.kind == NodeKind::Client || s.reachable) =>
+            {
+                Ok(list)
+            }
+            Ok(list) => Err(Wait::Retry(Some(list))),
+            Err(_) => Err(Wait::Retry(None)),
+        }
+    })
+    .await;
+    match r {
+        Ok(list) => list,
+        Err(e) => e.into_last().flatten().unwrap_or(first),
+    }
+}
+
 fn parse_into<T>(into: &mut Vec<T>, r: Result<Vec<T>, ParseError>) -> Result<(), ParseError> {
     into.extend(r?);
     Ok(())
@@ -215,6 +263,12 @@ pub async fn check_cluster<E: Executor>(
         if o.status != Some(0) && !judged_by_lines {
             failures.push(format!("{tool_node}: {label} {}", exit_failure(&o)));
         }
+    }
+    if servers
+        .iter()
+        .any(|s| s.kind != NodeKind::Client && !s.reachable)
+    {
+        servers = recheck_servers(exec, &tool_node, &commands, servers).await;
     }
     let roles = roles(cluster);
     for s in servers
