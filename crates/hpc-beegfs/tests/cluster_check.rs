@@ -151,6 +151,25 @@ fn an_unreachable_server_and_an_unhealthy_target_fail() {
 }
 
 #[test]
+fn a_server_unreachable_once_is_asked_after_again() {
+    // The first server list has cn03 unreachable (a heartbeat answered late); the next one
+    // has every server reachable: the check passes, having asked twice.
+    let exec = FakeBeegfs::healthy_7();
+    exec.first_answer.lock().unwrap().insert(
+        "beegfs-check-servers",
+        fake::out(0, fake::fixture("check-servers-7.txt"), ""),
+    );
+    let c = check(&exec, "7.4.6");
+    assert!(c.failures.is_empty(), "{:#?}", c.failures);
+    let asked = exec
+        .ran_on("ctl")
+        .iter()
+        .filter(|a| a.first().is_some_and(|a| a == "beegfs-check-servers"))
+        .count();
+    assert_eq!(asked, 2);
+}
+
+#[test]
 fn the_8x_fixtures_fail_on_reachability_targets_health_and_registration() {
     let c = check(&FakeBeegfs::fixtures_8(), "8.1.0");
     assert_eq!(

@@ -72,6 +72,8 @@ pub(crate) struct FakeBeegfs {
     /// Output of each tool, by the first argument that names it: `beegfs-check-servers`,
     /// `--listtargets`, `beegfs-df`, `node`, `target`, `health`.
     pub(crate) tools: BTreeMap<&'static str, CommandOutput>,
+    /// A tool's first answer, when it differs from its later ones (`tools`).
+    pub(crate) first_answer: Mutex<BTreeMap<&'static str, CommandOutput>>,
     /// Clients whose round trip fails (the disk is full).
     pub(crate) roundtrip_fails: BTreeSet<String>,
     /// Clients whose mount point is a local directory, not BeeGFS.
@@ -219,6 +221,9 @@ impl FakeBeegfs {
         } else {
             argv.first()?.as_str()
         };
+        if let Some(o) = self.first_answer.lock().unwrap().remove(key) {
+            return Some(o);
+        }
         self.tools.get(key).cloned()
     }
 
