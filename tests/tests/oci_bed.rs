@@ -124,7 +124,16 @@ fn srun_container_runs_the_step_in_the_bundle_with_runc() {
     srun_container_runs_the_step_in_the_bundle(ContainerRuntime::Runc);
 }
 
+/// One bed at a time: the bed hosts share this machine's cgroup v1 hierarchies, and both
+/// tests' slurmstepd would put job 1 of node h02 at the same path
+/// (`/sys/fs/cgroup/freezer/slurm_h02/uid_0/job_1`); run side by side, one step's cgroup
+/// was removed under the other ("proctrack_g_add: Bad address" in CI).
+static ONE_BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn srun_container_runs_the_step_in_the_bundle(runtime: ContainerRuntime) {
+    let _one = ONE_BED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let rt = runtime.as_str();
     let Some(built) = built_bundle(runtime) else {
         return;
