@@ -7,15 +7,22 @@
 //! from it. Nothing is added to the root network namespace: talk to the hosts from the bed's
 //! admin namespace, either with `ip netns exec <ctl> ssh -F <state>/ssh/config h01 …` or, from
 //! Rust, inside [`SshBed::in_netns`].
+//!
+//! A host can also be a hypervisor: [`SshBed::start_libvirtd`] runs virtlogd and libvirtd
+//! inside it (`tests/testbed/host-libvirtd`), and [`SshBed::libvirt_uri`] is the
+//! `qemu+ssh://` URI that reaches it from the ctl namespace through the host's sshd; open it
+//! inside [`SshBed::in_ctl_home`], where OpenSSH finds the bed's pinned host keys.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sched::{CloneFlags, setns};
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -52,7 +59,25 @@ pub struct SshBed {
     ctl_netns: String,
     hosts: Vec<BedHost>,
     options: BedOptions,
+    /// Numbers the client homes made by [`SshBed::in_ctl_home_with`].
+    homes: AtomicU32,
     _lock: File,
+}
+
+/// What a bed host needs to be a hypervisor ([`SshBed::start_libvirtd`]): libvirtd and
+/// virtlogd (`libvirt-daemon-system`), virsh (`libvirt-clients`), QEMU (`qemu-system-x86`),
+/// and on the hosts' side of `qemu+ssh://`, `virt-ssh-helper` (`libvirt-daemon`). The hosts
+/// share the machine's `/usr`, so what the machine has, every host has.
+pub fn libvirt_installed() -> bool {
+    [
+        "/usr/sbin/libvirtd",
+        "/usr/sbin/virtlogd",
+        "/usr/bin/virsh",
+        "/usr/bin/virt-ssh-helper",
+        "/usr/bin/qemu-system-x86_64",
+    ]
+    .iter()
+    .all(|p| Path::new(p).exists())
 }
 
 /// The directory of the bed's scripts (`testbed-up`, `testbed-down`, `hostinit`).
@@ -180,6 +205,7 @@ impl SshBed {
             ctl_netns: String::new(),
             hosts: Vec::new(),
             options,
+            homes: AtomicU32::new(0),
             _lock: lock,
         };
         // A test process that died without dropping its bed left this slot's bed behind.
@@ -440,6 +466,139 @@ image:
                 .build()
                 .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
                 .block_on(f())
+        })
+    }
+
+    /// Start virtlogd and libvirtd (QEMU driver) inside host `name` (`host-libvirtd start`)
+    /// and wait until libvirtd answers. Idempotent. The daemons run in the host's network,
+    /// UTS and PID namespaces and a mount namespace below the host's, so its `/run` (their
+    /// sockets and pid files), `/etc` and `/var` are the host's own; libvirt's object
+    /// directories are private and empty, and `/dev/kvm` is hidden (guests run under TCG). Any
+    /// network they make lives in the host's network namespace. They end when the bed is
+    /// dropped (`testbed-down` stops them by PID before it ends the hosts) or with
+    /// [`SshBed::stop_libvirtd`]. See `tests/testbed/README.md`, "Hypervisor hosts".
+    pub fn start_libvirtd(&self, name: &str) -> Result<(), String> {
+        self.host(name)
+            .ok_or_else(|| format!("the bed has no host {name}"))?;
+        self.script("host-libvirtd", &["start", name]).map(drop)
+    }
+
+    /// Destroy and undefine every domain, network and pool of host `name`'s libvirtd, then
+    /// stop the daemons [`SshBed::start_libvirtd`] started there (by PID). Idempotent.
+    pub fn stop_libvirtd(&self, name: &str) -> Result<(), String> {
+        self.host(name)
+            .ok_or_else(|| format!("the bed has no host {name}"))?;
+        self.script("host-libvirtd", &["stop", name]).map(drop)
+    }
+
+    /// PIDs (in the root PID namespace) of the libvirtd and virtlogd that
+    /// [`SshBed::start_libvirtd`] started in host `name`, those that still live.
+    pub fn libvirtd_pids(&self, name: &str) -> Vec<i32> {
+        ["libvirtd.pid", "virtlogd.pid"]
+            .iter()
+            .filter_map(|f| read_pid(&self.state.join("hosts").join(name).join(f)))
+            .filter(|p| alive(*p))
+            .collect()
+    }
+
+    /// The libvirt URI of host `name`'s daemon as a deployer on the ctl host would write it:
+    /// `qemu+ssh://root@<ip>/system?keyfile=<bed key>`. libvirt runs the OpenSSH client
+    /// (`ssh -l root -i <key> -T -e none -- <ip> sh -c '…virt-ssh-helper qemu:///system…'`;
+    /// `nc -U` only where the host has no `virt-ssh-helper`, which bed hosts have). The URI
+    /// carries no `no_verify`: the host key is checked, against `~/.ssh/known_hosts` of the
+    /// passwd home (`ssh` ignores `$HOME` there), so open it inside [`SshBed::in_ctl_home`].
+    pub fn libvirt_uri(&self, name: &str) -> String {
+        let ip = self
+            .host(name)
+            .map_or_else(|| panic!("the bed has no host {name}"), |h| h.ip);
+        format!(
+            "qemu+ssh://root@{ip}/system?keyfile={}",
+            self.key_path().display()
+        )
+    }
+
+    /// Run `f` as a client on the ctl host: on a new thread in the ctl network namespace (as
+    /// [`SshBed::in_netns`]) and in a mount namespace of its own in which `/root` is a
+    /// directory of the bed (`<state>/ctl-homes/bed`) whose `.ssh` holds the bed's
+    /// `known_hosts` and a `config` (`StrictHostKeyChecking yes`, `BatchMode yes`, no global
+    /// known hosts). Every `ssh` started from `f` (libvirt's `qemu+ssh://` transport opened by
+    /// [`hpc_libvirt::VirtHypervisor::connect`] or `Connect::open`, or a `Command`) thus
+    /// verifies the hosts against the keys the bed generated, and the machine's own `/root`
+    /// is never read or written. A connection opened in `f` keeps working after `f` returns:
+    /// its `ssh` process was forked inside the namespaces and stays there.
+    ///
+    /// Why this and not another way: libvirt's `ssh` transport has no URI parameter for a
+    /// known-hosts file (`known_hosts=` only applies to `qemu+libssh://`), and OpenSSH reads
+    /// `~/.ssh` from the passwd entry, not `$HOME`; `no_verify=1` would skip the check that
+    /// matters, and `command=` (a wrapper around `ssh`) would test a URI no deployer writes.
+    /// A private mount namespace keeps the URI exactly as hpc-up writes it.
+    pub fn in_ctl_home<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let home = self.ctl_home("bed", &self.known_hosts_path());
+        self.in_ctl_home_at(home, f)
+    }
+
+    /// [`SshBed::in_ctl_home`] with another `known_hosts` file (a fresh home per call), for
+    /// tests of host key verification.
+    pub fn in_ctl_home_with<T: Send>(&self, known_hosts: &Path, f: impl FnOnce() -> T + Send) -> T {
+        let n = self.homes.fetch_add(1, Ordering::Relaxed);
+        let home = self.ctl_home(&format!("custom-{n}"), known_hosts);
+        self.in_ctl_home_at(home, f)
+    }
+
+    /// `<state>/ctl-homes/<dir>`: a root home (0700) whose `.ssh` has `known_hosts` (copied
+    /// from `known_hosts`) and `config`.
+    fn ctl_home(&self, dir: &str, known_hosts: &Path) -> PathBuf {
+        const CONFIG: &str = "# the SSH test bed's client settings (SshBed::in_ctl_home)
+Host *
+  StrictHostKeyChecking yes
+  BatchMode yes
+  GlobalKnownHostsFile /dev/null
+  HostKeyAlgorithms ssh-ed25519
+  ConnectTimeout 10
+";
+        let home = self.state.join("ctl-homes").join(dir);
+        let ssh = home.join(".ssh");
+        // Written beside and renamed into place: an `ssh` of an earlier call may be reading.
+        let put = |name: &str, text: &[u8]| -> std::io::Result<()> {
+            let tmp = ssh.join(format!("{name}.tmp"));
+            fs_err::write(&tmp, text)?;
+            fs_err::set_permissions(&tmp, Permissions::from_mode(0o600))?;
+            fs_err::rename(&tmp, ssh.join(name))
+        };
+        let made = (|| -> std::io::Result<()> {
+            fs_err::create_dir_all(&ssh)?;
+            for d in [&home, &ssh] {
+                fs_err::set_permissions(d, Permissions::from_mode(0o700))?;
+            }
+            put("known_hosts", &fs_err::read(known_hosts)?)?;
+            put("config", CONFIG.as_bytes())
+        })();
+        made.unwrap_or_else(|e| panic!("client home {}: {e}", home.display()));
+        home
+    }
+
+    fn in_ctl_home_at<T: Send>(&self, home: PathBuf, f: impl FnOnce() -> T + Send) -> T {
+        self.in_netns(move || {
+            // Only this thread: unshare(CLONE_NEWNS) also unshares its CLONE_FS.
+            unshare(CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| panic!("unshare(mount): {e}"));
+            // Private first, so that the bind mount below does not propagate to the machine.
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .unwrap_or_else(|e| panic!("make / private: {e}"));
+            mount(
+                Some(&home),
+                "/root",
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .unwrap_or_else(|e| panic!("bind {} over /root: {e}", home.display()));
+            f()
         })
     }
 
