@@ -67,6 +67,18 @@ pub struct ClusterFile {
     #[schemars(example = &serde_json::json!({"uri": "qemu:///system", "domain-type": "kvm"}))]
     pub libvirt: LibvirtSettings,
 
+    /// The libvirt hypervisor hosts the cluster is spread over. Without this list every node
+    /// lives on its `libvirt.uri` (default `qemu:///system`). With it, each node lives on one
+    /// of these hosts: the one its `host` names, else the one hpc-up places it on (the host
+    /// with the fewest vCPUs placed so far where it fits); `libvirt.uri` is then not allowed
+    /// anywhere. At most 64 hosts.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!([
+        {"name": "hv1", "uri": "qemu:///system", "address": "192.168.50.1", "capacity": {"vcpus": 16, "memory": "64GiB"}},
+        {"name": "hv2", "uri": "qemu+ssh://root@192.168.50.2/system", "address": "192.168.50.2"}
+    ]))]
+    pub hosts: Vec<HostEntry>,
+
     /// The cluster network: one libvirt network with a bridge, static DHCP entries and DNS.
     #[schemars(example = &serde_json::json!({"cidr": "10.77.0.0/24", "bridge": "hpcbr0"}))]
     pub network: NetworkSettings,
@@ -304,11 +316,52 @@ pub struct JobFailures {
     pub log_lines: Option<u32>,
 }
 
+/// One libvirt hypervisor host of a cluster spread over several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HostEntry {
+    /// The host's name, which a node group's or node's `host` refers to (written like a node
+    /// name). Unique among the hosts.
+    #[schemars(example = &"hv1")]
+    pub name: NodeName,
+
+    /// The libvirt connection URI of the host. Unique among the hosts, and at most one host
+    /// may have a local URI (no host part, like `qemu:///system`): this machine.
+    #[schemars(example = &"qemu+ssh://root@192.168.50.2/system")]
+    pub uri: ConnectUri,
+
+    /// The IPv4 address the other hosts reach this one on (the underlay of the cluster
+    /// network between hosts). Required when there are two or more hosts; unique among the
+    /// hosts, and outside the cluster network.
+    #[serde(default)]
+    #[schemars(example = &"192.168.50.2")]
+    pub address: Option<Ipv4Addr>,
+
+    /// What hpc-up may place on the host, all nodes together. Default: no limit.
+    #[serde(default)]
+    #[schemars(example = &serde_json::json!({"vcpus": 16, "memory": "64GiB"}))]
+    pub capacity: Option<HostCapacity>,
+}
+
+/// What hpc-up may place on one host: the sum of its nodes' vCPUs and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HostCapacity {
+    /// Virtual CPUs of all the host's nodes together (at least 1).
+    #[schemars(example = 16, range(min = 1))]
+    pub vcpus: u32,
+
+    /// Memory of all the host's nodes together (at least 128MiB, the smallest node).
+    #[schemars(example = &"64GiB")]
+    pub memory: ByteSize,
+}
+
 /// Where VMs are defined and how they are accelerated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct LibvirtSettings {
     /// libvirt connection URI. A node on another host uses `qemu+ssh://HOST/system`.
+    /// Not allowed when the file has a `hosts:` list (a node's `host` names its host then).
     /// Default: `qemu:///system`.
     #[serde(default)]
     #[schemars(example = &"qemu:///system")]
@@ -499,6 +552,12 @@ pub struct NodeGroup {
     #[schemars(example = &serde_json::json!({"domain-type": "qemu"}))]
     pub libvirt: LibvirtSettings,
 
+    /// The host of `hosts:` every node of this group lives on (a node may name its own).
+    /// Default: hpc-up places each node on a host where it fits.
+    #[serde(default)]
+    #[schemars(example = &"hv1")]
+    pub host: Option<NodeName>,
+
     /// Host directories shared into every node of this group.
     #[serde(default)]
     #[schemars(example = &serde_json::json!([{"tag": "datasets", "host-path": "/data/datasets", "mount-point": "/mnt/datasets", "readonly": true}]))]
@@ -527,6 +586,12 @@ pub struct NodeEntry {
     #[serde(default)]
     #[schemars(example = &serde_json::json!({"uri": "qemu+ssh://root@host2/system"}))]
     pub libvirt: LibvirtSettings,
+
+    /// The host of `hosts:` this node lives on. Default: its group's `host`, else the host
+    /// hpc-up places it on.
+    #[serde(default)]
+    #[schemars(example = &"hv2")]
+    pub host: Option<NodeName>,
 
     /// Host directories shared into this node, in addition to the group's.
     #[serde(default)]

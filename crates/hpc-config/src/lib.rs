@@ -46,8 +46,9 @@ pub use diagnostic::{ConfigErrors, LoadError, Problem};
 pub use file::ClusterFile;
 pub use load::{load_file, load_str, parse_str, read_file};
 pub use model::{
-    Beegfs, BeegfsPackageSource, Cluster, ContainerImage, Containers, Image, JobFailures, MacAddr,
-    Monitoring, Mount, Mpi, Network, Node, NodeGpus, Role, Slurm, SlurmPartition, Ssh,
+    Beegfs, BeegfsPackageSource, Cluster, ContainerImage, Containers, Host, HostCapacity, Image,
+    JobFailures, MacAddr, Monitoring, Mount, Mpi, Network, Node, NodeGpus, Role, Slurm,
+    SlurmPartition, Ssh,
 };
 pub use schema::{SCHEMA_ID, json_schema, schema_text};
 pub use types::DebianRelease;

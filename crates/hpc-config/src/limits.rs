@@ -47,6 +47,9 @@ pub const MAX_PCI_PER_NODE: usize = 16;
 /// Most SLURM partitions, and most GPU entries.
 pub const MAX_PARTITIONS: usize = 256;
 
+/// Most libvirt hosts in `hosts:` (placement compares every node with every host).
+pub const MAX_HOSTS: usize = 64;
+
 /// Most problems reported for one file; the rest are counted ("… and N more").
 pub const MAX_PROBLEMS: usize = 100;
 

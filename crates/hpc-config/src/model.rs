@@ -31,6 +31,10 @@ pub struct Cluster {
     pub state_dir: PathBuf,
     /// SSH access.
     pub ssh: Ssh,
+    /// The libvirt hosts of a cluster spread over several, in file order; empty when the file
+    /// has no `hosts:` list (then every node's [`Node::uri`] is its own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Host>,
     /// Every node: controllers first, then compute nodes, in file order.
     pub nodes: Vec<Node>,
     /// SLURM, when configured.
@@ -49,6 +53,16 @@ impl Cluster {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name.as_str() == name)
+    }
+    /// The host called `name` (of `hosts:`).
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name.as_str() == name)
+    }
+    /// The nodes placed on the host called `name`, in cluster order.
+    pub fn nodes_on<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.nodes
+            .iter()
+            .filter(move |n| n.host.as_ref().is_some_and(|h| h.as_str() == name))
     }
     /// The controllers.
     pub fn controllers(&self) -> impl Iterator<Item = &Node> {
@@ -75,6 +89,32 @@ pub struct Network {
     pub domain: DnsDomain,
     /// The host's address on the bridge.
     pub gateway: Ipv4Addr,
+}
+
+/// One libvirt hypervisor host of `hosts:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Host {
+    /// Its name (what a node's [`Node::host`] says).
+    pub name: NodeName,
+    /// Its libvirt connection; at most one host's is local ([`ConnectUri::remote_host`] is
+    /// `None`).
+    pub uri: ConnectUri,
+    /// The address the other hosts reach it on (outside the cluster network); always set
+    /// when there are two or more hosts.
+    pub address: Option<Ipv4Addr>,
+    /// What hpc-up may place on it; `None` means no limit.
+    pub capacity: Option<HostCapacity>,
+}
+
+/// What hpc-up may place on one host: its nodes' vCPUs and memory, all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HostCapacity {
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory.
+    pub memory: ByteSize,
 }
 
 /// The guest image, resolved.
@@ -141,8 +181,12 @@ pub struct Node {
     pub memory: ByteSize,
     /// Disk size.
     pub disk: ByteSize,
-    /// libvirt connection the node lives on.
+    /// libvirt connection the node lives on (its host's, with `hosts:`).
     pub uri: ConnectUri,
+    /// The host of `hosts:` the node lives on: the one the file pins it to, else the one
+    /// placement chose. `None` when the file has no `hosts:` list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<NodeName>,
     /// libvirt domain type.
     pub domain_type: DomainType,
     /// virtio-fs shares: the cluster's, then the group's, then the node's.

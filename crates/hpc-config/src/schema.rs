@@ -128,7 +128,14 @@ fn fitting_branch<'e>(
         })
         .collect();
     match fits.as_slice() {
-        [one] if one.iter().any(|e| e.instance_path().as_str() != pointer) => Some(one.as_slice()),
+        [one]
+            if one.iter().any(|e| {
+                e.instance_path().as_str() != pointer
+                    || matches!(e.kind(), ValidationErrorKind::Required { .. })
+            }) =>
+        {
+            Some(one.as_slice())
+        }
         _ => None,
     }
 }

@@ -28,7 +28,9 @@ use crate::types::{
 };
 
 mod beegfs;
+mod hosts;
 use beegfs::resolve_beegfs;
+use hosts::{check_host_refs, place, resolve_hosts};
 
 /// Looks up an environment variable (injected so that tests and other tools control it).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -284,6 +286,106 @@ pub enum ErrorKind {
         /// What it needs.
         needs: &'static str,
     },
+    /// `host:` names no host of `hosts:`.
+    #[error("no host of `hosts:` is called `{name}`; the hosts are {known}")]
+    UnknownHost {
+        /// The name.
+        name: String,
+        /// The hosts' names, quoted and comma-separated.
+        known: String,
+    },
+    /// `host:` in a file without a `hosts:` list.
+    #[error("`host: {name}` needs a `hosts:` list that names it")]
+    NoHosts {
+        /// The name.
+        name: String,
+    },
+    /// `libvirt.uri` in a file with a `hosts:` list.
+    #[error(
+        "`libvirt.uri` cannot be used with `hosts:`: name a host of `hosts:` instead (`host: {example}`)"
+    )]
+    UriWithHosts {
+        /// The first host's name.
+        example: String,
+    },
+    /// Two hosts have one name.
+    #[error("host name `{name}` is used twice")]
+    DuplicateHost {
+        /// The name.
+        name: String,
+    },
+    /// Two hosts have one URI.
+    #[error("libvirt URI `{uri}` is already the URI of host `{other}`")]
+    DuplicateHostUri {
+        /// The URI.
+        uri: String,
+        /// The host that has it.
+        other: String,
+    },
+    /// Two hosts have one address.
+    #[error("{ip} is already the address of host `{other}`")]
+    DuplicateHostAddress {
+        /// The address.
+        ip: Ipv4Addr,
+        /// The host that has it.
+        other: String,
+    },
+    /// A host's address inside the cluster network.
+    #[error(
+        "the address {ip} of host `{host}` is inside the cluster network {cidr}; give the address the other hosts reach it on"
+    )]
+    HostAddressInNetwork {
+        /// The host.
+        host: String,
+        /// Its address.
+        ip: Ipv4Addr,
+        /// The network.
+        cidr: String,
+    },
+    /// A host without an address when there are several.
+    #[error(
+        "host `{host}` needs an `address` (the IPv4 address the other hosts reach it on): the cluster has {count} hosts"
+    )]
+    HostNeedsAddress {
+        /// The host.
+        host: String,
+        /// How many hosts there are.
+        count: usize,
+    },
+    /// A second host with a local URI.
+    #[error(
+        "host `{host}` has a local URI `{uri}`, and so has host `{other}`; at most one host can be this machine"
+    )]
+    TwoLocalHosts {
+        /// This host.
+        host: String,
+        /// Its URI.
+        uri: String,
+        /// The host with the first local URI.
+        other: String,
+    },
+    /// A node pinned to a host that has no room left for it.
+    #[error("node `{node}` needs {needs}, but host `{host}` has only {free} free of its capacity")]
+    PinnedDoesNotFit {
+        /// The node.
+        node: String,
+        /// Its host.
+        host: String,
+        /// What the node needs (`2 vCPUs, 4GiB`).
+        needs: String,
+        /// What is left of the host's capacity.
+        free: String,
+    },
+    /// A node no host has room for.
+    #[error("node `{node}` needs {needs} and fits on no host; free: {free}")]
+    NoHostFits {
+        /// The node.
+        node: String,
+        /// What the node needs.
+        needs: String,
+        /// What is left on each host (`` `hv1` 1 vCPU, 2GiB; … ``).
+        free: String,
+    },
     /// A BeeGFS feature the configured release does not have.
     #[error("{what} does not exist in BeeGFS {version}")]
     NotInBeegfsVersion {
@@ -315,6 +417,12 @@ impl ErrorKind {
             ),
             Self::UnsetVariable { var } => Some(format!("set it (`export {var}=…`) or write the path out")),
             Self::NotInBeegfsVersion { .. } => Some("remove it, or choose a release that has it".into()),
+            Self::PinnedDoesNotFit { .. } => Some(
+                "raise the host's `capacity`, make the nodes smaller, or pin fewer nodes to it".into(),
+            ),
+            Self::NoHostFits { .. } => {
+                Some("raise a host's `capacity`, add a host, or make the nodes smaller".into())
+            }
             _ => None,
         }
     }
@@ -439,6 +547,12 @@ struct Draft {
     domain_type: DomainType,
     virtiofs: Vec<(String, VirtiofsMount)>,
     pci: Vec<(String, PciDevice)>,
+    /// The host the file pins the node to (its own `host`, else its group's), with the
+    /// pointer of that `host` field.
+    host: Option<(NodeName, String)>,
+    /// Where a problem placing the node is reported: its entry in a list, or its counted
+    /// group.
+    place_at: String,
 }
 
 /// Check `file` and resolve it into a [`Cluster`]; on failure, the problems found (at most
@@ -570,10 +684,13 @@ pub(crate) fn resolve_counted(
     check_unique_names(&mut cx, &drafts);
     let ips = assign_ips(&mut cx, cidr, gateway, &drafts);
     check_pci(&mut cx, &drafts);
+    let hosts = resolve_hosts(&mut cx, file, cidr);
+    check_host_refs(&mut cx, file, &hosts);
+    let placement = place(&mut cx, &hosts, &drafts);
 
     let mut nodes = Vec::with_capacity(drafts.len());
     let mut macs: HashMap<MacAddr, String> = HashMap::new();
-    for (d, ip) in drafts.into_iter().zip(ips) {
+    for ((d, ip), placed) in drafts.into_iter().zip(ips).zip(placement) {
         // 24 hashed bits: a cluster of thousands of nodes has a collision or two (the
         // birthday bound), so a node whose MAC is taken hashes again, in file order. The
         // first node keeps the plain derived MAC; a file read twice gives the same MACs.
@@ -599,6 +716,10 @@ pub(crate) fn resolve_counted(
             );
         }
         let virtiofs = resolve_mounts(&mut cx, &d);
+        let (uri, host) = match placed.and_then(|h| hosts.get(h)) {
+            Some(h) => (h.uri.clone(), Some(h.name.clone())),
+            None => (d.uri, None),
+        };
         nodes.push(Node {
             name: d.name,
             role: d.role,
@@ -607,7 +728,8 @@ pub(crate) fn resolve_counted(
             vcpus: d.vcpus,
             memory: d.memory,
             disk: d.disk,
-            uri: d.uri,
+            uri,
+            host,
             domain_type: d.domain_type,
             virtiofs,
             pci_devices: d.pci.into_iter().map(|(_, p)| p).collect(),
@@ -694,6 +816,7 @@ pub(crate) fn resolve_counted(
             key: ssh_key,
             port: file.ssh.port.unwrap_or(file::DEFAULT_SSH_PORT),
         },
+        hosts,
         nodes,
         slurm,
         beegfs,
@@ -1053,6 +1176,7 @@ fn expand_group(
         (PCI, format!("{at}/pci-devices")),
     );
 
+    let group_host = g.host.clone().map(|h| (h, format!("{at}/host")));
     let base = |name: NodeName, node_at: String, ip: Option<(Ipv4Addr, String)>, uri, dt| Draft {
         name,
         at: node_at,
@@ -1065,6 +1189,8 @@ fn expand_group(
         domain_type: dt,
         virtiofs: shared.clone(),
         pci: group_pci.clone(),
+        host: group_host.clone(),
+        place_at: at.to_owned(),
     };
 
     match (&g.nodes, &g.name, g.count) {
@@ -1106,6 +1232,10 @@ fn expand_group(
                     uri,
                     dt,
                 );
+                if let Some(h) = &n.host {
+                    d.host = Some((h.clone(), format!("{node_at}/host")));
+                }
+                d.place_at.clone_from(&node_at);
                 let shares = (SHARES, format!("{node_at}/virtiofs"));
                 append_at_most(cx, &mut d.virtiofs, &n.virtiofs, shares);
                 let pci = (PCI, format!("{node_at}/pci-devices"));

@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 
 use hpc_config::limits::{
-    MAX_DEPTH, MAX_FILE_BYTES, MAX_GROUP_NODES, MAX_NODES, MAX_PAD_WIDTH, MAX_PARTITIONS,
-    MAX_PCI_PER_NODE, MAX_PROBLEMS, MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE, MAX_VALUES,
+    MAX_DEPTH, MAX_FILE_BYTES, MAX_GROUP_NODES, MAX_HOSTS, MAX_NODES, MAX_PAD_WIDTH,
+    MAX_PARTITIONS, MAX_PCI_PER_NODE, MAX_PROBLEMS, MAX_REFERENCED_NAMES, MAX_SHARES_PER_NODE,
+    MAX_VALUES,
 };
 use hpc_config::{LoadError, load_str};
 
@@ -313,6 +314,29 @@ fn shares_pci_and_partitions_per_file() {
     let ((line, _, msg), n) = first(&with(&format!("slurm:\n  partitions:\n{parts}")));
     assert_eq!((line, n), (12 + MAX_PARTITIONS, 1));
     assert_eq!(msg, format!("SLURM partitions: at most {MAX_PARTITIONS}"));
+}
+
+#[test]
+fn hosts_per_file() {
+    // `hosts:` comes before `controller:` in this file: BASE's controller, then the hosts.
+    let hosts = |n: usize| -> String {
+        let list: String = (0..n)
+            .map(|i| {
+                format!(
+                    "  - {{name: h{i}, uri: \"qemu+ssh://h{i}/system\", address: 192.168.{}.{}}}\n",
+                    i / 250,
+                    i % 250 + 1
+                )
+            })
+            .collect();
+        with(&format!("hosts:\n{list}"))
+    };
+    let c = load_str("t.yaml", &hosts(MAX_HOSTS), &env).unwrap();
+    assert_eq!(c.hosts.len(), MAX_HOSTS);
+    assert_eq!(c.nodes[0].host.as_ref().unwrap().as_str(), "h0");
+    let ((line, _, msg), n) = first(&hosts(MAX_HOSTS + 1));
+    assert_eq!((line, n), (11 + MAX_HOSTS, 1));
+    assert_eq!(msg, format!("hosts: at most {MAX_HOSTS}"));
 }
 
 #[test]

@@ -44,6 +44,9 @@
 //! | `monitoring.port`, `monitoring.node-exporter-port`       | u16            | `monitoring_ports`                |
 //! | `monitoring.retention`, `monitoring.scrape-interval`     | duration       | `monitoring_durations`            |
 //! | `slurm.job-failures.log-lines`                           | u32            | `slurm_job_failure_log_lines`     |
+//! | `hosts[].capacity.vcpus`                                 | u32            | `host_capacity_vcpus`             |
+//! | `hosts[].capacity.memory`                                | size           | `host_capacity_memory`            |
+//! | `hosts[].address` (octets)                               | IPv4           | `host_address`                    |
 //!
 //! Hostlists are read by one function for every node list (partitions, GPU entries, BeeGFS
 //! roles); the test uses a partition's.
@@ -1358,4 +1361,71 @@ fn slurm_job_failure_log_lines() {
     };
     let extremes = both(INTEGER_EXTREMES, &["10001"]);
     assert_none(&field.failures(&["1", "50", "10000"], &extremes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts
+
+/// Two hosts: `hv1` with the capacity under test, `hv2` without one (so every node fits
+/// somewhere whatever `hv1` holds).
+fn hosts_file(capacity: &str) -> String {
+    format!(
+        "{HEAD}hosts:\n  - name: hv1\n    uri: qemu:///system\n    address: 192.168.50.1\n    capacity:\n{capacity}  - name: hv2\n    uri: qemu+ssh://hv2/system\n    address: 192.168.50.2\n{NODES}"
+    )
+}
+
+fn capacity(c: &Cluster) -> hpc_config::HostCapacity {
+    c.hosts[0].capacity.unwrap()
+}
+
+#[test]
+fn host_capacity_vcpus() {
+    let field = Field {
+        file: hosts_file(&format!("      vcpus: {V}\n      memory: 64GiB\n")),
+        pointer: "/hosts/0/capacity/vcpus".into(),
+        held: &|c| capacity(c).vcpus.to_string(),
+        exact: &|v| unsigned(v).filter(|n| n != "0"),
+    };
+    assert_none(&field.failures(&["1", "16", "4294967295"], INTEGER_EXTREMES));
+}
+
+#[test]
+fn host_capacity_memory() {
+    let field = Field {
+        file: hosts_file(&format!("      vcpus: 16\n      memory: {V}\n")),
+        pointer: "/hosts/0/capacity/memory".into(),
+        held: &|c| capacity(c).memory.bytes().to_string(),
+        exact: &|v| bytes(v).filter(|b| b.parse::<u128>().is_ok_and(|b| b >= 128 << 20)),
+    };
+    let accepted = [
+        "134217728",
+        "\"128MiB\"",
+        "64G",
+        "\"18446744073709551615B\"",
+        "\"16777215TiB\"",
+    ];
+    assert_none(&field.failures(
+        &accepted,
+        &both(INTEGER_EXTREMES, &both(SIZE_EXTREMES, &["\"127MiB\""])),
+    ));
+}
+
+#[test]
+fn host_address() {
+    let field = Field {
+        file: hosts_file("      vcpus: 16\n      memory: 64GiB\n")
+            .replace("address: 192.168.50.2", &format!("address: {V}")),
+        pointer: "/hosts/1/address".into(),
+        held: &|c| c.hosts[1].address.unwrap().to_string(),
+        // The cluster network, loopback, 0.0.0.0, multicast and broadcast are refused.
+        exact: &|v| {
+            let [a, b, _, _] = octets(v)?;
+            let refused = (a, b) == (10, 77) || a == 127 || a == 0 || a >= 224;
+            (!refused).then(|| address(v)).flatten()
+        },
+    };
+    assert_none(&field.failures(
+        &["192.168.50.3", "10.78.0.1", "223.255.255.254"],
+        ADDRESS_EXTREMES,
+    ));
 }
