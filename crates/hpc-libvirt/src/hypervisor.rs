@@ -5,6 +5,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::io::Read;
 
 use crate::plan::ObjectKind;
 
@@ -92,6 +93,10 @@ pub enum Step {
     Delete,
     /// Read a domain's state.
     State,
+    /// Write a volume's content through a libvirt stream.
+    Upload,
+    /// Read a volume's content through a libvirt stream.
+    Download,
 }
 
 impl fmt::Display for Step {
@@ -108,6 +113,8 @@ impl fmt::Display for Step {
             Self::Undefine => "undefine",
             Self::Delete => "delete",
             Self::State => "read the state of",
+            Self::Upload => "upload into",
+            Self::Download => "download",
         })
     }
 }
@@ -230,6 +237,22 @@ pub trait Hypervisor {
     fn create_volume(&self, pool: &str, name: &str, xml: &str) -> HvResult<()>;
     /// Delete a volume and its storage.
     fn delete_volume(&self, pool: &str, name: &str) -> HvResult<()>;
+    /// Write `length` bytes read from `data` into the existing volume `name` of `pool`, from
+    /// its first byte, through libvirt's own stream (`virStorageVolUpload`): the host needs
+    /// nothing but libvirtd. `progress` is told the bytes sent so far after every chunk.
+    /// Returns the bytes sent (`length`). A `data` that fails or ends early, or a stream
+    /// error, aborts the stream and fails the call.
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        data: &mut dyn Read,
+        length: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> HvResult<u64>;
+    /// The first `max` bytes of the volume `name` of `pool` (all of it when it is smaller),
+    /// through libvirt's stream (`virStorageVolDownload`). Meant for small volumes.
+    fn download_volume(&self, pool: &str, name: &str, max: u64) -> HvResult<Vec<u8>>;
 
     /// Define (or redefine) a persistent domain.
     fn define_domain(&self, name: &str, xml: &str) -> HvResult<()>;
@@ -308,6 +331,19 @@ impl<H: Hypervisor + ?Sized> Hypervisor for &H {
     }
     fn delete_volume(&self, pool: &str, name: &str) -> HvResult<()> {
         (**self).delete_volume(pool, name)
+    }
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        data: &mut dyn Read,
+        length: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> HvResult<u64> {
+        (**self).upload_volume(pool, name, data, length, progress)
+    }
+    fn download_volume(&self, pool: &str, name: &str, max: u64) -> HvResult<Vec<u8>> {
+        (**self).download_volume(pool, name, max)
     }
     fn define_domain(&self, name: &str, xml: &str) -> HvResult<()> {
         (**self).define_domain(name, xml)

@@ -12,6 +12,12 @@
 //!   ([`up`], [`down`], [`diff`], [`status`], [`start`], [`stop`]), generic over the trait;
 //!   the feature `virt` (on by default) adds [`VirtHypervisor`], the implementation over the
 //!   `virt` crate (libvirt's C library).
+//! - **upload**: [`ensure_uploaded`] puts a local file (base image, kernel, initrd) into a
+//!   volume of a host's storage pool through libvirt's own upload stream, so that a remote
+//!   host (`qemu+ssh://…`) needs nothing but libvirtd; a marker volume `<name>.sha256`
+//!   holding the content's SHA-256, written only after the whole file went through, tells a
+//!   complete, current volume from a stale or half-written one, and nothing is sent when the
+//!   content is already there.
 //!
 //! A tool that only renders XML depends on this crate with `default-features = false` and
 //! needs no libvirt library.
@@ -44,6 +50,7 @@ mod journal;
 mod lifecycle;
 mod plan;
 mod preflight;
+mod upload;
 #[cfg(feature = "virt")]
 mod virt_impl;
 pub mod virtiofs;
@@ -67,6 +74,10 @@ pub use lifecycle::{
 pub use preflight::{
     ImageFile, PciIdKind, PreflightProblem, PreflightReport, PreflightWarning, nodedev_name,
     preflight, preflight_report,
+};
+pub use upload::{
+    MARKER_SUFFIX, Upload, UploadError, VolumeFormat, ensure_uploaded, ensure_uploaded_with,
+    marker_name, remove_uploaded, sha256_file, volume_size,
 };
 #[cfg(feature = "virt")]
 pub use virt;

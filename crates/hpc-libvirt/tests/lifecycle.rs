@@ -277,6 +277,20 @@ impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
         self.step(ObjectKind::Volume, name, Step::Delete)?;
         self.inner.delete_volume(pool, name)
     }
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        data: &mut dyn std::io::Read,
+        length: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> HvResult<u64> {
+        self.step(ObjectKind::Volume, name, Step::Upload)?;
+        self.inner.upload_volume(pool, name, data, length, progress)
+    }
+    fn download_volume(&self, pool: &str, name: &str, max: u64) -> HvResult<Vec<u8>> {
+        self.inner.download_volume(pool, name, max)
+    }
     fn define_domain(&self, name: &str, xml: &str) -> HvResult<()> {
         self.step(ObjectKind::Domain, name, Step::Define)?;
         self.inner.define_domain(name, xml)

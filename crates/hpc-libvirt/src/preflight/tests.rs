@@ -67,6 +67,19 @@ impl Hypervisor for Fake {
     fn delete_volume(&self, _: &str, _: &str) -> HvResult<()> {
         unreachable!("preflight changes nothing")
     }
+    fn upload_volume(
+        &self,
+        _: &str,
+        _: &str,
+        _: &mut dyn std::io::Read,
+        _: u64,
+        _: &mut dyn FnMut(u64),
+    ) -> HvResult<u64> {
+        unreachable!("preflight changes nothing")
+    }
+    fn download_volume(&self, _: &str, _: &str, _: u64) -> HvResult<Vec<u8>> {
+        unreachable!("preflight reads no volume")
+    }
     fn define_domain(&self, _: &str, _: &str) -> HvResult<()> {
         unreachable!("preflight changes nothing")
     }
@@ -403,6 +416,19 @@ impl Hypervisor for RemoteHv<'_> {
     }
     fn delete_volume(&self, p: &str, n: &str) -> HvResult<()> {
         self.0.delete_volume(p, n)
+    }
+    fn upload_volume(
+        &self,
+        p: &str,
+        n: &str,
+        d: &mut dyn std::io::Read,
+        l: u64,
+        f: &mut dyn FnMut(u64),
+    ) -> HvResult<u64> {
+        self.0.upload_volume(p, n, d, l, f)
+    }
+    fn download_volume(&self, p: &str, n: &str, m: u64) -> HvResult<Vec<u8>> {
+        self.0.download_volume(p, n, m)
     }
     fn define_domain(&self, n: &str, x: &str) -> HvResult<()> {
         self.0.define_domain(n, x)
