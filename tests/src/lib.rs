@@ -6,6 +6,7 @@
 
 pub mod debian_chroot;
 pub mod libvirt_bed;
+pub mod multi_host_bed;
 pub mod ssh_bed;
 
 use std::path::{Path, PathBuf};

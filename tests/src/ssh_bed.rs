@@ -602,6 +602,34 @@ Host *
         })
     }
 
+    /// The ctl host's address on the bed's bridge (`<net>.2`): where the bed's hosts reach a
+    /// deployer, or a hypervisor, that runs in the ctl namespace.
+    pub fn ctl_ip(&self) -> Ipv4Addr {
+        let [a, b, c, _] = self
+            .host("h01")
+            .map_or_else(|| panic!("the bed has no h01"), |h| h.ip.octets());
+        Ipv4Addr::new(a, b, c, 2)
+    }
+
+    /// A [`Command`] that runs `program` as a client on the ctl host, as [`SshBed::in_ctl_home`]
+    /// runs a closure: in the ctl network namespace (`ip netns exec`) and a private mount
+    /// namespace (`unshare -m --propagation private`) in which the bed's client home
+    /// (`<state>/ctl-homes/bed`) is bind-mounted over `/root`, so every `ssh` the program
+    /// starts (libvirt's `qemu+ssh://` transport, OpenSSH run by a deployer) checks the hosts
+    /// against the bed's pinned keys and the machine's `/root` is neither read nor written.
+    /// The program is `exec`ed in the end, so the child's PID is the program's (a test can
+    /// `kill -9` it). Add arguments, environment and stdio as for any `Command`.
+    pub fn ctl_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let home = self.ctl_home("bed", &self.known_hosts_path());
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ctl_netns])
+            .args(["unshare", "--mount", "--propagation", "private"])
+            .args(["sh", "-c", r#"mount --bind "$0" /root && exec "$@""#])
+            .arg(home)
+            .arg(program);
+        cmd
+    }
+
     /// An SSH executor for every host of the bed with the bed's client key, its state (pins)
     /// in `<bed state>/<state_name>`, host keys checked against `known_hosts` (the bed's own
     /// file when `None`).
