@@ -30,7 +30,7 @@ use crate::types::{
 mod beegfs;
 mod hosts;
 use beegfs::resolve_beegfs;
-use hosts::{check_host_refs, place, resolve_hosts};
+use hosts::{check_host_refs, check_primary, place, resolve_hosts};
 
 /// Looks up an environment variable (injected so that tests and other tools control it).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -364,6 +364,18 @@ pub enum ErrorKind {
         /// The host with the first local URI.
         other: String,
     },
+    /// With several hosts, the controller's host (the primary) has a remote URI.
+    #[error(
+        "the controller is on host `{host}`, whose URI `{uri}` is remote; with several hosts the controller's host must be this machine (a local URI such as `qemu:///system`): hpc-up runs there, reaches every node through that host's bridge, and its network is the cluster's one DHCP server"
+    )]
+    PrimaryHostRemote {
+        /// The controller's host.
+        host: String,
+        /// Its URI.
+        uri: String,
+        /// The host with a local URI, if there is one.
+        local: Option<String>,
+    },
     /// A node pinned to a host that has no room left for it.
     #[error("node `{node}` needs {needs}, but host `{host}` has only {free} free of its capacity")]
     PinnedDoesNotFit {
@@ -419,6 +431,12 @@ impl ErrorKind {
             Self::NotInBeegfsVersion { .. } => Some("remove it, or choose a release that has it".into()),
             Self::PinnedDoesNotFit { .. } => Some(
                 "raise the host's `capacity`, make the nodes smaller, or pin fewer nodes to it".into(),
+            ),
+            Self::PrimaryHostRemote { local: Some(l), .. } => Some(format!(
+                "pin the controller to host `{l}` (`host: {l}` under `controller:`), or run hpc-up on the controller's host"
+            )),
+            Self::PrimaryHostRemote { local: None, .. } => Some(
+                "give the controller's host a local URI (`qemu:///system`) and run hpc-up there".into(),
             ),
             Self::NoHostFits { .. } => {
                 Some("raise a host's `capacity`, add a host, or make the nodes smaller".into())
@@ -687,6 +705,7 @@ pub(crate) fn resolve_counted(
     let hosts = resolve_hosts(&mut cx, file, cidr);
     check_host_refs(&mut cx, file, &hosts);
     let placement = place(&mut cx, &hosts, &drafts);
+    check_primary(&mut cx, &hosts, &drafts, &placement);
 
     let mut nodes = Vec::with_capacity(drafts.len());
     let mut macs: HashMap<MacAddr, String> = HashMap::new();

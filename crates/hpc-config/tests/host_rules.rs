@@ -46,6 +46,14 @@ fn placement(c: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// `text` with the hosts' URIs swapped: `hv2` is this machine, `hv1` is reached over SSH (for
+/// tests whose controller ends up on `hv2`: the controller's host must be local).
+fn hv2_local(text: &str) -> String {
+    text.replace("qemu:///system", "LOCAL")
+        .replace("qemu+ssh://root@192.168.50.2/system", "qemu:///system")
+        .replace("LOCAL", "qemu+ssh://root@192.168.50.1/system")
+}
+
 /// BASE with `capacity` (YAML flow mapping) on host `hv1` and/or `hv2`.
 fn with_capacity(hv1: Option<&str>, hv2: Option<&str>) -> String {
     let mut text = BASE.to_owned();
@@ -153,10 +161,10 @@ fn capacity_is_respected() {
 fn pinned_nodes_take_their_host_first() {
     // gpu1 comes last in the file but is pinned to hv1, whose 4 vCPUs it takes whole: every
     // other node goes to hv2.
-    let text = format!(
+    let text = hv2_local(&format!(
         "{}  - nodes:\n      - name: gpu1\n        host: hv1\n    vcpus: 4\n",
         with_capacity(Some("{vcpus: 4, memory: 64GiB}"), None)
-    );
+    ));
     let c = load(&text);
     assert_eq!(
         placement(&c),
@@ -168,9 +176,11 @@ fn pinned_nodes_take_their_host_first() {
 
 #[test]
 fn a_node_host_overrides_its_group_host() {
-    let text = BASE
-        .replace("    - name: ctl\n", "    - name: ctl\n      host: hv2\n")
-        .replace("    count: 4\n", "    count: 4\n    host: hv1\n");
+    let text = hv2_local(
+        &BASE
+            .replace("    - name: ctl\n", "    - name: ctl\n      host: hv2\n")
+            .replace("    count: 4\n", "    count: 4\n    host: hv1\n"),
+    );
     let c = load(&text);
     assert_eq!(
         placement(&c),
@@ -201,8 +211,11 @@ fn placement_is_deterministic() {
 
 #[test]
 fn pinned_node_that_does_not_fit() {
-    let text = with_capacity(Some("{vcpus: 2, memory: 8GiB}"), None)
-        .replace("    count: 4\n", "    count: 4\n    host: hv1\n");
+    // hv1 is full with cn1, so the controller goes to hv2: make that this machine.
+    let text = hv2_local(
+        &with_capacity(Some("{vcpus: 2, memory: 8GiB}"), None)
+            .replace("    count: 4\n", "    count: 4\n    host: hv1\n"),
+    );
     // One problem for the group, at its `host`: cn1 fits, cn2 does not (nor the others).
     let (line, col, msg) = one(&text);
     assert_eq!((line, col), (23, 11));
@@ -396,8 +409,57 @@ fn at_most_one_local_host() {
         msg,
         "host `hv2` has a local URI `qemu:///session`, and so has host `hv1`; at most one host can be this machine"
     );
-    // Two remote hosts and no local one are fine.
+    // Two remote hosts and no local one: only the rule of the controller's host speaks.
     let text = BASE.replace("qemu:///system", "qemu+ssh://root@192.168.50.1/system");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].pointer, "/hosts/0/uri");
+}
+
+#[test]
+fn the_controllers_host_must_be_local() {
+    // Placed there: reported at the host's URI.
+    let text = BASE.replace("qemu:///system", "qemu+ssh://root@192.168.50.1/system");
+    let (line, col, msg) = one(&text);
+    assert_eq!((line, col), (11, 10));
+    assert_eq!(
+        msg,
+        "the controller is on host `hv1`, whose URI `qemu+ssh://root@192.168.50.1/system` is \
+         remote; with several hosts the controller's host must be this machine (a local URI \
+         such as `qemu:///system`): hpc-up runs there, reaches every node through that \
+         host's bridge, and its network is the cluster's one DHCP server"
+    );
+    let mut file = hpc_config::parse_str("t.yaml", BASE, &env).unwrap().0;
+    file.hosts[0].uri = "qemu+ssh://root@192.168.50.1/system".parse().unwrap();
+    assert_eq!(
+        hpc_config::resolve(&file, &env).unwrap_err(),
+        [ValidationError {
+            at: "/hosts/0/uri".into(),
+            kind: ErrorKind::PrimaryHostRemote {
+                host: "hv1".into(),
+                uri: "qemu+ssh://root@192.168.50.1/system".into(),
+                local: None,
+            },
+        }]
+    );
+    // Pinned there: reported at the controller's `host`, with the local host as the way out.
+    let text = BASE.replace("    - name: ctl\n", "    - name: ctl\n      host: hv2\n");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].pointer, "/controller/nodes/0/host");
+    assert_eq!(
+        p[0].help.as_deref(),
+        Some(
+            "pin the controller to host `hv1` (`host: hv1` under `controller:`), or run hpc-up \
+             on the controller's host"
+        )
+    );
+    // One host, remote: fine (nothing spans hosts).
+    let text = BASE.replace(
+        "  - name: hv2\n    uri: qemu+ssh://root@192.168.50.2/system\n    address: 192.168.50.2\n",
+        "",
+    );
+    let text = text.replace("qemu:///system", "qemu+ssh://root@192.168.50.1/system");
     assert!(problems(&text).is_empty());
 }
 
@@ -454,4 +516,6 @@ fn two_hosts_example_loads() {
     assert!(c.nodes.iter().all(|n| n.host.is_some()));
     assert_eq!(c.nodes_on("hv1").count() + c.nodes_on("hv2").count(), 5);
     assert!(c.nodes_on("hv2").count() >= 2, "{:?}", placement(&c));
+    // Its controller, on the primary host, is on this machine.
+    assert_eq!(c.nodes[0].uri.as_str(), "qemu:///system");
 }

@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 use super::{Ctx, Draft, ErrorKind, MEMORY_MIN};
 use crate::file::{ClusterFile, LibvirtSettings, NodeGroup};
 use crate::limits::{MAX_GROUP_NODES, MAX_HOSTS};
-use crate::model::{Host, HostCapacity};
+use crate::model::{Host, HostCapacity, Role};
 use crate::types::{ByteSize, NodeName};
 
 /// Check the `hosts:` list and resolve it (at most [`MAX_HOSTS`] hosts).
@@ -321,4 +321,50 @@ pub(super) fn place(cx: &mut Ctx<'_>, hosts: &[Host], drafts: &[Draft]) -> Vec<O
         }
     }
     out
+}
+
+/// With two or more hosts, the *primary* host — the host of the first controller node — must
+/// be this machine (a local URI): hpc-up runs there and reaches every node through that
+/// host's bridge (the other hosts join it over the cluster's tunnels), and that host's
+/// network is the one DHCP server of the cluster. Reported at the controller's `host` field
+/// when the file pins it, else at the offending host's `uri`.
+pub(super) fn check_primary(
+    cx: &mut Ctx<'_>,
+    hosts: &[Host],
+    drafts: &[Draft],
+    placement: &[Option<usize>],
+) {
+    if hosts.len() < 2 {
+        return;
+    }
+    let Some((i, d)) = drafts
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.role == Role::Controller)
+    else {
+        return;
+    };
+    let Some(h) = placement.get(i).copied().flatten() else {
+        return;
+    };
+    let Some(host) = hosts.get(h) else { return };
+    if host.uri.remote_host().is_none() {
+        return;
+    }
+    let at = match &d.host {
+        Some((_, at)) => at.clone(),
+        None => format!("/hosts/{h}/uri"),
+    };
+    let local = hosts
+        .iter()
+        .find(|h| h.uri.remote_host().is_none())
+        .map(|h| h.name.to_string());
+    cx.err(
+        at,
+        ErrorKind::PrimaryHostRemote {
+            host: host.name.to_string(),
+            uri: host.uri.to_string(),
+            local,
+        },
+    );
 }
