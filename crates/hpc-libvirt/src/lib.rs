@@ -57,9 +57,12 @@ pub mod virtiofs;
 pub mod xml;
 
 pub use plan::{
-    LibvirtPlan, METADATA_NS, NETWORK_ROLE, Object, ObjectKind, Owner, SEED_SERIAL, console_dir,
-    console_log_path, domain_name, domain_xml, network_name, network_xml, owner_from_xml, plan,
-    pool_name, pool_path, pool_xml, seed_dir, seed_path, volume_name, volume_path, volume_xml,
+    FABRIC_MTU, LibvirtPlan, METADATA_NS, NETWORK_ROLE, Object, ObjectKind, Owner,
+    REMOTE_POOL_PARENT, SEED_SERIAL, UploadSource, base_volume_name, console_dir, console_log_path,
+    domain_name, domain_xml, initrd_volume_name, kernel_volume_name, network_name, network_xml,
+    owner_from_xml, plan, pool_name, pool_path, pool_path_on, pool_xml, pool_xml_on, primary_uri,
+    remote_console_log_path, remote_pool_path, seed_dir, seed_path, seed_volume_name, spans_hosts,
+    volume_name, volume_path, volume_xml,
 };
 
 pub use hypervisor::{
@@ -69,7 +72,7 @@ pub use journal::{EntryState, JOURNAL_FILE, Journal, JournalEntry, JournalError}
 pub use lifecycle::{
     Action, Applied, Change, DownReport, LifecycleError, NodeStatus, Outcome, Removed,
     STOP_POLL_INTERVAL, StopReport, UpReport, diff, down, on_connection, plan_cluster, start,
-    status, stop, up,
+    status, stop, up, up_all,
 };
 pub use preflight::{
     ImageFile, PciIdKind, PreflightProblem, PreflightReport, PreflightWarning, nodedev_name,

@@ -13,12 +13,13 @@ use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 
+use crate::upload::VolumeFormat;
 use crate::virtiofs::virtiofs_devices;
 use crate::xml::{
     BackingStore, Boot, Bridge, CharLog, CharTarget, Clock, Console, Cpu, Dhcp, DhcpHost, Disk,
     DiskDriver, DiskSource, DiskTarget, Dns, DnsHost, Domain, DomainDevices, Features, Forward,
     Hostdev, HostdevSource, Interface, InterfaceSource, LifecycleAction, MacAddress, Memballoon,
-    Metadata, Network, NetworkDomain, NetworkIp, Os, OsType, Pool, PoolTarget, Quantity, Rng,
+    Metadata, Mtu, Network, NetworkDomain, NetworkIp, Os, OsType, Pool, PoolTarget, Quantity, Rng,
     RngBackend, Serial, Typed, Volume, VolumeTarget,
 };
 
@@ -50,8 +51,21 @@ pub struct Object {
     pub name: String,
     /// Connection the object lives on.
     pub uri: ConnectUri,
-    /// The XML to define it with.
+    /// The XML to define it with. For an uploaded volume ([`Object::upload`]), the volume
+    /// without its capacity (the local file's size when it is sent); informative only.
     pub xml: String,
+    /// For a volume whose content is a local file put into the pool by libvirt's upload
+    /// stream ([`crate::ensure_uploaded`]): that file. `None` for every other object.
+    pub upload: Option<UploadSource>,
+}
+
+/// The local file an uploaded volume holds, and the format it is declared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSource {
+    /// The file on this machine.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: VolumeFormat,
 }
 
 /// Every libvirt object of a cluster, in creation order (networks, pools, volumes, domains).
@@ -108,9 +122,64 @@ pub fn domain_name(cluster: &str, node: &str) -> String {
     format!("{cluster}-{node}")
 }
 
-/// The storage pool's directory: `<state_dir>/pool`.
+/// The storage pool's directory on a local connection: `<state_dir>/pool`.
 pub fn pool_path(state_dir: &Path) -> PathBuf {
     state_dir.join("pool")
+}
+
+/// Where the pools of remote hosts live: libvirt's own image directory.
+pub const REMOTE_POOL_PARENT: &str = "/var/lib/libvirt/images";
+
+/// The storage pool's directory on a remote host (`qemu+ssh://…`, a system connection):
+/// `/var/lib/libvirt/images/hpc-up-<cluster>`. The state directory is this machine's; on
+/// another host libvirt builds the pool under its own image directory, which exists on every
+/// libvirt host with the right owner and SELinux/AppArmor labels.
+pub fn remote_pool_path(cluster: &str) -> PathBuf {
+    Path::new(REMOTE_POOL_PARENT).join(format!("hpc-up-{cluster}"))
+}
+
+/// The pool directory on connection `uri`: [`pool_path`] when it is local,
+/// [`remote_pool_path`] when it is remote.
+pub fn pool_path_on(cluster: &Cluster, uri: &ConnectUri) -> PathBuf {
+    match uri.remote_host() {
+        None => pool_path(&cluster.state_dir),
+        Some(_) => remote_pool_path(cluster.name.as_str()),
+    }
+}
+
+/// Name of the base image uploaded into a remote host's pool: `<cluster>-base.image.qcow2`.
+/// (The dot keeps it apart from every node's `<cluster>-<node>.qcow2`: node names have
+/// none.)
+pub fn base_volume_name(cluster: &str) -> String {
+    format!("{cluster}-base.image.qcow2")
+}
+
+/// Name of the kernel uploaded into a remote host's pool: `<cluster>-vmlinuz`.
+pub fn kernel_volume_name(cluster: &str) -> String {
+    format!("{cluster}-vmlinuz")
+}
+
+/// Name of the initrd uploaded into a remote host's pool: `<cluster>-initrd.img`.
+pub fn initrd_volume_name(cluster: &str) -> String {
+    format!("{cluster}-initrd.img")
+}
+
+/// Name of a node's seed disk uploaded into a remote host's pool:
+/// `<cluster>-<node>-seed.img`.
+pub fn seed_volume_name(cluster: &str, node: &str) -> String {
+    format!("{cluster}-{node}-seed.img")
+}
+
+/// The MTU of the cluster network when it spans hosts: 1500 less the 50 bytes of VXLAN over
+/// IPv4. Agreed with `hpc_fabric::DEFAULT_MTU`, which makes the bridges and tunnels of the
+/// other hosts (this crate does not depend on hpc-fabric: change both together).
+pub const FABRIC_MTU: u32 = 1450;
+
+/// Where the console log of a node on a remote host goes (the state directory is this
+/// machine's): `/var/log/libvirt/qemu/<cluster>-<node>-console.log`, libvirt's own log
+/// directory there, which virtlogd may write.
+pub fn remote_console_log_path(cluster: &str, node: &str) -> PathBuf {
+    Path::new("/var/log/libvirt/qemu").join(format!("{cluster}-{node}-console.log"))
 }
 
 /// Where a node's disk volume lives: `<state_dir>/pool/<cluster>-<node>.qcow2`.
@@ -145,25 +214,50 @@ pub fn console_log_path(state_dir: &Path, node: &str) -> PathBuf {
     console_dir(state_dir).join(format!("{node}.log"))
 }
 
-/// Plan the libvirt objects of `cluster`.
-///
-/// Each distinct node connection gets its own network and pool (same names on every
-/// connection); then come one volume and one domain per node, in cluster order.
-pub fn plan(cluster: &Cluster) -> LibvirtPlan {
+/// The connections of `cluster`'s nodes, in the order of their first node.
+fn node_uris(cluster: &Cluster) -> Vec<&ConnectUri> {
     let mut uris: Vec<&ConnectUri> = Vec::new();
     for node in &cluster.nodes {
         if !uris.contains(&&node.uri) {
             uris.push(&node.uri);
         }
     }
+    uris
+}
+
+/// The primary connection of a cluster: its (first) controller's, where hpc-up runs when the
+/// cluster spans hosts and whose network serves DHCP for all of them (`hpc-config` makes it
+/// local then). `None` for a cluster without nodes.
+pub fn primary_uri(cluster: &Cluster) -> Option<&ConnectUri> {
+    cluster
+        .controllers()
+        .next()
+        .or_else(|| cluster.nodes.first())
+        .map(|n| &n.uri)
+}
+
+/// Whether the cluster's nodes live on two or more connections.
+pub fn spans_hosts(cluster: &Cluster) -> bool {
+    node_uris(cluster).len() >= 2
+}
+
+/// Plan the libvirt objects of `cluster`.
+///
+/// Each distinct node connection gets its own network and pool (same names on every
+/// connection); then, on every remote connection, the uploaded volumes its nodes need (base
+/// image, kernel and initrd when the image has them, and each node's seed disk); then one
+/// overlay volume and one domain per node, in cluster order.
+pub fn plan(cluster: &Cluster) -> LibvirtPlan {
+    let uris = node_uris(cluster);
     let name = cluster.name.as_str();
-    let mut objects = Vec::with_capacity(2 * uris.len() + 2 * cluster.nodes.len());
+    let mut objects = Vec::with_capacity(5 * uris.len() + 3 * cluster.nodes.len());
     for uri in &uris {
         objects.push(Object {
             kind: ObjectKind::Network,
             name: network_name(name),
             uri: (*uri).clone(),
             xml: network_xml(cluster, uri).to_xml(),
+            upload: None,
         });
     }
     for uri in &uris {
@@ -171,8 +265,12 @@ pub fn plan(cluster: &Cluster) -> LibvirtPlan {
             kind: ObjectKind::Pool,
             name: pool_name(name),
             uri: (*uri).clone(),
-            xml: pool_xml(cluster).to_xml(),
+            xml: pool_xml_on(cluster, uri).to_xml(),
+            upload: None,
         });
+    }
+    for uri in uris.iter().filter(|u| u.remote_host().is_some()) {
+        objects.extend(uploads(cluster, uri));
     }
     for node in &cluster.nodes {
         objects.push(Object {
@@ -180,6 +278,7 @@ pub fn plan(cluster: &Cluster) -> LibvirtPlan {
             name: volume_name(name, node.name.as_str()),
             uri: node.uri.clone(),
             xml: volume_xml(cluster, node).to_xml(),
+            upload: None,
         });
     }
     for node in &cluster.nodes {
@@ -188,21 +287,104 @@ pub fn plan(cluster: &Cluster) -> LibvirtPlan {
             name: domain_name(name, node.name.as_str()),
             uri: node.uri.clone(),
             xml: domain_xml(cluster, node).to_xml(),
+            upload: None,
         });
     }
     LibvirtPlan { objects }
 }
 
+/// The uploaded volumes of remote connection `uri`: base image, kernel, initrd, then the
+/// seed disk of each of its nodes.
+fn uploads(cluster: &Cluster, uri: &ConnectUri) -> Vec<Object> {
+    let name = cluster.name.as_str();
+    let image = &cluster.image;
+    let files = [
+        Some((
+            base_volume_name(name),
+            image.base.clone(),
+            VolumeFormat::Qcow2,
+        )),
+        image
+            .kernel
+            .clone()
+            .map(|k| (kernel_volume_name(name), k, VolumeFormat::Raw)),
+        image
+            .initrd
+            .clone()
+            .map(|i| (initrd_volume_name(name), i, VolumeFormat::Raw)),
+    ];
+    let seeds = cluster.nodes.iter().filter(|n| &n.uri == uri).map(|n| {
+        (
+            seed_volume_name(name, n.name.as_str()),
+            seed_path(&cluster.state_dir, n.name.as_str()),
+            VolumeFormat::Raw,
+        )
+    });
+    files
+        .into_iter()
+        .flatten()
+        .chain(seeds)
+        .map(|(volume, path, format)| Object {
+            kind: ObjectKind::Volume,
+            xml: Volume {
+                name: volume.clone(),
+                capacity: None,
+                target: VolumeTarget {
+                    format: Typed {
+                        kind: format.as_str().to_owned(),
+                    },
+                    compat: None,
+                },
+                backing_store: None,
+            }
+            .to_xml(),
+            name: volume,
+            uri: uri.clone(),
+            upload: Some(UploadSource { path, format }),
+        })
+        .collect()
+}
+
 /// The cluster network on connection `uri`.
 ///
-/// DNS names every node of the cluster, wherever it runs; DHCP hands out the static leases of
-/// the nodes on this connection only (each host's network has its own DHCP server). There is
-/// no dynamic range: addresses are decided at plan time.
+/// DNS names every node of the cluster, wherever it runs; DHCP hands out a static lease per
+/// node. There is no dynamic range: addresses are decided at plan time.
+///
+/// When the nodes span two or more connections, the network on the primary connection
+/// ([`primary_uri`]) is the cluster's one DHCP and DNS server: it holds the leases of *all*
+/// nodes (the other hosts' VMs reach it over the tunnels between the hosts), and it carries
+/// `<mtu size='1450'/>` ([`FABRIC_MTU`]). Every other connection's network is
+/// `<forward mode='bridge'/>` on the bridge of the same name (made by hpc-fabric, joined to
+/// the primary's by VXLAN) with the same MTU, and nothing else: no address, DHCP, DNS or
+/// domain, no `stp`/`delay`. A cluster on one connection gets exactly the network it always
+/// had.
 pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
     let net = &cluster.network;
+    let spans = spans_hosts(cluster);
+    let bridge_only = spans && primary_uri(cluster) != Some(uri);
+    let name = network_name(cluster.name.as_str());
+    let metadata = Metadata::new(cluster.name.as_str(), "", NETWORK_ROLE);
+    if bridge_only {
+        return Network {
+            name,
+            metadata,
+            forward: Some(Forward {
+                mode: "bridge".to_owned(),
+            }),
+            bridge: Bridge {
+                name: net.bridge.as_str().to_owned(),
+                stp: None,
+                delay: None,
+            },
+            mtu: Some(Mtu { size: FABRIC_MTU }),
+            domain: None,
+            dns: None,
+            ip: None,
+        };
+    }
     Network {
-        name: network_name(cluster.name.as_str()),
-        metadata: Metadata::new(cluster.name.as_str(), "", NETWORK_ROLE),
+        name,
+        metadata,
         forward: match net.mode {
             NetworkMode::Nat => Some(Forward {
                 mode: "nat".to_owned(),
@@ -211,14 +393,15 @@ pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
         },
         bridge: Bridge {
             name: net.bridge.as_str().to_owned(),
-            stp: "off".to_owned(),
-            delay: 0,
+            stp: Some("off".to_owned()),
+            delay: Some(0),
         },
-        domain: NetworkDomain {
+        mtu: spans.then_some(Mtu { size: FABRIC_MTU }),
+        domain: Some(NetworkDomain {
             name: net.domain.as_str().to_owned(),
             local_only: "yes".to_owned(),
-        },
-        dns: Dns {
+        }),
+        dns: Some(Dns {
             host: cluster
                 .nodes
                 .iter()
@@ -227,15 +410,14 @@ pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
                     hostname: vec![n.name.as_str().to_owned()],
                 })
                 .collect(),
-        },
-        ip: NetworkIp {
+        }),
+        ip: Some(NetworkIp {
             address: net.gateway.to_string(),
             netmask: net.cidr.netmask().to_string(),
             dhcp: Some(Dhcp {
                 host: cluster
                     .nodes
                     .iter()
-                    .filter(|n| &n.uri == uri)
                     .map(|n| DhcpHost {
                         mac: n.mac.to_string(),
                         name: n.name.as_str().to_owned(),
@@ -243,48 +425,92 @@ pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
                     })
                     .collect(),
             }),
-        },
+        }),
     }
 }
 
-/// The cluster's directory storage pool, at `<state_dir>/pool`.
+/// The cluster's directory storage pool on a local connection, at `<state_dir>/pool`.
 pub fn pool_xml(cluster: &Cluster) -> Pool {
+    pool_doc(cluster, pool_path(&cluster.state_dir))
+}
+
+/// The cluster's directory storage pool on connection `uri`, at [`pool_path_on`].
+pub fn pool_xml_on(cluster: &Cluster, uri: &ConnectUri) -> Pool {
+    pool_doc(cluster, pool_path_on(cluster, uri))
+}
+
+fn pool_doc(cluster: &Cluster, path: PathBuf) -> Pool {
     Pool {
         kind: "dir".to_owned(),
         name: pool_name(cluster.name.as_str()),
         target: PoolTarget {
-            path: path_text(&pool_path(&cluster.state_dir)),
+            path: path_text(&path),
         },
     }
 }
 
-/// A node's disk: a qcow2 overlay (compat 1.1) backed by the cluster's base image.
+/// A node's disk: a qcow2 overlay (compat 1.1) backed by the cluster's base image — the local
+/// file, or on a remote host the uploaded [`base_volume_name`] in that host's pool.
 ///
 /// The backing store belongs here and never in the domain: libvirt reads the chain from the
 /// qcow2 header, and a `<backingStore>` in a domain overrides it.
 pub fn volume_xml(cluster: &Cluster, node: &Node) -> Volume {
+    let cname = cluster.name.as_str();
+    let base = match node.uri.remote_host() {
+        None => cluster.image.base.clone(),
+        Some(_) => remote_pool_path(cname).join(base_volume_name(cname)),
+    };
     Volume {
-        name: volume_name(cluster.name.as_str(), node.name.as_str()),
-        capacity: Quantity {
+        name: volume_name(cname, node.name.as_str()),
+        capacity: Some(Quantity {
             unit: "bytes",
             value: node.disk.bytes(),
-        },
+        }),
         target: VolumeTarget {
             format: qcow2(),
             compat: Some("1.1".to_owned()),
         },
         backing_store: Some(BackingStore {
-            path: path_text(&cluster.image.base),
+            path: path_text(&base),
             format: qcow2(),
         }),
     }
 }
 
 /// A node's domain.
+///
+/// On a local connection its files are this machine's: the overlay in `<state_dir>/pool`, the
+/// image's kernel and initrd, the seed disk [`seed_path`], the console log
+/// [`console_log_path`]. On a remote connection they are the host's: the overlay, the
+/// uploaded kernel, initrd and seed disk in [`remote_pool_path`], the console log at
+/// [`remote_console_log_path`].
 pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
     let cname = cluster.name.as_str();
     let nname = node.name.as_str();
     let image = &cluster.image;
+    let remote = node.uri.remote_host().is_some();
+    let pool = pool_path_on(cluster, &node.uri);
+    let (kernel_path, initrd_path, seed, console) = if remote {
+        (
+            image
+                .kernel
+                .as_ref()
+                .map(|_| pool.join(kernel_volume_name(cname))),
+            image
+                .initrd
+                .as_ref()
+                .map(|_| pool.join(initrd_volume_name(cname))),
+            pool.join(seed_volume_name(cname, nname)),
+            remote_console_log_path(cname, nname),
+        )
+    } else {
+        (
+            image.kernel.clone(),
+            image.initrd.clone(),
+            seed_path(&cluster.state_dir, nname),
+            console_log_path(&cluster.state_dir, nname),
+        )
+    };
     let fs = virtiofs_devices(node);
     let (kind, cpu) = match node.domain_type {
         DomainType::Qemu => (
@@ -302,7 +528,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
             },
         ),
     };
-    let os = match &image.kernel {
+    let os = match &kernel_path {
         Some(kernel) => {
             let hostname = format!("systemd.hostname={nname}");
             let cmdline = match image.cmdline.as_deref().map(str::trim) {
@@ -312,7 +538,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
             Os {
                 os_type: hvm(),
                 kernel: Some(path_text(kernel)),
-                initrd: image.initrd.as_deref().map(path_text),
+                initrd: initrd_path.as_deref().map(path_text),
                 cmdline: Some(cmdline),
                 boot: None,
             }
@@ -355,7 +581,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
                     format: "qcow2".to_owned(),
                 },
                 source: DiskSource {
-                    file: path_text(&volume_path(&cluster.state_dir, cname, nname)),
+                    file: path_text(&pool.join(volume_name(cname, nname))),
                 },
                 target: DiskTarget {
                     dev: "vda".to_owned(),
@@ -365,8 +591,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
                 readonly: None,
             }]
             .into_iter()
-            // The seed is a file of this machine: nodes on other hosts boot without one.
-            .chain(node.uri.remote_host().is_none().then(|| Disk {
+            .chain(Some(Disk {
                 kind: "file".to_owned(),
                 device: "disk".to_owned(),
                 driver: DiskDriver {
@@ -374,7 +599,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
                     format: "raw".to_owned(),
                 },
                 source: DiskSource {
-                    file: path_text(&seed_path(&cluster.state_dir, nname)),
+                    file: path_text(&seed),
                 },
                 target: DiskTarget {
                     dev: "vdb".to_owned(),
@@ -400,7 +625,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
             serial: vec![Serial {
                 kind: "pty".to_owned(),
                 log: Some(CharLog {
-                    file: path_text(&console_log_path(&cluster.state_dir, nname)),
+                    file: path_text(&console),
                     append: "off".to_owned(),
                 }),
                 target: CharTarget {

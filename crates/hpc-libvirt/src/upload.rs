@@ -145,10 +145,10 @@ pub fn volume_size(xml: &str) -> Option<u64> {
 fn volume_doc(name: &str, bytes: u64, format: VolumeFormat) -> Volume {
     Volume {
         name: name.to_owned(),
-        capacity: Quantity {
+        capacity: Some(Quantity {
             unit: "bytes",
             value: bytes,
-        },
+        }),
         target: VolumeTarget {
             format: Format {
                 kind: format.as_str().to_owned(),
@@ -171,7 +171,7 @@ fn exists<H: Hypervisor + ?Sized>(
 
 /// Whether `pool` holds `volume` complete with this content: its marker holds `digest` and
 /// the volume has `size` bytes.
-fn is_current<H: Hypervisor + ?Sized>(
+pub(crate) fn is_current<H: Hypervisor + ?Sized>(
     hv: &H,
     pool: &str,
     volume: &str,

@@ -44,6 +44,7 @@ fn object(kind: ObjectKind, name: String, xml: String) -> Object {
         name,
         uri: fixture_uri().parse().expect("uri"),
         xml,
+        upload: None,
     }
 }
 

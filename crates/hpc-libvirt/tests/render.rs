@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use hpc_config::Cluster;
-use hpc_libvirt::{LibvirtPlan, ObjectKind, plan};
+use hpc_libvirt::{FABRIC_MTU, LibvirtPlan, ObjectKind, VolumeFormat, plan};
 
 /// The inputs: the repository's examples, plus fixtures for what they do not show.
 const FILES: &[(&str, &str)] = &[
@@ -16,6 +16,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../examples/full-stack.yaml"),
     ),
     ("multi-host", include_str!("fixtures/multi-host.yaml")),
+    (
+        "two-hosts",
+        include_str!("../../../examples/two-hosts.yaml"),
+    ),
 ];
 
 /// A fixed environment, so that `${HOME}` and the default state directory are stable.
@@ -70,6 +74,166 @@ fn snapshot_multi_host() {
 }
 
 #[test]
+fn snapshot_two_hosts() {
+    insta::assert_snapshot!(dump(&plan(&input("two-hosts"))));
+}
+
+#[test]
+fn one_connection_has_no_uploads_and_no_mtu() {
+    for name in ["minimal", "gpu", "full-stack"] {
+        let p = plan(&input(name));
+        assert!(p.objects.iter().all(|o| o.upload.is_none()), "{name}");
+        let net = p.of_kind(ObjectKind::Network).next().expect("network");
+        assert!(!net.xml.contains("<mtu"), "{name}");
+    }
+}
+
+#[test]
+fn the_primary_network_serves_every_lease_and_the_others_are_bridges() {
+    let cluster = input("two-hosts");
+    let p = plan(&cluster);
+    let nets: Vec<_> = p.of_kind(ObjectKind::Network).collect();
+    assert_eq!(nets.len(), 2);
+    let (primary, other) = (&nets[0], &nets[1]);
+    assert_eq!(primary.uri.as_str(), "qemu:///system");
+    assert_eq!(
+        hpc_libvirt::primary_uri(&cluster).map(|u| u.as_str()),
+        Some("qemu:///system")
+    );
+    let mtu = format!("<mtu size=\"{FABRIC_MTU}\"/>");
+    assert!(primary.xml.contains(&mtu), "{}", primary.xml);
+    for n in &cluster.nodes {
+        let lease = format!(
+            "<host mac=\"{}\" name=\"{}\" ip=\"{}\"/>",
+            n.mac, n.name, n.ip
+        );
+        assert!(primary.xml.contains(&lease), "{}: {}", n.name, primary.xml);
+    }
+    assert!(primary.xml.contains("stp=\"off\" delay=\"0\""));
+    let want = format!(
+        "<network>\n  <name>twohosts-net</name>\n  <metadata>\n    \
+         <hpc:cluster xmlns:hpc=\"{}\" name=\"twohosts\" node=\"\" role=\"network\"/>\n  \
+         </metadata>\n  <forward mode=\"bridge\"/>\n  <bridge name=\"hpcbr-two\"/>\n  \
+         {mtu}\n</network>\n",
+        hpc_libvirt::METADATA_NS
+    );
+    assert_eq!(other.xml, want);
+}
+
+#[test]
+fn uploads_come_after_pools_and_before_overlays_on_remote_connections_only() {
+    let cluster = input("two-hosts");
+    let p = plan(&cluster);
+    let remote = "qemu+ssh://root@192.168.122.12/system";
+    let uploads: Vec<(&str, &str, VolumeFormat)> = p
+        .objects
+        .iter()
+        .filter_map(|o| {
+            let u = o.upload.as_ref()?;
+            assert_eq!(o.kind, ObjectKind::Volume);
+            assert_eq!(o.uri.as_str(), remote);
+            Some((o.name.as_str(), u.path.to_str().expect("utf-8"), u.format))
+        })
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            (
+                "twohosts-base.image.qcow2",
+                "/var/lib/hpc-up/images/base.qcow2",
+                VolumeFormat::Qcow2
+            ),
+            (
+                "twohosts-vmlinuz",
+                "/var/lib/hpc-up/images/vmlinuz",
+                VolumeFormat::Raw
+            ),
+            (
+                "twohosts-initrd.img",
+                "/var/lib/hpc-up/images/initrd.img",
+                VolumeFormat::Raw
+            ),
+            (
+                "twohosts-cn1-seed.img",
+                "/var/lib/hpc-up/clusters/twohosts/seed/cn1.img",
+                VolumeFormat::Raw
+            ),
+            (
+                "twohosts-cn2-seed.img",
+                "/var/lib/hpc-up/clusters/twohosts/seed/cn2.img",
+                VolumeFormat::Raw
+            ),
+            (
+                "twohosts-cn4-seed.img",
+                "/var/lib/hpc-up/clusters/twohosts/seed/cn4.img",
+                VolumeFormat::Raw
+            ),
+        ]
+    );
+    // Order: every pool before the first upload, every overlay after the last.
+    let pos = |f: &dyn Fn(&hpc_libvirt::Object) -> bool| -> Vec<usize> {
+        p.objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| f(o))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let pools = pos(&|o| o.kind == ObjectKind::Pool);
+    let ups = pos(&|o| o.upload.is_some());
+    let overlays = pos(&|o| o.kind == ObjectKind::Volume && o.upload.is_none());
+    assert!(pools.iter().max() < ups.iter().min());
+    assert!(ups.iter().max() < overlays.iter().min());
+    // The remote pool, overlay and domain name the remote host's files.
+    let dir = "/var/lib/libvirt/images/hpc-up-twohosts";
+    let pool = p
+        .of_kind(ObjectKind::Pool)
+        .find(|o| o.uri.as_str() == remote)
+        .expect("remote pool");
+    assert!(pool.xml.contains(&format!("<path>{dir}</path>")));
+    let overlay = p
+        .objects
+        .iter()
+        .find(|o| o.name == "twohosts-cn1.qcow2")
+        .expect("overlay");
+    assert!(
+        overlay
+            .xml
+            .contains(&format!("<path>{dir}/twohosts-base.image.qcow2</path>"))
+    );
+    let dom = p
+        .objects
+        .iter()
+        .find(|o| o.name == "twohosts-cn1")
+        .expect("domain");
+    for file in [
+        format!("<kernel>{dir}/twohosts-vmlinuz</kernel>"),
+        format!("<initrd>{dir}/twohosts-initrd.img</initrd>"),
+        format!("<source file=\"{dir}/twohosts-cn1.qcow2\"/>"),
+        format!("<source file=\"{dir}/twohosts-cn1-seed.img\"/>"),
+        "<log file=\"/var/log/libvirt/qemu/twohosts-cn1-console.log\"".to_owned(),
+    ] {
+        assert!(dom.xml.contains(&file), "{file} not in {}", dom.xml);
+    }
+    // A local node keeps this machine's files.
+    let local = p
+        .objects
+        .iter()
+        .find(|o| o.name == "twohosts-cn3")
+        .expect("domain");
+    assert!(
+        local
+            .xml
+            .contains("<kernel>/var/lib/hpc-up/images/vmlinuz</kernel>")
+    );
+    assert!(
+        local
+            .xml
+            .contains("/var/lib/hpc-up/clusters/twohosts/seed/cn3.img")
+    );
+}
+
+#[test]
 fn rendering_is_deterministic() {
     for (name, text) in FILES {
         let first = dump(&plan(&load(name, text)));
@@ -107,6 +271,10 @@ fn domains_never_name_a_backing_store_and_volumes_always_do() {
             let has = o.xml.contains("<backingStore>");
             match o.kind {
                 ObjectKind::Domain => assert!(!has, "{name}: {} has a backingStore", o.name),
+                // Uploaded volumes hold a whole file; overlays are backed by the base image.
+                ObjectKind::Volume if o.upload.is_some() => {
+                    assert!(!has, "{name}: upload {} has a backingStore", o.name);
+                }
                 ObjectKind::Volume => assert!(has, "{name}: {} lacks a backingStore", o.name),
                 _ => {}
             }

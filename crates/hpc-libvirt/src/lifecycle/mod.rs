@@ -30,6 +30,7 @@ use crate::compare::{dhcp_hosts, domain_facts, owner, root_child_text, with_uuid
 use crate::hypervisor::{DomainState, Hypervisor, HypervisorError, LiveObject, kind_name};
 use crate::journal::{Journal, JournalError};
 use crate::plan::{LibvirtPlan, Object, ObjectKind};
+use crate::upload::{UploadError, is_current, marker_name, sha256_file};
 
 /// How often [`stop`] polls the domains' state while waiting for them to shut down.
 pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -191,6 +192,31 @@ pub enum LifecycleError {
         /// Its name.
         name: String,
     },
+    /// Putting a local file into a volume failed.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    /// `up_all` was given no connection for a URI of the plan.
+    #[error("the plan has objects on `{uri}`, but no connection to it was given")]
+    NoConnection {
+        /// The URI.
+        uri: String,
+    },
+    /// [`up_all`] failed on one connection: that connection unwound itself (its error is the
+    /// source), and every connection before it undid what this run had done there, in
+    /// reverse order.
+    #[error("bringing the cluster up failed on `{uri}`; {}", hosts_unwound_message(.undone, .unwind_errors))]
+    HostFailed {
+        /// The connection that failed.
+        uri: String,
+        /// Its error (usually [`LifecycleError::Unwound`]).
+        #[source]
+        source: Box<LifecycleError>,
+        /// Per connection unwound before it (newest first): its URI and the steps undone.
+        undone: Vec<(String, usize)>,
+        /// Undo steps that failed on those connections (their objects may remain; `down`
+        /// removes them), with the URI.
+        unwind_errors: Vec<(String, LifecycleError)>,
+    },
     /// `up` failed and what it had done was undone (as far as possible).
     #[error("{}", unwound_message(*.undone, .unwind_errors))]
     Unwound {
@@ -212,6 +238,46 @@ pub enum LifecycleError {
         /// What failed.
         errors: Vec<LifecycleError>,
     },
+}
+
+impl LifecycleError {
+    /// Whether the operation stopped because the cancel flag was raised (directly, or as the
+    /// cause of an unwind).
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Self::Cancelled => true,
+            Self::Unwound { source, .. } | Self::HostFailed { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+}
+
+fn hosts_unwound_message(
+    undone: &[(String, usize)],
+    errors: &[(String, LifecycleError)],
+) -> String {
+    let mut s = if undone.is_empty() {
+        "no other connection had changes to undo".to_owned()
+    } else {
+        let per: Vec<String> = undone
+            .iter()
+            .map(|(uri, n)| format!("{n} step(s) on `{uri}`"))
+            .collect();
+        format!("undid {}", per.join(", "))
+    };
+    if !errors.is_empty() {
+        let per: Vec<String> = errors
+            .iter()
+            .map(|(uri, e)| format!("on `{uri}`: {}", error_list(std::slice::from_ref(e))))
+            .collect();
+        let _ = write!(
+            s,
+            ", but {} undo step(s) failed: {}",
+            errors.len(),
+            per.join("; ")
+        );
+    }
+    s
 }
 
 fn unwound_message(undone: usize, errors: &[LifecycleError]) -> String {
@@ -252,7 +318,7 @@ mod up;
 
 pub use down::down;
 pub use ops::{start, status, stop};
-pub use up::up;
+pub use up::{up, up_all};
 
 // ---------------------------------------------------------------------------------------------
 // ownership
@@ -342,12 +408,50 @@ struct Planned<'p> {
     pool: Option<&'p str>,
     live: Option<LiveObject>,
     action: Action,
+    /// For an uploaded volume: the local file's SHA-256, when it could be read.
+    sha256: Option<String>,
+}
+
+/// An uploaded volume is as planned when its marker holds the local file's digest and the
+/// volume has the file's size; a local file that cannot be read (not written yet, e.g. a
+/// seed before the first `up`) counts as to be created — `up` then fails on it.
+fn classify_upload<H: Hypervisor>(
+    hv: &H,
+    pool: &str,
+    o: &Object,
+    path: &std::path::Path,
+) -> Result<(Action, Option<String>)> {
+    let Ok(sha) = sha256_file(path) else {
+        return Ok((Action::Create, None));
+    };
+    let Ok(meta) = fs_err::metadata(path) else {
+        return Ok((Action::Create, None));
+    };
+    let current = is_current(hv, pool, &o.name, &sha, meta.len())?;
+    let action = if current {
+        Action::Unchanged
+    } else {
+        Action::Create
+    };
+    Ok((action, Some(sha)))
 }
 
 fn classify<'p, H: Hypervisor>(plan: &'p LibvirtPlan, hv: &H) -> Result<Vec<Planned<'p>>> {
     let mut out = Vec::with_capacity(plan.objects.len());
     for o in &plan.objects {
         let pool = object_pool(plan, o)?;
+        if let (Some(up), Some(pool)) = (&o.upload, pool) {
+            let live = hv.lookup(o.kind, Some(pool), &o.name)?;
+            let (action, sha256) = classify_upload(hv, pool, o, &up.path)?;
+            out.push(Planned {
+                object: o,
+                pool: Some(pool),
+                live,
+                action,
+                sha256,
+            });
+            continue;
+        }
         let live = hv.lookup(o.kind, pool, &o.name)?;
         let action = match &live {
             None => Action::Create,
@@ -362,6 +466,7 @@ fn classify<'p, H: Hypervisor>(plan: &'p LibvirtPlan, hv: &H) -> Result<Vec<Plan
             pool,
             live,
             action,
+            sha256: None,
         });
     }
     Ok(out)
@@ -371,10 +476,11 @@ fn stale<H: Hypervisor>(plan: &LibvirtPlan, hv: &H) -> Result<Vec<Change>> {
     let Some(cluster) = plan_cluster(plan) else {
         return Ok(Vec::new());
     };
+    // An uploaded volume comes with its marker volume.
     let in_plan = |l: &LiveObject| {
         plan.objects.iter().any(|o| {
             o.kind == l.kind
-                && o.name == l.name
+                && (o.name == l.name || (o.upload.is_some() && marker_name(&o.name) == l.name))
                 && (o.kind != ObjectKind::Volume || plan_pool(plan) == l.pool.as_deref())
         })
     };

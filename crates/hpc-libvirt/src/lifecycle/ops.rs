@@ -5,13 +5,14 @@ use super::*;
 /// Per domain of the plan: state, MAC, vCPUs and memory (live where the domain is defined,
 /// planned otherwise) and the IP of the plan's static DHCP entry for its MAC.
 pub fn status<H: Hypervisor>(plan: &LibvirtPlan, hv: &H) -> Result<Vec<NodeStatus>> {
-    let plan = &on_connection(plan, hv.uri());
+    // The leases of a cluster spread over hosts are all in the primary's network.
     let hosts: Vec<(String, String)> = plan
         .objects
         .iter()
         .filter(|o| o.kind == ObjectKind::Network)
         .flat_map(|o| dhcp_hosts(&o.xml))
         .collect();
+    let plan = &on_connection(plan, hv.uri());
     let mut out = Vec::new();
     for o in plan.objects.iter().filter(|o| o.kind == ObjectKind::Domain) {
         let live = hv.lookup(ObjectKind::Domain, None, &o.name)?;

@@ -2,11 +2,21 @@
 
 use super::*;
 
+use crate::upload::{Upload, ensure_uploaded, remove_uploaded};
+
 /// One step `up` took, and how to take it back.
-enum Undo {
+pub(super) enum Undo {
     Undefine(ObjectKind, String),
     Stop(ObjectKind, String),
-    DeleteVolume { pool: String, name: String },
+    DeleteVolume {
+        pool: String,
+        name: String,
+    },
+    /// An uploaded volume and its marker.
+    RemoveUploaded {
+        pool: String,
+        name: String,
+    },
     Redefine(ObjectKind, String, String),
 }
 
@@ -67,6 +77,60 @@ impl<H: Hypervisor> Run<'_, H> {
             self.hv.build_pool(&o.name)?;
         }
         Ok(())
+    }
+
+    /// Put an uploaded volume's local file into the pool. The volume and its marker are
+    /// journaled before anything is sent, so that `down` finds both after a kill.
+    fn upload(&mut self, p: &Planned<'_>) -> Result<Outcome> {
+        let o = p.object;
+        let (Some(src), Some(pool)) = (&o.upload, p.pool) else {
+            return Ok(Outcome::Unchanged);
+        };
+        self.check_cancel()?;
+        let sha = match &p.sha256 {
+            Some(s) => s.clone(),
+            None => sha256_file(&src.path)?,
+        };
+        let uri = self.hv.uri();
+        let marker = marker_name(&o.name);
+        self.journal
+            .record_intent(uri, ObjectKind::Volume, Some(pool), &marker)?;
+        self.journal
+            .record_intent(uri, ObjectKind::Volume, Some(pool), &o.name)?;
+        tracing::info!(volume = %o.name, file = %src.path.display(), "uploading");
+        let undo = Undo::RemoveUploaded {
+            pool: pool.to_owned(),
+            name: o.name.clone(),
+        };
+        match ensure_uploaded(self.hv, pool, &o.name, &src.path, &sha, src.format) {
+            Ok(done) => {
+                self.done.push(undo);
+                for name in [marker.as_str(), o.name.as_str()] {
+                    self.journal
+                        .mark_created(uri, ObjectKind::Volume, Some(pool), name)?;
+                }
+                Ok(match done {
+                    Upload::Uploaded { .. } => Outcome::Created,
+                    Upload::Unchanged => Outcome::Unchanged,
+                })
+            }
+            Err(e) => {
+                // Whatever of the two appeared is undone; when nothing did, the intents go.
+                let found = [marker.as_str(), o.name.as_str()]
+                    .into_iter()
+                    .map(|n| self.hv.lookup(ObjectKind::Volume, Some(pool), n))
+                    .collect::<Vec<_>>();
+                if found.iter().any(|r| matches!(r, Ok(Some(_)))) {
+                    self.done.push(undo);
+                } else if found.iter().all(|r| matches!(r, Ok(None))) {
+                    for name in [marker.as_str(), o.name.as_str()] {
+                        self.journal
+                            .remove(uri, ObjectKind::Volume, Some(pool), name)?;
+                    }
+                }
+                Err(e.into())
+            }
+        }
     }
 
     fn update(&mut self, p: &Planned<'_>, live: &LiveObject) -> Result<()> {
@@ -139,6 +203,13 @@ impl<H: Hypervisor> Run<'_, H> {
                 self.journal
                     .remove(hv.uri(), ObjectKind::Volume, Some(pool), name)?;
             }
+            Undo::RemoveUploaded { pool, name } => {
+                remove_uploaded(hv, pool, name)?;
+                for n in [marker_name(name).as_str(), name.as_str()] {
+                    self.journal
+                        .remove(hv.uri(), ObjectKind::Volume, Some(pool), n)?;
+                }
+            }
             Undo::Redefine(ObjectKind::Network, n, xml) => hv.define_network(n, xml)?,
             Undo::Redefine(ObjectKind::Domain, n, xml) => hv.define_domain(n, xml)?,
             Undo::Redefine(_, _, _) => {}
@@ -147,20 +218,95 @@ impl<H: Hypervisor> Run<'_, H> {
     }
 }
 
-/// Bring the plan's objects into existence and start them: networks, pools, volumes, domains
-/// (defined), then domains (started).
+/// Bring the plan's objects into existence and start them: networks, pools, volumes
+/// (uploaded ones first), domains (defined), then domains (started).
 ///
 /// Objects that exist as planned are left alone, so `up` on an unchanged, running cluster
 /// changes nothing ([`UpReport::changes`] is 0). Every object is recorded in `journal`
 /// before it is created. On failure — or when `cancel` becomes `true`, checked before every
 /// step — everything this call did is undone in reverse order and
 /// [`LifecycleError::Unwound`] carries the original error and any failed undo step.
+///
+/// Only the objects of `hv`'s connection are applied; [`up_all`] applies a plan spanning
+/// hosts and unwinds every connection when one fails.
 pub fn up<H: Hypervisor>(
     plan: &LibvirtPlan,
     hv: &H,
     journal: &mut Journal,
     cancel: &AtomicBool,
 ) -> Result<UpReport> {
+    up_one(plan, hv, journal, cancel).map(|(report, _)| report)
+}
+
+/// [`up`] on every connection of `hvs`, in that order (pass the primary connection first:
+/// its network is the cluster's DHCP server), one [`UpReport`] per connection.
+///
+/// Every URI of the plan must have a connection in `hvs` ([`LifecycleError::NoConnection`],
+/// before anything is done). When connection *k* fails — or `cancel` is raised, checked
+/// before each connection and each step — connection *k* unwinds itself as [`up`] does, then
+/// connections *k-1* … *0* undo, newest step first, what this call did on them;
+/// [`LifecycleError::HostFailed`] names the failed URI, carries its error and lists what was
+/// undone per URI.
+pub fn up_all<H: Hypervisor>(
+    plan: &LibvirtPlan,
+    hvs: &[&H],
+    journal: &mut Journal,
+    cancel: &AtomicBool,
+) -> Result<Vec<UpReport>> {
+    for uri in plan.uris() {
+        if !hvs.iter().any(|hv| hv.uri() == uri.as_str()) {
+            return Err(LifecycleError::NoConnection {
+                uri: uri.to_string(),
+            });
+        }
+    }
+    let mut reports = Vec::with_capacity(hvs.len());
+    let mut done: Vec<Vec<Undo>> = Vec::with_capacity(hvs.len());
+    for hv in hvs {
+        let result = if cancel.load(Ordering::SeqCst) {
+            Err(LifecycleError::Cancelled)
+        } else {
+            up_one(plan, *hv, journal, cancel)
+        };
+        match result {
+            Ok((report, steps)) => {
+                reports.push(report);
+                done.push(steps);
+            }
+            Err(e) => {
+                let mut undone = Vec::new();
+                let mut unwind_errors = Vec::new();
+                for (hv, steps) in hvs.iter().zip(done).rev() {
+                    let mut run = Run {
+                        hv: *hv,
+                        journal: &mut *journal,
+                        cancel,
+                        done: steps,
+                    };
+                    tracing::warn!(uri = hv.uri(), steps = run.done.len(), "unwinding");
+                    let (n, errors) = run.unwind();
+                    undone.push((hv.uri().to_owned(), n));
+                    unwind_errors.extend(errors.into_iter().map(|e| (hv.uri().to_owned(), e)));
+                }
+                return Err(LifecycleError::HostFailed {
+                    uri: hv.uri().to_owned(),
+                    source: Box::new(e),
+                    undone,
+                    unwind_errors,
+                });
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// [`up`] on one connection, also returning the steps it took (for [`up_all`] to undo).
+fn up_one<H: Hypervisor>(
+    plan: &LibvirtPlan,
+    hv: &H,
+    journal: &mut Journal,
+    cancel: &AtomicBool,
+) -> Result<(UpReport, Vec<Undo>)> {
     let plan = &on_connection(plan, hv.uri());
     if cancel.load(Ordering::SeqCst) {
         return Err(LifecycleError::Cancelled);
@@ -180,7 +326,7 @@ pub fn up<H: Hypervisor>(
         done: Vec::new(),
     };
     match apply(&mut run, &planned) {
-        Ok(objects) => Ok(UpReport { objects, stale }),
+        Ok(objects) => Ok((UpReport { objects, stale }, run.done)),
         Err(e) => {
             tracing::warn!(error = %e, steps = run.done.len(), "up failed; unwinding");
             let (undone, unwind_errors) = run.unwind();
@@ -212,6 +358,12 @@ fn apply<H: Hypervisor>(run: &mut Run<'_, H>, planned: &[Planned<'_>]) -> Result
     ] {
         for (i, p) in planned.iter().enumerate() {
             if p.object.kind != kind {
+                continue;
+            }
+            if p.object.upload.is_some() {
+                if p.action == Action::Create {
+                    outcomes[i] = run.upload(p)?;
+                }
                 continue;
             }
             let was_active = match (&p.action, &p.live) {

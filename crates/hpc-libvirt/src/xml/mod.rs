@@ -29,7 +29,7 @@ pub use hpc_virtiofs::{
 };
 pub use metadata::{ClusterTag, Metadata};
 pub use network::{
-    Bridge, Dhcp, DhcpHost, Dns, DnsHost, Forward, Network, NetworkDomain, NetworkIp,
+    Bridge, Dhcp, DhcpHost, Dns, DnsHost, Forward, Mtu, Network, NetworkDomain, NetworkIp,
 };
 pub use storage::{BackingStore, Format, Pool, PoolTarget, Volume, VolumeTarget};
 

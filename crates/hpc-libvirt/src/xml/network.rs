@@ -5,6 +5,11 @@ use serde::Serialize;
 use super::Metadata;
 
 /// `<network>`.
+///
+/// Two shapes (see [`crate::network_xml`]): a network of its own — NAT or isolated, with
+/// `<domain>`, `<dns>` and `<ip>` (DHCP) — or, on the other hosts of a cluster spread over
+/// several, `<forward mode='bridge'/>` on a bridge made outside libvirt, with none of those
+/// (libvirt refuses them, and `stp`/`delay`, in bridge mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename = "network")]
 pub struct Network {
@@ -17,12 +22,27 @@ pub struct Network {
     pub forward: Option<Forward>,
     /// `<bridge name=… stp=… delay=…/>`.
     pub bridge: Bridge,
-    /// `<domain name=… localOnly=…/>`.
-    pub domain: NetworkDomain,
-    /// `<dns>`.
-    pub dns: Dns,
-    /// `<ip address=… netmask=…>`.
-    pub ip: NetworkIp,
+    /// `<mtu size=…/>`: the MTU of the bridge and of the guests' tap devices; absent for the
+    /// default (1500).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<Mtu>,
+    /// `<domain name=… localOnly=…/>`; absent in bridge mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<NetworkDomain>,
+    /// `<dns>`; absent in bridge mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// `<ip address=… netmask=…>`; absent in bridge mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<NetworkIp>,
+}
+
+/// `<mtu size=…/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mtu {
+    /// `size`, bytes.
+    #[serde(rename = "@size")]
+    pub size: u32,
 }
 
 /// `<forward mode=…/>`.
@@ -39,12 +59,12 @@ pub struct Bridge {
     /// `name`: the host bridge device.
     #[serde(rename = "@name")]
     pub name: String,
-    /// `stp`: `on` or `off`.
-    #[serde(rename = "@stp")]
-    pub stp: String,
-    /// `delay`: forward delay in seconds.
-    #[serde(rename = "@delay")]
-    pub delay: u32,
+    /// `stp`: `on` or `off`; absent in bridge mode.
+    #[serde(rename = "@stp", skip_serializing_if = "Option::is_none")]
+    pub stp: Option<String>,
+    /// `delay`: forward delay in seconds; absent in bridge mode.
+    #[serde(rename = "@delay", skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u32>,
 }
 
 /// `<domain name=… localOnly=…/>`: the DNS domain.

@@ -30,8 +30,10 @@ pub struct PoolTarget {
 pub struct Volume {
     /// `<name>`: the file name in the pool.
     pub name: String,
-    /// `<capacity unit='bytes'>`: the virtual size.
-    pub capacity: Quantity,
+    /// `<capacity unit='bytes'>`: the virtual size. Absent only in the plan of an uploaded
+    /// volume, whose size is the local file's at the time of the upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Quantity>,
     /// `<target>`.
     pub target: VolumeTarget,
     /// `<backingStore>`: the base image this volume is an overlay of.
