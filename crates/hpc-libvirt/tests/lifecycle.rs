@@ -5,15 +5,17 @@
 //! is one state per process, shared by the test threads).
 #![cfg(feature = "virt")]
 
-use std::cell::Cell;
-use std::path::Path;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hpc_libvirt::{
     Action, DomainState, HvResult, Hypervisor, HypervisorError, Journal, LibvirtPlan,
-    LifecycleError, LiveObject, METADATA_NS, Object, ObjectKind, Outcome, Step, VirtHypervisor,
-    diff, down, start, status, stop, up,
+    LifecycleError, LiveObject, METADATA_NS, Object, ObjectKind, Outcome, Step, UploadSource,
+    VirtHypervisor, VolumeFormat, diff, down, start, status, stop, up, up_all,
 };
 
 const CLUSTER: &str = "t1";
@@ -174,6 +176,11 @@ struct FailingHypervisor<H> {
     panic: bool,
     /// Raise this flag at call `fail_at` instead of failing.
     cancel: Option<(usize, &'static AtomicBool)>,
+    /// The URI this "host" answers to (another host of a plan spanning several: every test
+    /// driver connection has a state of its own).
+    uri: Option<String>,
+    /// Volume contents written by `upload_volume` (the test driver has no streams).
+    content: RefCell<BTreeMap<(String, String), Vec<u8>>>,
 }
 
 impl<H: Hypervisor> FailingHypervisor<H> {
@@ -185,6 +192,15 @@ impl<H: Hypervisor> FailingHypervisor<H> {
             fail_after: 0,
             panic: false,
             cancel: None,
+            uri: None,
+            content: RefCell::new(BTreeMap::new()),
+        }
+    }
+    /// A host answering to `uri`.
+    fn host(inner: H, uri: &str) -> Self {
+        Self {
+            uri: Some(uri.to_owned()),
+            ..Self::new(inner)
         }
     }
     fn failing_at(inner: H, k: usize) -> Self {
@@ -221,7 +237,7 @@ impl<H: Hypervisor> FailingHypervisor<H> {
 
 impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
     fn uri(&self) -> &str {
-        self.inner.uri()
+        self.uri.as_deref().unwrap_or_else(|| self.inner.uri())
     }
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
         self.inner.list(kind)
@@ -276,6 +292,9 @@ impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
     }
     fn delete_volume(&self, pool: &str, name: &str) -> HvResult<()> {
         self.step(ObjectKind::Volume, name, Step::Delete)?;
+        self.content
+            .borrow_mut()
+            .remove(&(pool.to_owned(), name.to_owned()));
         self.inner.delete_volume(pool, name)
     }
     fn upload_volume(
@@ -287,10 +306,36 @@ impl<H: Hypervisor> Hypervisor for FailingHypervisor<H> {
         progress: &mut dyn FnMut(u64),
     ) -> HvResult<u64> {
         self.step(ObjectKind::Volume, name, Step::Upload)?;
-        self.inner.upload_volume(pool, name, data, length, progress)
+        if self
+            .inner
+            .lookup(ObjectKind::Volume, Some(pool), name)?
+            .is_none()
+        {
+            return Err(HypervisorError::object(
+                ObjectKind::Volume,
+                name,
+                Step::Upload,
+                "no such volume",
+            ));
+        }
+        let mut bytes = Vec::new();
+        data.take(length)
+            .read_to_end(&mut bytes)
+            .map_err(|e| HypervisorError::object(ObjectKind::Volume, name, Step::Upload, e))?;
+        progress(bytes.len() as u64);
+        let n = bytes.len() as u64;
+        self.content
+            .borrow_mut()
+            .insert((pool.to_owned(), name.to_owned()), bytes);
+        Ok(n)
     }
     fn download_volume(&self, pool: &str, name: &str, max: u64) -> HvResult<Vec<u8>> {
-        self.inner.download_volume(pool, name, max)
+        let content = self.content.borrow();
+        let bytes = content
+            .get(&(pool.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_default();
+        Ok(bytes.into_iter().take(max as usize).collect())
     }
     fn define_domain(&self, name: &str, xml: &str) -> HvResult<()> {
         self.step(ObjectKind::Domain, name, Step::Define)?;
@@ -338,6 +383,235 @@ fn source_text(e: &LifecycleError) -> String {
             s
         }
         other => panic!("expected an unwound error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// several hosts
+
+const HOST_A: &str = "test:///host-a";
+const HOST_B: &str = "test:///host-b";
+
+/// `plan` with every object moved to `uri`.
+fn on(uri: &str, plan: LibvirtPlan) -> Vec<Object> {
+    plan.objects
+        .into_iter()
+        .map(|mut o| {
+            o.uri = uri.parse().expect("uri");
+            o
+        })
+        .collect()
+}
+
+/// An uploaded volume of `uri` holding the local file `path`.
+fn upload_object(uri: &str, name: &str, path: PathBuf) -> Object {
+    Object {
+        kind: ObjectKind::Volume,
+        name: name.to_owned(),
+        uri: uri.parse().expect("uri"),
+        xml: format!("<volume><name>{name}</name><target><format type='raw'/></target></volume>"),
+        upload: Some(UploadSource {
+            path,
+            format: VolumeFormat::Raw,
+        }),
+    }
+}
+
+/// Host A: ctl and cn1. Host B: cn2 and cn3, and an uploaded base image (after its pool,
+/// before its overlays).
+fn two_host_plan(base: &Path) -> LibvirtPlan {
+    let mut objects = on(HOST_A, test_plan(&["ctl", "cn1"]));
+    let mut b = on(HOST_B, test_plan(&["cn2", "cn3"]));
+    b.insert(
+        2,
+        upload_object(HOST_B, "t1-base.image.qcow2", base.to_owned()),
+    );
+    objects.extend(b);
+    LibvirtPlan { objects }
+}
+
+fn local_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs_err::write(&path, content).expect("write the local file");
+    path
+}
+
+#[test]
+fn up_all_brings_every_host_up_and_unwinds_every_host_when_the_second_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = local_file(dir.path(), "base", b"a base image");
+    let plan = two_host_plan(&base);
+    let total_b = {
+        let state = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            FailingHypervisor::host(connect(), HOST_A),
+            FailingHypervisor::host(connect(), HOST_B),
+        );
+        let reports = up_all(&plan, &[&a, &b], &mut journal(state.path()), &no_go()).unwrap();
+        assert_eq!(reports.len(), 2);
+        assert!(
+            reports[1]
+                .objects
+                .iter()
+                .any(|o| o.name == "t1-base.image.qcow2" && o.outcome == Outcome::Created)
+        );
+        b.calls.get()
+    };
+    for k in 1..=total_b {
+        let state = tempfile::tempdir().unwrap();
+        let a = FailingHypervisor::host(connect(), HOST_A);
+        let b = FailingHypervisor {
+            fail_at: Some(k),
+            ..FailingHypervisor::host(connect(), HOST_B)
+        };
+        let mut j = journal(state.path());
+        let err = up_all(&plan, &[&a, &b], &mut j, &no_go()).expect_err("injected failure");
+        match &err {
+            LifecycleError::HostFailed {
+                uri,
+                source,
+                undone,
+                unwind_errors,
+            } => {
+                assert_eq!(uri, HOST_B, "k={k}");
+                assert!(
+                    matches!(**source, LifecycleError::Unwound { .. }),
+                    "k={k}: {source:?}"
+                );
+                assert_eq!(undone.len(), 1, "k={k}");
+                assert_eq!(undone[0].0, HOST_A);
+                assert!(undone[0].1 >= 8, "k={k}: {undone:?}");
+                assert!(unwind_errors.is_empty(), "k={k}: {unwind_errors:?}");
+            }
+            other => panic!("k={k}: {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "bringing the cluster up failed on `{HOST_B}`; undid "
+            )) && text.contains(&format!("step(s) on `{HOST_A}`")),
+            "k={k}: {text}"
+        );
+        assert_eq!(everything(&a), Vec::<String>::new(), "k={k}");
+        assert_eq!(everything(&b), Vec::<String>::new(), "k={k}");
+        assert!(j.is_empty(), "k={k}: {:?}", j.entries());
+    }
+}
+
+#[test]
+fn up_all_cancelled_between_hosts_unwinds_the_first() {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    let base = local_file(dir.path(), "base", b"a base image");
+    let plan = two_host_plan(&base);
+    let calls_a = {
+        let state = tempfile::tempdir().unwrap();
+        let a = FailingHypervisor::host(connect(), HOST_A);
+        up(&plan, &a, &mut journal(state.path()), &no_go()).unwrap();
+        a.calls.get()
+    };
+    // Raised during A's last step: A finishes, B never starts.
+    let mut a = FailingHypervisor::host(connect(), HOST_A);
+    a.cancel = Some((calls_a, &FLAG));
+    let b = FailingHypervisor::host(connect(), HOST_B);
+    let state = tempfile::tempdir().unwrap();
+    let mut j = journal(state.path());
+    let err = up_all(&plan, &[&a, &b], &mut j, &FLAG).expect_err("cancelled");
+    assert!(err.is_cancelled(), "{err:?}");
+    assert!(
+        matches!(&err, LifecycleError::HostFailed { uri, undone, .. }
+            if uri == HOST_B && undone.len() == 1 && undone[0].1 > 0),
+        "{err:?}"
+    );
+    assert_eq!(everything(&a), Vec::<String>::new());
+    assert_eq!(b.calls.get(), 0);
+    assert!(j.is_empty(), "{:?}", j.entries());
+}
+
+#[test]
+fn up_all_needs_a_connection_for_every_host_of_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = two_host_plan(&local_file(dir.path(), "base", b"x"));
+    let a = FailingHypervisor::host(connect(), HOST_A);
+    let err = up_all(&plan, &[&a], &mut journal(dir.path()), &no_go()).expect_err("no B");
+    assert!(matches!(&err, LifecycleError::NoConnection { uri } if uri == HOST_B));
+    assert_eq!(a.calls.get(), 0);
+}
+
+#[test]
+fn uploads_are_journaled_unchanged_when_current_and_removed_by_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = local_file(dir.path(), "base", b"a base image");
+    let plan = two_host_plan(&base);
+    let b = FailingHypervisor::host(connect(), HOST_B);
+    let state = tempfile::tempdir().unwrap();
+    let mut j = journal(state.path());
+    let name = "t1-base.image.qcow2";
+    let marker = "t1-base.image.qcow2.sha256";
+    let action = |hv: &FailingHypervisor<VirtHypervisor>| {
+        diff(&plan, hv)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.action)
+    };
+    assert_eq!(action(&b), Some(Action::Create));
+
+    let first = up(&plan, &b, &mut j, &no_go()).unwrap();
+    let applied = first.objects.iter().find(|o| o.name == name).unwrap();
+    assert_eq!(applied.outcome, Outcome::Created);
+    let journaled: Vec<&str> = j.entries().iter().map(|e| e.name.as_str()).collect();
+    assert!(
+        journaled.contains(&name) && journaled.contains(&marker),
+        "{journaled:?}"
+    );
+    assert!(everything(&b).contains(&format!("Volume {marker}")));
+
+    // Current: nothing is sent again, and the marker is no stale object.
+    assert_eq!(action(&b), Some(Action::Unchanged));
+    let second = up(&plan, &b, &mut j, &no_go()).unwrap();
+    assert_eq!(second.changes(), 0, "{second:#?}");
+    assert!(second.stale.is_empty(), "{:?}", second.stale);
+
+    // Another content: uploaded again.
+    fs_err::write(&base, b"another base image").unwrap();
+    assert_eq!(action(&b), Some(Action::Create));
+    let third = up(&plan, &b, &mut j, &no_go()).unwrap();
+    assert_eq!(third.changes(), 1, "{third:#?}");
+
+    let report = down(CLUSTER, &b, &mut j).unwrap();
+    let removed: Vec<&str> = report.removed.iter().map(|r| r.name.as_str()).collect();
+    assert!(
+        removed.contains(&name) && removed.contains(&marker),
+        "{removed:?}"
+    );
+    assert_eq!(everything(&b), Vec::<String>::new());
+    assert!(j.is_empty());
+}
+
+#[test]
+fn a_failed_upload_is_unwound_with_its_marker_and_intents() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = local_file(dir.path(), "base", b"a base image");
+    let plan = two_host_plan(&base);
+    // B's calls: define, build, start the network... the upload's is the first Upload step;
+    // fail every call from the volume creation on, one at a time.
+    let total = {
+        let state = tempfile::tempdir().unwrap();
+        let b = FailingHypervisor::host(connect(), HOST_B);
+        up(&plan, &b, &mut journal(state.path()), &no_go()).unwrap();
+        b.calls.get()
+    };
+    for k in 1..=total {
+        let state = tempfile::tempdir().unwrap();
+        let b = FailingHypervisor {
+            fail_at: Some(k),
+            ..FailingHypervisor::host(connect(), HOST_B)
+        };
+        let mut j = journal(state.path());
+        up(&plan, &b, &mut j, &no_go()).expect_err("injected failure");
+        assert_eq!(everything(&b), Vec::<String>::new(), "k={k}");
+        assert!(j.is_empty(), "k={k}: {:?}", j.entries());
     }
 }
 
