@@ -9,6 +9,15 @@ use std::io::Read;
 
 use crate::plan::ObjectKind;
 
+/// What libvirt reports about a host's hardware (`virNodeGetInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostInfo {
+    /// Active CPUs.
+    pub cpus: u32,
+    /// Memory, KiB.
+    pub memory_kib: u64,
+}
+
 /// A boxed error from the implementation behind a [`Hypervisor`] (libvirt's, a fake's…).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -276,6 +285,12 @@ pub trait Hypervisor {
         Ok(None)
     }
 
+    /// The host's CPUs and memory as libvirt reports them (`virNodeGetInfo`); `Ok(None)` when
+    /// the implementation cannot tell (the default).
+    fn host_info(&self) -> HvResult<Option<HostInfo>> {
+        Ok(None)
+    }
+
     /// The XML of the host's node device called `name` (`pci_0000_3b_00_0`), or `Ok(None)`
     /// when there is no such device. The default knows no devices.
     fn node_device_xml(&self, name: &str) -> HvResult<Option<String>> {
@@ -368,5 +383,8 @@ impl<H: Hypervisor + ?Sized> Hypervisor for &H {
     }
     fn node_device_xml(&self, name: &str) -> HvResult<Option<String>> {
         (**self).node_device_xml(name)
+    }
+    fn host_info(&self) -> HvResult<Option<HostInfo>> {
+        (**self).host_info()
     }
 }

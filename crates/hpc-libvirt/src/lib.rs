@@ -66,7 +66,8 @@ pub use plan::{
 };
 
 pub use hypervisor::{
-    BoxError, DomainState, HvResult, Hypervisor, HypervisorError, LiveObject, Step, kind_name,
+    BoxError, DomainState, HostInfo, HvResult, Hypervisor, HypervisorError, LiveObject, Step,
+    kind_name,
 };
 pub use journal::{EntryState, JOURNAL_FILE, Journal, JournalEntry, JournalError};
 pub use lifecycle::{

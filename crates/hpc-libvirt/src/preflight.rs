@@ -21,7 +21,16 @@
 //!    vendor and device ids, sits in an IOMMU group, and every other member of that group
 //!    (PCI bridges aside) is passed through to the same node;
 //! 6. no domain or network with one of the cluster's names exists that belongs to another
-//!    cluster or to no hpc-up cluster.
+//!    cluster or to no hpc-up cluster;
+//! 7. on a remote connection, every local file the plan uploads there (base image, kernel,
+//!    initrd, the seed disks of its nodes) exists here, is a regular file and can be read
+//!    ([`PreflightProblem::UploadSourceUnusable`], naming the file and the host) — so the
+//!    seeds must be written before a remote connection's preflight;
+//! 8. the nodes on the connection against the host as libvirt reports it
+//!    ([`Hypervisor::host_info`]): more memory than the host has is a problem
+//!    ([`PreflightProblem::HostMemoryExceeded`]), more vCPUs than its CPUs a warning
+//!    ([`PreflightWarning::VcpuOvercommit`]: overcommit works, TCG guests run anyway). A
+//!    host's declared `capacity` is hpc-config's to check (it placed the nodes by it).
 //!
 //! **Warning** ([`PreflightWarning::KvmCacheReprobed`], made before check 3 and without a
 //! libvirt call): on a local `qemu:///system` (or `qemu:///session`) connection, `/dev/kvm`
@@ -43,7 +52,7 @@
 //! no warning; the reason is logged at debug level.
 //!
 //! **Not checked.** Checks 1 and 2 read the local filesystem, so they run only when the
-//! connection is local ([`ConnectUri::remote_host`] is `None`): libvirt offers no way to look
+//! connection is local (on a remote one, check 7 takes check 1's place) ([`ConnectUri::remote_host`] is `None`): libvirt offers no way to look
 //! at a remote host's files, so for `qemu+ssh://…` these paths are not checked here (libvirt
 //! reports them when the volume or domain is created). Readability is checked as the user
 //! running hpc-up, not as the user QEMU runs as. Check 3 is skipped when the driver cannot
@@ -64,12 +73,12 @@ use std::path::{Path, PathBuf};
 
 use hpc_config::file::DomainType;
 use hpc_config::ipnet::Ipv4Net;
-use hpc_config::types::{ConnectUri, PciAddress, PciId};
+use hpc_config::types::{ByteSize, ConnectUri, PciAddress, PciId};
 use hpc_config::{Cluster, Node};
 use roxmltree::Document;
 
 use crate::hypervisor::{Hypervisor, kind_name};
-use crate::plan::{LibvirtPlan, ObjectKind, owner_from_xml};
+use crate::plan::{LibvirtPlan, ObjectKind, owner_from_xml, seed_path};
 
 /// Which of the image's files a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,6 +321,34 @@ pub enum PreflightProblem {
         /// The group's members (PCI bridges aside) not passed through to the node.
         others: Vec<PciAddress>,
     },
+    /// A local file that is to be uploaded to a remote host's pool (base image, kernel,
+    /// initrd, a node's seed disk) cannot be used.
+    #[error("{what} `{}` cannot be uploaded to host `{host}`: it {reason}", path.display())]
+    UploadSourceUnusable {
+        /// Which file, e.g. `base image` or ``seed disk of node `cn1` ``.
+        what: String,
+        /// Its path on this machine.
+        path: PathBuf,
+        /// The host it goes to (its name in `hosts:`, else the URI).
+        host: String,
+        /// What is wrong: `does not exist`, `is not a regular file`, `cannot be read: …`.
+        reason: String,
+    },
+    /// The nodes placed on a host need more memory than libvirt reports the host has.
+    #[error(
+        "the {count} node(s) on host `{host}` need {needed} of memory together, but libvirt \
+         reports {total} on that host"
+    )]
+    HostMemoryExceeded {
+        /// The host (its name in `hosts:`, else the URI).
+        host: String,
+        /// How many nodes are placed there.
+        count: usize,
+        /// Their memory together.
+        needed: ByteSize,
+        /// The host's memory as libvirt reports it.
+        total: ByteSize,
+    },
     /// A check could not be made: libvirt failed or answered something unreadable.
     #[error("cannot check {what} on `{uri}`: {reason}")]
     CheckFailed {
@@ -328,6 +365,20 @@ pub enum PreflightProblem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PreflightWarning {
+    /// The nodes on a host have more vCPUs together than the host has CPUs: they run
+    /// (overcommitted; TCG guests do anyway), but slower.
+    #[error(
+        "the nodes on host `{host}` have {vcpus} vCPUs together, more than the {cpus} CPUs \
+         libvirt reports there; they run overcommitted"
+    )]
+    VcpuOvercommit {
+        /// The host (its name in `hosts:`, else the URI).
+        host: String,
+        /// The nodes' vCPUs together.
+        vcpus: u64,
+        /// The host's CPUs.
+        cpus: u32,
+    },
     /// libvirt would re-probe QEMU at every capabilities lookup: `/dev/kvm` exists for the
     /// daemon, whose probe runs with root's access, but the QEMU user cannot open it.
     #[error(
@@ -481,7 +532,10 @@ pub fn preflight_report<H: Hypervisor>(
     if local(uri, &nodes) {
         check_image(cluster, &nodes, &mut out);
         check_shares(&nodes, &mut out);
+    } else {
+        check_uploads(cluster, plan, uri, &mut out);
     }
+    check_host_size(cluster, &nodes, hv, &mut out, &mut warnings);
     // Before check 3: a re-probing daemon makes its domain-capabilities call slow too.
     match kvm::check(kvm::Host::real(), uri) {
         Ok(Some(w)) => warnings.push(w),
@@ -546,6 +600,105 @@ fn check_image(cluster: &Cluster, nodes: &[&Node], out: &mut Vec<PreflightProble
         if let Some(path) = path {
             out.extend(check_file(what, path));
         }
+    }
+}
+
+/// The name a problem gives the host of connection `uri`: its name in `hosts:`, else the URI.
+fn host_name(cluster: &Cluster, uri: &str) -> String {
+    cluster
+        .hosts
+        .iter()
+        .find(|h| h.uri.as_str() == uri)
+        .map_or_else(|| uri.to_owned(), |h| h.name.to_string())
+}
+
+/// 1b. On a remote connection: every local file the plan uploads there (base image, kernel,
+/// initrd, the seed disks of its nodes) exists, is a regular file and can be read here.
+fn check_uploads(
+    cluster: &Cluster,
+    plan: &LibvirtPlan,
+    uri: &str,
+    out: &mut Vec<PreflightProblem>,
+) {
+    let image = &cluster.image;
+    let host = host_name(cluster, uri);
+    for o in plan.objects.iter().filter(|o| o.uri.as_str() == uri) {
+        let Some(src) = &o.upload else { continue };
+        let what = if src.path == image.base {
+            ImageFile::Base.to_string()
+        } else if image.kernel.as_deref() == Some(src.path.as_path()) {
+            ImageFile::Kernel.to_string()
+        } else if image.initrd.as_deref() == Some(src.path.as_path()) {
+            ImageFile::Initrd.to_string()
+        } else {
+            cluster
+                .nodes
+                .iter()
+                .find(|n| seed_path(&cluster.state_dir, n.name.as_str()) == src.path)
+                .map_or_else(
+                    || format!("volume `{}`", o.name),
+                    |n| format!("seed disk of node `{}`", n.name),
+                )
+        };
+        let reason = match check_file(ImageFile::Base, &src.path) {
+            None => continue,
+            Some(PreflightProblem::ImageMissing { .. }) => "does not exist".to_owned(),
+            Some(PreflightProblem::ImageNotAFile { .. }) => "is not a regular file".to_owned(),
+            Some(PreflightProblem::ImageUnreadable { reason, .. }) => {
+                format!("cannot be read: {reason}")
+            }
+            Some(_) => "cannot be used".to_owned(),
+        };
+        out.push(PreflightProblem::UploadSourceUnusable {
+            what,
+            path: src.path.clone(),
+            host: host.clone(),
+            reason,
+        });
+    }
+}
+
+/// 1c. The nodes on the connection against what libvirt reports of the host: more memory
+/// than it has is a problem, more vCPUs than its CPUs a warning. (A host's declared
+/// `capacity` was checked by hpc-config when it placed the nodes.)
+fn check_host_size<H: Hypervisor>(
+    cluster: &Cluster,
+    nodes: &[&Node],
+    hv: &H,
+    out: &mut Vec<PreflightProblem>,
+    warnings: &mut Vec<PreflightWarning>,
+) {
+    if nodes.is_empty() {
+        return;
+    }
+    let info = match hv.host_info() {
+        Ok(Some(info)) => info,
+        Ok(None) => return,
+        Err(e) => {
+            out.push(failed("the host's CPUs and memory", hv.uri(), &e));
+            return;
+        }
+    };
+    let host = host_name(cluster, hv.uri());
+    let memory: u64 = nodes
+        .iter()
+        .fold(0u64, |m, n| m.saturating_add(n.memory.bytes()));
+    let total = info.memory_kib.saturating_mul(1024);
+    if memory > total {
+        out.push(PreflightProblem::HostMemoryExceeded {
+            host: host.clone(),
+            count: nodes.len(),
+            needed: ByteSize::from_bytes(memory),
+            total: ByteSize::from_bytes(total),
+        });
+    }
+    let vcpus: u64 = nodes.iter().map(|n| u64::from(n.vcpus)).sum();
+    if vcpus > u64::from(info.cpus) {
+        warnings.push(PreflightWarning::VcpuOvercommit {
+            host,
+            vcpus,
+            cpus: info.cpus,
+        });
     }
 }
 

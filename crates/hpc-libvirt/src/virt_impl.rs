@@ -12,7 +12,7 @@ use virt::stream::Stream;
 use std::io::Read;
 
 use crate::hypervisor::{
-    BoxError, DomainState, HvResult, Hypervisor, HypervisorError, LiveObject, Step,
+    BoxError, DomainState, HostInfo, HvResult, Hypervisor, HypervisorError, LiveObject, Step,
 };
 use crate::plan::ObjectKind;
 
@@ -493,6 +493,20 @@ impl Hypervisor for VirtHypervisor {
             .state()
             .map(|(s, _)| map_state(s))
             .map_err(err(ObjectKind::Domain, name, Step::State))
+    }
+
+    fn host_info(&self) -> HvResult<Option<HostInfo>> {
+        match self.conn.node_info() {
+            Ok(info) => Ok(Some(HostInfo {
+                cpus: info.cpus,
+                memory_kib: info.memory,
+            })),
+            Err(e) if matches!(e.code(), Enum::Known(ErrorNumber::NoSupport)) => Ok(None),
+            Err(e) => Err(HypervisorError::Query {
+                what: "the host's CPUs and memory".to_owned(),
+                source: e.into(),
+            }),
+        }
     }
 
     fn domain_capabilities(&self, domain_type: &str) -> HvResult<Option<String>> {

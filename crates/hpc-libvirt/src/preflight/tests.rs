@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
-use crate::hypervisor::{DomainState, HvResult, HypervisorError, LiveObject};
+use crate::hypervisor::{DomainState, HostInfo, HvResult, HypervisorError, LiveObject};
 
 const URI: &str = "qemu:///system";
 
@@ -18,11 +18,16 @@ struct Fake {
     /// `None`: the driver cannot tell. `Some(map)`: a type missing from it is refused.
     caps: Option<BTreeMap<&'static str, String>>,
     devices: BTreeMap<String, String>,
+    /// What `host_info` answers.
+    host: Option<HostInfo>,
 }
 
 impl Hypervisor for Fake {
     fn uri(&self) -> &str {
         URI
+    }
+    fn host_info(&self) -> HvResult<Option<HostInfo>> {
+        Ok(self.host)
     }
     fn list(&self, kind: ObjectKind) -> HvResult<Vec<LiveObject>> {
         Ok(match kind {
@@ -356,8 +361,9 @@ fn iommu_off_and_wrong_ids() {
 }
 
 #[test]
-fn remote_hosts_files_are_not_checked() {
-    // Nothing exists in `dir`, but the cluster is on a remote host.
+fn a_remote_hosts_files_are_not_checked_but_what_is_uploaded_there_is() {
+    // Nothing exists in `dir`, and the cluster is on a remote host: its share directory is
+    // the host's (not checked), the base image and the seed disks are uploaded from here.
     let dir = tempfile::tempdir().expect("temp dir");
     let mut c = cluster(dir.path(), "kvm", true, true);
     let remote: ConnectUri = "qemu+ssh://root@host2/system".parse().expect("uri");
@@ -365,10 +371,87 @@ fn remote_hosts_files_are_not_checked() {
         n.uri = remote.clone();
     }
     let hv = healthy();
+    let d = dir.path().display();
+    let problems: Vec<String> = preflight(&c, &crate::plan(&c), &RemoteHv(&hv))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let host = "qemu+ssh://root@host2/system";
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "base image `{d}/base.qcow2` cannot be uploaded to host `{host}`: it does not exist"
+            ),
+            format!(
+                "seed disk of node `ctl` `{d}/state/seed/ctl.img` cannot be uploaded to host `{host}`: it does not exist"
+            ),
+            format!(
+                "seed disk of node `gpu1` `{d}/state/seed/gpu1.img` cannot be uploaded to host `{host}`: it does not exist"
+            ),
+        ]
+    );
+    // Once they exist, nothing is left to say.
+    fs_err::write(dir.path().join("base.qcow2"), b"qcow2").expect("base");
+    fs_err::create_dir_all(dir.path().join("state/seed")).expect("seed dir");
+    for n in ["ctl", "gpu1"] {
+        fs_err::write(dir.path().join(format!("state/seed/{n}.img")), b"").expect("seed");
+    }
     assert_eq!(preflight(&c, &crate::plan(&c), &RemoteHv(&hv)), Vec::new());
-    // The same cluster locally: both files are missing.
+    // The same cluster locally: the share directory is missing too.
+    let dir = tempfile::tempdir().expect("temp dir");
     let c = cluster(dir.path(), "kvm", true, true);
     assert_eq!(preflight(&c, &crate::plan(&c), &hv).len(), 2);
+}
+
+#[test]
+fn the_nodes_are_measured_against_what_libvirt_reports_of_the_host() {
+    let dir = scratch();
+    let c = cluster(dir.path(), "kvm", false, true);
+    let p = crate::plan(&c);
+    // Two nodes of 1 vCPU and 1GiB each.
+    let mut hv = healthy();
+    hv.host = Some(HostInfo {
+        cpus: 2,
+        memory_kib: 2 * 1024 * 1024,
+    });
+    let report = preflight_report(&c, &p, &hv);
+    assert_eq!(report.problems, Vec::new());
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| matches!(w, PreflightWarning::VcpuOvercommit { .. }))
+    );
+    hv.host = Some(HostInfo {
+        cpus: 1,
+        memory_kib: 1024 * 1024,
+    });
+    let report = preflight_report(&c, &p, &hv);
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "the 2 node(s) on host `qemu:///system` need 2GiB of memory together, but libvirt \
+          reports 1GiB on that host"
+        ]
+    );
+    let overcommit: Vec<String> = report
+        .warnings
+        .iter()
+        .filter(|w| matches!(w, PreflightWarning::VcpuOvercommit { .. }))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        overcommit,
+        [
+            "the nodes on host `qemu:///system` have 2 vCPUs together, more than the 1 CPUs \
+          libvirt reports there; they run overcommitted"
+        ]
+    );
 }
 
 /// `hv` answering as `qemu+ssh://root@host2/system`.
@@ -453,6 +536,9 @@ impl Hypervisor for RemoteHv<'_> {
     }
     fn node_device_xml(&self, n: &str) -> HvResult<Option<String>> {
         self.0.node_device_xml(n)
+    }
+    fn host_info(&self) -> HvResult<Option<HostInfo>> {
+        self.0.host_info()
     }
 }
 

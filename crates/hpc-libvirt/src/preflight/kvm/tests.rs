@@ -130,7 +130,10 @@ fn qemu_conf_user_as_name_plus_id_or_digits() {
         qemu_groups,
         fix_group,
         ..
-    } = w;
+    } = w
+    else {
+        panic!("not the KVM warning: {w:?}");
+    };
     assert_eq!(qemu_user, "alice");
     assert_eq!(qemu_groups, ["alice", "vmusers"]);
     assert_eq!(fix_group, "alice");
