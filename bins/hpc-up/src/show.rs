@@ -148,7 +148,7 @@ pub(crate) fn container(out: &Output, r: &hpc_cluster::ContainerReport) -> Resul
 pub(crate) fn plan(out: &Output, p: &ClusterPlan) -> Result<ExitCode, Error> {
     if out.json() {
         let mut v = serde_json::to_value(p).unwrap_or_default();
-        v["changes"] = json!(p.libvirt_changes() + p.node_changes());
+        v["changes"] = json!(p.libvirt_changes() + p.hosts.len() + p.node_changes());
         out.json_value(&v);
         return Ok(ExitCode::SUCCESS);
     }
@@ -171,8 +171,19 @@ pub(crate) fn up(out: &Output, cluster: &Cluster, r: &UpReport) -> Result<ExitCo
         ));
     } else {
         out.note(&format!(
-            "{}: {} created, {} updated, {} started, {} unchanged, {} node setting(s) changed in {:.1}s",
-            r.cluster, r.created, r.updated, r.started, r.unchanged, r.node_changes, r.seconds
+            "{}: {} created, {} updated, {} started, {} unchanged, {}{} node setting(s) changed in {:.1}s",
+            r.cluster,
+            r.created,
+            r.updated,
+            r.started,
+            r.unchanged,
+            if r.host_changes > 0 {
+                format!("{} host step(s), ", r.host_changes)
+            } else {
+                String::new()
+            },
+            r.node_changes,
+            r.seconds
         ));
     }
     out.note(&text::nodes(cluster));
@@ -192,12 +203,18 @@ pub(crate) fn down(out: &Output, r: &DownReport) -> Result<ExitCode, Error> {
         .iter()
         .map(|o| format!("removed {} {} ({})", o.kind, o.name, o.uri))
         .collect();
+    if r.host_changes > 0 {
+        lines.push(format!(
+            "removed the cluster network's devices on the hosts ({} step(s))",
+            r.host_changes
+        ));
+    }
     lines.push(format!(
         "{}: {} object(s) removed",
         r.cluster,
         r.removed.len()
     ));
-    let v = json!({"ok": true, "cluster": r.cluster, "removed": r.removed});
+    let v = json!({"ok": true, "cluster": r.cluster, "removed": r.removed, "host_changes": r.host_changes});
     done(out, &v, &lines.join("\n"))
 }
 

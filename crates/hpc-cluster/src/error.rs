@@ -128,6 +128,14 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The cluster network across hypervisor hosts (bridge and VXLAN device per host).
+    #[error("network across hosts, {step}: {message}")]
+    Fabric {
+        /// What was being done.
+        step: &'static str,
+        /// The hosts and devices concerned, and why.
+        message: String,
+    },
     /// A request that does not fit the cluster (no such node, no `slurm:` section).
     #[error("{0}")]
     Usage(String),

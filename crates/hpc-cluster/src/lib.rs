@@ -68,6 +68,7 @@ mod checks;
 mod container;
 mod error;
 mod event;
+mod fabric;
 mod fsutil;
 mod image;
 mod lifecycle;
@@ -90,7 +91,7 @@ pub use fsutil::{Artefact, replace, write_atomic, write_tree};
 pub use image::ImageReport;
 pub use lifecycle::{DownReport, NodeStatus, ObjectRef, StopReport};
 pub use nodes::{base_plan, etc_hosts};
-pub use plan::{ClusterPlan, NodePlan, NodeState, ObjectChange, StepChange};
+pub use plan::{ClusterPlan, HostChange, NodePlan, NodeState, ObjectChange, StepChange};
 pub use render::RenderReport;
 #[cfg(feature = "virt")]
 pub use session::Libvirt;

@@ -26,6 +26,8 @@ pub struct DownReport {
     pub cluster: String,
     /// The objects, in removal order.
     pub removed: Vec<ObjectRef>,
+    /// Host steps on the hypervisor hosts (their bridge and VXLAN device removed).
+    pub host_changes: usize,
 }
 
 /// One node of `status`.
@@ -95,12 +97,22 @@ impl Session {
                 name: r.name,
             }));
         }
+        // The bridges and VXLAN devices hpc-up made on the hypervisor hosts, once no
+        // libvirt network uses them.
+        let mut host_changes = 0;
+        if let Some(fabric) = crate::fabric::fabric(&self.cluster) {
+            let hosts = self.host_executors()?;
+            let names: Vec<&str> = fabric.hosts.iter().map(|h| h.name.as_str()).collect();
+            host_changes = crate::session::runtime()?
+                .block_on(crate::fabric::down(&hosts, &fabric, &names))?;
+        }
         if uris.iter().any(|u| is_local(u)) {
             self.state.remove_local_leftovers(name)?;
         }
         Ok(DownReport {
             cluster: name.to_owned(),
             removed,
+            host_changes,
         })
     }
 

@@ -81,6 +81,15 @@ pub struct NodePlan {
     pub pending: Vec<(String, String, usize)>,
 }
 
+/// A step `up` would take on a hypervisor host (its bridge or VXLAN device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostChange {
+    /// The host of `hosts:`.
+    pub host: String,
+    /// The step (`bridge-create`, `vxlan-create`, `flood-add-<peer>`, …).
+    pub step: String,
+}
+
 /// The plan of the whole cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterPlan {
@@ -90,6 +99,8 @@ pub struct ClusterPlan {
     pub libvirt: Vec<ObjectChange>,
     /// Per node, in cluster order.
     pub nodes: Vec<NodePlan>,
+    /// Steps on the hypervisor hosts (the cluster network across them), in host order.
+    pub hosts: Vec<HostChange>,
     /// Things to know (read-only shares, secrets not made yet).
     pub notes: Vec<String>,
 }
@@ -111,6 +122,7 @@ impl ClusterPlan {
     /// Whether `up` has anything to do (nodes that are not there yet count).
     pub fn is_empty(&self) -> bool {
         self.libvirt_changes() == 0
+            && self.hosts.is_empty()
             && self.node_changes() == 0
             && self
                 .nodes
@@ -217,6 +229,17 @@ impl Session {
                     .map(|st| st.node),
             );
         }
+        let hosts = match crate::fabric::fabric(&self.cluster) {
+            Some(f) => {
+                let x = self.host_executors()?;
+                runtime()?
+                    .block_on(crate::fabric::pending(&x, &f))?
+                    .into_iter()
+                    .map(|(host, step)| HostChange { host, step })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let mut notes = Vec::new();
         let mut ro: Vec<&str> = self
             .cluster
@@ -270,6 +293,7 @@ impl Session {
             cluster: self.cluster.name.to_string(),
             libvirt,
             nodes,
+            hosts,
             notes,
         })
     }

@@ -70,11 +70,9 @@ pub(crate) fn write(
     // Traversable, not listable: QEMU opens the disks as its own user once libvirt has
     // handed each file over to it (DAC labelling); the files stay 0600.
     private_dir(&state.seed_dir(), 0o711)?;
-    for node in cluster
-        .nodes
-        .iter()
-        .filter(|n| n.uri.remote_host().is_none())
-    {
+    // Every node's, a node on another host's too: hpc-libvirt uploads it into that host's
+    // pool.
+    for node in &cluster.nodes {
         let mut bytes = archive(&programs(cluster, node, slurm)?)?;
         // Zeros after the archive are end-of-archive blocks to tar.
         bytes.resize(bytes.len().div_ceil(SEED_BLOCK) * SEED_BLOCK, 0);

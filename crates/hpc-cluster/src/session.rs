@@ -143,6 +143,11 @@ impl Session {
         v
     }
 
+    /// The executor of the hypervisor hosts of `hosts:` (the cluster network across them).
+    pub(crate) fn host_executors(&self) -> Result<crate::fabric::HostExecutors> {
+        crate::fabric::HostExecutors::new(&self.cluster)
+    }
+
     pub(crate) fn cancelled(&self, recorder: &crate::event::Recorder<'_>) -> Error {
         Error::Cancelled {
             during: recorder.running(),

@@ -97,6 +97,12 @@ pub fn plan(p: &ClusterPlan) -> String {
             c.action, c.kind, c.name, c.uri
         ));
     }
+    if !p.hosts.is_empty() {
+        s.push_str("hosts (the cluster network across them):\n");
+        for c in &p.hosts {
+            s.push_str(&format!("  {:<10} {}\n", c.host, c.step));
+        }
+    }
     s.push_str("nodes:\n");
     for n in &p.nodes {
         match &n.state {
@@ -147,8 +153,9 @@ pub fn plan(p: &ClusterPlan) -> String {
         "no changes\n".to_owned()
     } else {
         format!(
-            "{} libvirt change(s), {} node step change(s), {pending} node(s) known after apply or unreachable\n",
+            "{} libvirt change(s), {} host step change(s), {} node step change(s), {pending} node(s) known after apply or unreachable\n",
             p.libvirt_changes(),
+            p.hosts.len(),
             p.node_changes()
         )
     });

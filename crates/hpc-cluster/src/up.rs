@@ -41,7 +41,8 @@ pub struct UpReport {
     /// The cluster.
     pub cluster: String,
     /// Everything changed: libvirt objects created, updated or started, and host steps
-    /// changed on the nodes (0 on an unchanged, running cluster).
+    /// changed on the hypervisor hosts and on the nodes (0 on an unchanged, running
+    /// cluster).
     pub changes: usize,
     /// libvirt objects created.
     pub created: usize,
@@ -51,6 +52,8 @@ pub struct UpReport {
     pub started: usize,
     /// libvirt objects left as they were.
     pub unchanged: usize,
+    /// Host steps changed on the hypervisor hosts (the cluster network across them).
+    pub host_changes: usize,
     /// Host steps changed on the nodes.
     pub node_changes: usize,
     /// Wall time.
@@ -94,15 +97,16 @@ impl Session {
         let started = Instant::now();
         let rec = Recorder::new(&*self.events, started);
         let t = rec.layer_started(Layer::Libvirt);
-        let mut applied = Vec::new();
-        let mut seeded = false;
-        for uri in self.uris() {
+        let uris = self.uris();
+        // Every connection is checked before anything is made on any of them.
+        let mut hvs = Vec::with_capacity(uris.len());
+        for uri in &uris {
             if self.cancel.is_cancelled() {
                 return Err(self.cancelled(&rec));
             }
-            let hv = connector.connect(&uri)?;
-            if is_local(&uri) {
-                self.create_share_dirs(&uri)?;
+            let hv = connector.connect(uri)?;
+            if is_local(uri) {
+                self.create_share_dirs(uri)?;
             }
             let preflight = hpc_libvirt::preflight_report(&self.cluster, &self.libvirt, &hv);
             for w in &preflight.warnings {
@@ -110,33 +114,74 @@ impl Session {
             }
             if !preflight.problems.is_empty() {
                 return Err(Error::Preflight {
-                    uri,
+                    uri: uri.clone(),
                     problems: preflight.problems.iter().map(ToString::to_string).collect(),
                 });
             }
-            if is_local(&uri) {
-                let console = self.state.console_dir();
-                fs_err::create_dir_all(&console).map_err(Error::io("cannot create", &console))?;
-                if !seeded {
-                    // What each node applies to itself while it boots (see seed.rs).
-                    let slurm = self.slurm_plan(SecretUse::Keep)?;
-                    crate::seed::write(&self.state, &self.cluster, slurm.as_ref())?;
-                    seeded = true;
-                }
-            }
-            rec.note(format!("bringing up {name} on {uri}"));
-            let report = match hpc_libvirt::up(&self.libvirt, &hv, &mut journal, self.cancel.flag())
-            {
+            hvs.push(hv);
+        }
+        if uris.iter().any(|u| is_local(u)) {
+            let console = self.state.console_dir();
+            fs_err::create_dir_all(&console).map_err(Error::io("cannot create", &console))?;
+        }
+        // What each node applies to itself while it boots (see seed.rs); a node on another
+        // host gets its seed uploaded into that host's pool.
+        let slurm = self.slurm_plan(SecretUse::Keep)?;
+        crate::seed::write(&self.state, &self.cluster, slurm.as_ref())?;
+
+        // Nodes on several hosts: the other hosts' bridges (and VXLAN devices) first, so that
+        // their libvirt networks and domains find them.
+        let fabric = crate::fabric::fabric(&self.cluster);
+        let hosts = match &fabric {
+            Some(_) => Some(self.host_executors()?),
+            None => None,
+        };
+        let mut host_changes = 0;
+        let mut observed = Vec::new();
+        if let (Some(f), Some(x)) = (&fabric, &hosts) {
+            let others: Vec<&str> = f
+                .hosts
+                .iter()
+                .filter(|h| !h.bridge_by_libvirt)
+                .map(|h| h.name.as_str())
+                .collect();
+            rec.note(format!(
+                "joining the cluster network across hosts: bridge {} and VXLAN {} (VNI {}) on {}",
+                f.bridge,
+                f.vxlan_device().unwrap_or_default(),
+                f.vni,
+                others.join(", ")
+            ));
+            let (o, n) = runtime()?.block_on(crate::fabric::up(x, f, &others))?;
+            observed = o;
+            host_changes += n;
+        }
+
+        rec.note(format!("bringing up {name} on {}", uris.join(", ")));
+        let refs: Vec<&C::Hypervisor> = hvs.iter().collect();
+        let reports =
+            match hpc_libvirt::up_all(&self.libvirt, &refs, &mut journal, self.cancel.flag()) {
                 Ok(r) => r,
-                Err(e) if was_cancelled(&e) => return Err(self.cancelled(&rec)),
-                Err(source) => {
+                Err(e) => {
+                    // Every host goes back to how it was: libvirt has unwound every
+                    // connection; the bridges this run made go too.
+                    if let (Some(f), Some(x)) = (&fabric, &hosts)
+                        && let Err(u) = runtime()?.block_on(crate::fabric::unwind(x, f, &observed))
+                    {
+                        rec.warn(format!("unwinding the network across hosts: {u}"));
+                    }
+                    if was_cancelled(&e) {
+                        return Err(self.cancelled(&rec));
+                    }
                     return Err(Error::Libvirt {
                         action: "up",
-                        uri,
-                        source,
+                        uri: failed_uri(&e).unwrap_or_else(|| uris.join(", ")),
+                        source: e,
                     });
                 }
             };
+        let mut applied = Vec::new();
+        for (uri, report) in uris.iter().zip(reports) {
             for s in &report.stale {
                 rec.emit(Event::Stale {
                     uri: uri.clone(),
@@ -153,6 +198,17 @@ impl Session {
                 });
             }
             applied.extend(report.objects);
+        }
+        // The primary host's VXLAN device, on the bridge its libvirt network made.
+        if let (Some(f), Some(x)) = (&fabric, &hosts) {
+            let primary: Vec<&str> = f
+                .hosts
+                .iter()
+                .filter(|h| h.bridge_by_libvirt)
+                .map(|h| h.name.as_str())
+                .collect();
+            let (_, n) = runtime()?.block_on(crate::fabric::up(x, f, &primary))?;
+            host_changes += n;
         }
         rec.layer_finished(Layer::Libvirt, t);
         let libvirt_seconds = started.elapsed().as_secs_f64();
@@ -184,11 +240,12 @@ impl Session {
         );
         Ok(UpReport {
             cluster: name.to_owned(),
-            changes: created + updated + started_n + node_changes,
+            changes: created + updated + started_n + host_changes + node_changes,
             created,
             updated,
             started: started_n,
             unchanged,
+            host_changes,
             node_changes,
             seconds: started.elapsed().as_secs_f64(),
             libvirt_seconds,
@@ -263,8 +320,18 @@ impl Session {
 fn was_cancelled(e: &LifecycleError) -> bool {
     match e {
         LifecycleError::Cancelled => true,
-        LifecycleError::Unwound { source, .. } => was_cancelled(source),
+        LifecycleError::Unwound { source, .. } | LifecycleError::HostFailed { source, .. } => {
+            was_cancelled(source)
+        }
         _ => false,
+    }
+}
+
+/// The connection an `up_all` failed on.
+fn failed_uri(e: &LifecycleError) -> Option<String> {
+    match e {
+        LifecycleError::HostFailed { uri, .. } => Some(uri.clone()),
+        _ => None,
     }
 }
 
