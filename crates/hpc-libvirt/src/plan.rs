@@ -355,8 +355,9 @@ fn uploads(cluster: &Cluster, uri: &ConnectUri) -> Vec<Object> {
 /// nodes (the other hosts' VMs reach it over the tunnels between the hosts), and it carries
 /// `<mtu size='1450'/>` ([`FABRIC_MTU`]). Every other connection's network is
 /// `<forward mode='bridge'/>` on the bridge of the same name (made by hpc-fabric, joined to
-/// the primary's by VXLAN) with the same MTU, and nothing else: no address, DHCP, DNS or
-/// domain, no `stp`/`delay`. A cluster on one connection gets exactly the network it always
+/// the primary's by VXLAN, with MTU [`FABRIC_MTU`]), and nothing else: no address, DHCP, DNS
+/// or domain, no `stp`/`delay`, and no `<mtu>` — libvirt refuses all of them in bridge mode;
+/// the guests' tap devices take the bridge's MTU. A cluster on one connection gets exactly the network it always
 /// had.
 pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
     let net = &cluster.network;
@@ -376,7 +377,10 @@ pub fn network_xml(cluster: &Cluster, uri: &ConnectUri) -> Network {
                 stp: None,
                 delay: None,
             },
-            mtu: Some(Mtu { size: FABRIC_MTU }),
+            // libvirt refuses `<mtu>` in bridge mode ("mtu size only allowed in open, route,
+            // nat, and isolated mode"): the tap devices take the MTU of the bridge, which
+            // hpc-fabric makes with FABRIC_MTU.
+            mtu: None,
             domain: None,
             dns: None,
             ip: None,

@@ -113,8 +113,8 @@ fn the_primary_network_serves_every_lease_and_the_others_are_bridges() {
     let want = format!(
         "<network>\n  <name>twohosts-net</name>\n  <metadata>\n    \
          <hpc:cluster xmlns:hpc=\"{}\" name=\"twohosts\" node=\"\" role=\"network\"/>\n  \
-         </metadata>\n  <forward mode=\"bridge\"/>\n  <bridge name=\"hpcbr-two\"/>\n  \
-         {mtu}\n</network>\n",
+         </metadata>\n  <forward mode=\"bridge\"/>\n  <bridge name=\"hpcbr-two\"/>\n\
+         </network>\n",
         hpc_libvirt::METADATA_NS
     );
     assert_eq!(other.xml, want);
