@@ -10,13 +10,13 @@
 //!
 //! A plan compiles to one POSIX-sh program: a small runner plus one call per step, with file
 //! contents inline as `printf` literals (any bytes, NUL included). Executors feed it to
-//! `/bin/sh -s` — [`SshExecutor`] over one exec channel, [`LocalExecutor`] through a local
-//! pipe — so both share every on-target line and are tested by the same tests. On the
-//! target the runner compares sha256 + mode + owner (one `stat` and one `sha256sum` for a
-//! row of directory and file steps); unchanged files are not touched (mtime and inode
-//! stay); changed ones are written to a temporary file in the target directory with their
-//! owner and mode (`install`), fsynced (one `sync` for the files written in a row) and
-//! renamed over the old one. It reports per step `changed`,
+//! `/bin/sh -s` — [`SshExecutor`] over one exec channel, [`OpenSshExecutor`] on the stdin of
+//! an `ssh` process, [`LocalExecutor`] through a local pipe — so all share every on-target
+//! line and are tested by the same tests. On the target the runner compares sha256 + mode +
+//! owner (one `stat` and one `sha256sum` for a row of directory and file steps); unchanged
+//! files are not touched (mtime and inode stay); changed ones are written to a temporary file
+//! in the target directory with their owner and mode (`install`), fsynced (one `sync` for the
+//! files written in a row) and renamed over the old one. It reports per step `changed`,
 //! `unchanged`, `skipped` or `failed` with the tail of stderr; a failed step skips the rest
 //! of its host, and handlers run only when a trigger changed. Every user string reaches the
 //! shell through [`quote`]; nothing is a shell string built by concatenation. With
@@ -37,6 +37,20 @@
 //! compares it with Ansible and with one OpenSSH connection per host streaming a tar, on 8,
 //! 32 and 64 test-bed hosts (`bench/remote-vs-ansible`, `docs/benchmarks.md`).
 //!
+//! # Why OpenSSH for hypervisor hosts
+//!
+//! A cluster spread over several libvirt hosts reaches each through a
+//! `qemu+ssh://user@host[:port]/system[?keyfile=…]` URI, and libvirt's ssh transport runs the
+//! OpenSSH client with the user's own `~/.ssh/config`, agent, keys and `known_hosts`. The few
+//! host steps hpc-up runs on those hosts (a bridge and a VXLAN device, preflight probes) go
+//! through [`OpenSshExecutor`], which runs that same client the same way
+//! ([`OpenSshTarget::from_libvirt_uri`] takes user, host, port and `keyfile` from the URI;
+//! `BatchMode`, never `StrictHostKeyChecking=no`), so a host libvirt reaches is a host the
+//! steps reach, and one libvirt cannot reach (unknown or changed host key, refused key) fails
+//! the same way. The nodes are different: they are the cluster's own VMs, reached with the
+//! cluster's key pair and host keys pinned in its state directory, by the hundred, so they
+//! get russh ([`SshExecutor`]). All three executors send the same runner program.
+//!
 //! # Phases
 //!
 //! Layers that deploy in steps (SLURM's `munge` then `slurmctld`, BeeGFS's `servers` then
@@ -46,10 +60,12 @@
 //!
 //! # Features
 //!
-//! - `transport` (default): the executors that move bytes — [`SshExecutor`] (russh) and
+//! - `transport` (default): the executors that move bytes — [`SshExecutor`] (russh),
+//!   [`OpenSshExecutor`] (the `ssh` client, for libvirt hypervisor hosts) and
 //!   [`LocalExecutor`] (`sh` on this machine), with [`SshHost`], [`SshOptions`],
-//!   [`KeyError`] and the `russh` re-export — on tokio, and their reading of the runner's
-//!   report (with the diffs of [`Mode::CHECK_DIFF`]). Without it (`default-features =
+//!   [`KeyError`], [`OpenSshTarget`], [`OpenSshOptions`], [`UriError`] and the `russh`
+//!   re-export — on tokio, and their reading of the runner's report (with the diffs of
+//!   [`Mode::CHECK_DIFF`]). Without it (`default-features =
 //!   false`, as the workspace asks for it) the crate is the plain parts only: the step
 //!   vocabulary and [`HostPlan`], [`boot_program`] and [`validate`], [`quote`], reports,
 //!   [`Mode`], [`CommandOutput`], the [`Executor`] trait and [`apply_all`], and phases; it
@@ -111,6 +127,8 @@ mod known_hosts;
 #[cfg(feature = "transport")]
 mod local;
 #[cfg(feature = "transport")]
+mod openssh;
+#[cfg(feature = "transport")]
 mod outcome;
 mod phase;
 mod quote;
@@ -127,6 +145,8 @@ pub use error::{HostError, PlanError};
 pub use executor::{CommandOutput, Executor, Mode, apply_all};
 #[cfg(feature = "transport")]
 pub use local::LocalExecutor;
+#[cfg(feature = "transport")]
+pub use openssh::{OpenSshExecutor, OpenSshOptions, OpenSshTarget, UriError};
 pub use phase::{NoObserver, Phase, PhaseEvent, PhaseObserver, PhaseReport};
 pub use quote::{quote, quote_argv};
 pub use report::{HostReport, StepReport, StepStatus, Summary};
