@@ -70,6 +70,7 @@ state-dir: {state}
 ssh:
   key: {key}
 controller:
+  memory: 1GiB
   nodes:
     - name: h01
       ip: {h01}

@@ -98,6 +98,10 @@ impl Session {
         let rec = Recorder::new(&*self.events, started);
         let t = rec.layer_started(Layer::Libvirt);
         let uris = self.uris();
+        // What each node applies to itself while it boots (see seed.rs); a node on another
+        // host gets its seed uploaded into that host's pool (so preflight looks for it).
+        let slurm = self.slurm_plan(SecretUse::Keep)?;
+        crate::seed::write(&self.state, &self.cluster, slurm.as_ref())?;
         // Every connection is checked before anything is made on any of them.
         let mut hvs = Vec::with_capacity(uris.len());
         for uri in &uris {
@@ -124,10 +128,6 @@ impl Session {
             let console = self.state.console_dir();
             fs_err::create_dir_all(&console).map_err(Error::io("cannot create", &console))?;
         }
-        // What each node applies to itself while it boots (see seed.rs); a node on another
-        // host gets its seed uploaded into that host's pool.
-        let slurm = self.slurm_plan(SecretUse::Keep)?;
-        crate::seed::write(&self.state, &self.cluster, slurm.as_ref())?;
 
         // Nodes on several hosts: the other hosts' bridges (and VXLAN devices) first, so that
         // their libvirt networks and domains find them.
@@ -318,13 +318,7 @@ impl Session {
 }
 
 fn was_cancelled(e: &LifecycleError) -> bool {
-    match e {
-        LifecycleError::Cancelled => true,
-        LifecycleError::Unwound { source, .. } | LifecycleError::HostFailed { source, .. } => {
-            was_cancelled(source)
-        }
-        _ => false,
-    }
+    e.is_cancelled()
 }
 
 /// The connection an `up_all` failed on.

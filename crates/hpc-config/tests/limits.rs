@@ -322,8 +322,14 @@ fn hosts_per_file() {
     let hosts = |n: usize| -> String {
         let list: String = (0..n)
             .map(|i| {
+                // h0 takes the controller: the controller's host must be this machine.
+                let uri = if i == 0 {
+                    "qemu:///system".to_owned()
+                } else {
+                    format!("qemu+ssh://h{i}/system")
+                };
                 format!(
-                    "  - {{name: h{i}, uri: \"qemu+ssh://h{i}/system\", address: 192.168.{}.{}}}\n",
+                    "  - {{name: h{i}, uri: \"{uri}\", address: 192.168.{}.{}}}\n",
                     i / 250,
                     i % 250 + 1
                 )

@@ -1367,10 +1367,12 @@ fn slurm_job_failure_log_lines() {
 // Hosts
 
 /// Two hosts: `hv1` with the capacity under test, `hv2` without one (so every node fits
-/// somewhere whatever `hv1` holds).
+/// somewhere whatever `hv1` holds). The controller is pinned to `hv2`, this machine: the
+/// controller's host must be local.
 fn hosts_file(capacity: &str) -> String {
+    let nodes = NODES.replace("controller:\n", "controller:\n  host: hv2\n");
     format!(
-        "{HEAD}hosts:\n  - name: hv1\n    uri: qemu:///system\n    address: 192.168.50.1\n    capacity:\n{capacity}  - name: hv2\n    uri: qemu+ssh://hv2/system\n    address: 192.168.50.2\n{NODES}"
+        "{HEAD}hosts:\n  - name: hv1\n    uri: qemu+ssh://hv1/system\n    address: 192.168.50.1\n    capacity:\n{capacity}  - name: hv2\n    uri: qemu:///system\n    address: 192.168.50.2\n{nodes}"
     )
 }
 

@@ -225,6 +225,10 @@ pub struct Interface {
     pub source: InterfaceSource,
     /// `<model type=…/>`.
     pub model: Typed,
+    /// `<mtu size=…/>`: the NIC's MTU, handed to a virtio guest (`host_mtu`) and set on the
+    /// host's tap device; absent: the network's (1500 unless it says otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<super::network::Mtu>,
 }
 
 /// `<mac address=…/>`.
