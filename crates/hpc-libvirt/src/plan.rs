@@ -628,9 +628,7 @@ pub fn domain_xml(cluster: &Cluster, node: &Node) -> Domain {
                 // Across hosts every guest's NIC says 1450, on every host: a bridge-mode
                 // network cannot carry an MTU (libvirt refuses it), and a guest that sends
                 // 1500-byte frames into the VXLAN loses them.
-                mtu: spans_hosts(cluster).then_some(Mtu {
-                    size: FABRIC_MTU,
-                }),
+                mtu: spans_hosts(cluster).then_some(Mtu { size: FABRIC_MTU }),
             }],
             serial: vec![Serial {
                 kind: "pty".to_owned(),
