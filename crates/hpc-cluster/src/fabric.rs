@@ -125,6 +125,63 @@ impl Executor for HostExecutors {
     }
 }
 
+/// The virtio-fs host directories of the nodes on other hosts, checked (or, with
+/// `create: true`, made) on those hosts before anything else is: `(uri, problems)` per host
+/// that has any. libvirt offers no way to look at a remote host's files.
+pub(crate) async fn remote_share_dirs(
+    cluster: &Cluster,
+    exec: &HostExecutors,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for host in &cluster.hosts {
+        if host.uri.remote_host().is_none() {
+            continue;
+        }
+        let mut dirs: Vec<(&std::path::Path, bool)> = Vec::new();
+        for n in cluster.nodes_on(host.name.as_str()) {
+            for m in &n.virtiofs {
+                if !dirs.iter().any(|(p, _)| *p == m.host_path.as_path()) {
+                    dirs.push((m.host_path.as_path(), m.create));
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for (dir, create) in dirs {
+            let path = dir.to_string_lossy().into_owned();
+            let argv: Vec<String> = if create {
+                vec!["mkdir".into(), "-p".into(), "-m".into(), "0755".into(), path.clone()]
+            } else {
+                vec!["test".into(), "-d".into(), path.clone()]
+            };
+            let o = exec
+                .run(host.name.as_str(), &argv)
+                .await
+                .map_err(|e| Error::Fabric {
+                    step: "checking the shared directories on the hosts",
+                    message: e.to_string(),
+                })?;
+            if o.status != Some(0) {
+                problems.push(if create {
+                    format!(
+                        "virtio-fs directory {path} cannot be made on host {}: {}",
+                        host.name,
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )
+                } else {
+                    format!(
+                        "virtio-fs directory {path} does not exist on host {} (the nodes there share that host's directory; make it, or set `create: true`)",
+                        host.name
+                    )
+                });
+            }
+        }
+        if !problems.is_empty() {
+            out.push((host.uri.as_str().to_owned(), problems));
+        }
+    }
+    Ok(out)
+}
+
 /// What one host looked like before `up` touched it.
 #[derive(Debug)]
 pub(crate) struct Observed {

@@ -124,6 +124,19 @@ impl Session {
             }
             hvs.push(hv);
         }
+        // The shares of nodes on other hosts are those hosts' directories.
+        let hosts = if self.cluster.hosts.is_empty() {
+            None
+        } else {
+            Some(self.host_executors()?)
+        };
+        if let Some(x) = &hosts {
+            let problems =
+                runtime()?.block_on(crate::fabric::remote_share_dirs(&self.cluster, x))?;
+            if let Some((uri, problems)) = problems.into_iter().next() {
+                return Err(Error::Preflight { uri, problems });
+            }
+        }
         if uris.iter().any(|u| is_local(u)) {
             let console = self.state.console_dir();
             fs_err::create_dir_all(&console).map_err(Error::io("cannot create", &console))?;
@@ -132,10 +145,6 @@ impl Session {
         // Nodes on several hosts: the other hosts' bridges (and VXLAN devices) first, so that
         // their libvirt networks and domains find them.
         let fabric = crate::fabric::fabric(&self.cluster);
-        let hosts = match &fabric {
-            Some(_) => Some(self.host_executors()?),
-            None => None,
-        };
         let mut host_changes = 0;
         let mut observed = Vec::new();
         if let (Some(f), Some(x)) = (&fabric, &hosts) {
