@@ -33,10 +33,17 @@ impl Session {
     }
 
     /// Per node and share: mounted with the right options, a host→guest and guest→host
-    /// round trip, `ro` enforced, throughput next to the node's local disk.
+    /// round trip, `ro` enforced, throughput next to the node's local disk. With `hosts:`,
+    /// the host's half of a node's round trips is done on that node's own host (over
+    /// OpenSSH for the other hosts).
     pub fn check_virtiofs(&self) -> Result<hpc_virtiofs::CheckReport> {
+        let hosts = if self.cluster.hosts.is_empty() {
+            None
+        } else {
+            Some(self.host_executors()?)
+        };
         self.on_nodes(async |exec, token| {
-            hpc_virtiofs::check_cluster(exec, &self.cluster, token).await
+            hpc_virtiofs::check_cluster_on_hosts(exec, hosts.as_ref(), &self.cluster, token).await
         })
     }
 }

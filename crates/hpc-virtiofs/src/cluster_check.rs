@@ -1,7 +1,8 @@
-//! [`check_cluster`]: every node checks each of its shares, and this machine does the host's
-//! half of the round trips.
+//! [`check_cluster`]: every node checks each of its shares, and the host does its half of the
+//! round trips (this machine's filesystem, or [`check_cluster_on_hosts`]: another host's
+//! executor).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use futures_util::future::join_all;
@@ -24,8 +25,8 @@ pub struct ShareCheck {
     pub readonly: bool,
     /// What the node saw (all `false`/`None` when the check could not run).
     pub check: MountCheck,
-    /// For read-write shares of nodes on this machine: the host read back the token the node
-    /// wrote (`None`: not applicable — a read-only share, or a node on another libvirt host).
+    /// For read-write shares: the node's host read back the token the node wrote (`None`: not
+    /// applicable — a read-only share, or a node on another libvirt host that is not reached).
     pub host_saw_guest: Option<bool>,
     /// Why the check could not run or be judged: the command failed or exited non-zero, or
     /// the host could not write its file into the share.
@@ -123,7 +124,7 @@ impl Serialize for CheckReport {
 }
 
 /// Checks every share of every node of `cluster` (see [`check_argv`]) and does the host's
-/// half of the round trips.
+/// half of the round trips for the nodes on this machine.
 ///
 /// For nodes whose libvirt connection is local (`uri.remote_host()` is `None`) the host
 /// directories are on this machine: `token` is written to `.hpc-up-check-host` in each
@@ -131,7 +132,7 @@ impl Serialize for CheckReport {
 /// probe file each node wrote into a read-write share is read back (it must hold `token`)
 /// and removed, as are the host's files. Nodes on other libvirt hosts run the same check,
 /// without the host's side: their host→guest check fails (nobody wrote the file) and
-/// [`ShareCheck::host_saw_guest`] is `None`.
+/// [`ShareCheck::host_saw_guest`] is `None`; [`check_cluster_on_hosts`] does their side too.
 ///
 /// Nodes run concurrently, each node's shares one after another (the throughput figures
 /// would disturb each other). `token` should be unique per run (e.g. pid and time); it
@@ -140,19 +141,59 @@ impl Serialize for CheckReport {
 ///
 /// The host's file I/O is small and blocking, done between the awaits.
 pub async fn check_cluster<E: Executor>(exec: &E, cluster: &Cluster, token: &str) -> CheckReport {
-    let local = |n: &Node| n.uri.remote_host().is_none();
+    check_cluster_on_hosts(exec, None::<&E>, cluster, token).await
+}
 
-    // The host writes its file once per shared directory (several nodes may share one);
-    // `Err` keeps why it could not (then the nodes' host→guest check fails, and says why).
-    let mut host_dirs: BTreeMap<&Path, Result<(), String>> = BTreeMap::new();
-    for n in cluster.nodes.iter().filter(|n| local(n)) {
-        for m in &n.virtiofs {
-            host_dirs.entry(m.host_path.as_path()).or_insert_with(|| {
-                // A read-only share may still be writable on the host; if not, the
-                // host→guest check fails and the error says why.
-                fs_err::write(m.host_path.join(HOST_FILE), token)
-                    .map_err(|e| format!("the host could not write its check file: {e}"))
-            });
+/// [`check_cluster`], and with `hosts` (an executor of the hypervisor hosts of `hosts:`, by
+/// host name) also the host's half for the nodes on other hosts: a node's shares are
+/// directories of *its own* host ([`hpc_config::Node::host`]), so that host writes its
+/// `.hpc-up-check-host` into each of them (`sh -c 'printf …'`), reads back the probe each
+/// node wrote (`cat`), and both are removed afterwards, as on this machine. A failed command
+/// there shows in [`ShareCheck::error`], naming the host and the file.
+///
+/// Nodes on this machine keep the local path ([`check_cluster`]); nodes without a host
+/// (no `hosts:` list) or with `hosts` `None` get no host side when they are elsewhere.
+pub async fn check_cluster_on_hosts<E: Executor, H: Executor>(
+    exec: &E,
+    hosts: Option<&H>,
+    cluster: &Cluster,
+    token: &str,
+) -> CheckReport {
+    // The host writes its file once per shared directory of each host (several nodes may
+    // share one); `Err` keeps why it could not (then the nodes' host→guest check fails, and
+    // says why).
+    let mut host_dirs: BTreeMap<(Option<&str>, &Path), Result<(), String>> = BTreeMap::new();
+    let mut remote_dirs: BTreeSet<(&str, &Path)> = BTreeSet::new();
+    for n in &cluster.nodes {
+        match host_side(hosts, n) {
+            HostSide::Here => {
+                for m in &n.virtiofs {
+                    host_dirs
+                        .entry((None, m.host_path.as_path()))
+                        .or_insert_with(|| {
+                            // A read-only share may still be writable on the host; if not,
+                            // the host→guest check fails and the error says why.
+                            fs_err::write(m.host_path.join(HOST_FILE), token).map_err(|e| {
+                                format!("the host could not write its check file: {e}")
+                            })
+                        });
+                }
+            }
+            HostSide::On(_, host) => {
+                remote_dirs.extend(n.virtiofs.iter().map(|m| (host, m.host_path.as_path())));
+            }
+            HostSide::Nowhere => {}
+        }
+    }
+    if let Some(h) = hosts {
+        let written = join_all(
+            remote_dirs
+                .iter()
+                .map(|(host, dir)| write_remote(h, host, dir, token)),
+        )
+        .await;
+        for ((host, dir), r) in remote_dirs.iter().zip(written) {
+            host_dirs.insert((Some(host), dir), r);
         }
     }
 
@@ -163,18 +204,43 @@ pub async fn check_cluster<E: Executor>(exec: &E, cluster: &Cluster, token: &str
         .collect();
     let per_node = join_all(nodes.iter().map(|n| check_node(exec, n, token))).await;
 
+    // The host reads back what each node wrote into its read-write shares:
+    // `(seen, why it could not look)`, `None` where there is nothing to read.
+    let read_back = join_all(nodes.iter().flat_map(|n| {
+        n.virtiofs.iter().map(move |m| async move {
+            if m.readonly {
+                return None;
+            }
+            match host_side(hosts, n) {
+                HostSide::Here => Some((read_probe(&m.host_path, n.name.as_str(), token), None)),
+                HostSide::On(h, host) => {
+                    Some(read_remote_probe(h, host, &m.host_path, n.name.as_str(), token).await)
+                }
+                HostSide::Nowhere => None,
+            }
+        })
+    }))
+    .await;
+    let mut read_back = read_back.into_iter();
+
     let mut shares = Vec::new();
     for (n, results) in nodes.iter().zip(per_node) {
+        // Whose directories hold the node's shares: this machine's (`None`), a host's, or
+        // nobody's that is reached here.
+        let host = match host_side(hosts, n) {
+            HostSide::Here => Some(None),
+            HostSide::On(_, host) => Some(Some(host)),
+            HostSide::Nowhere => None,
+        };
         for (m, (check, run_error)) in n.virtiofs.iter().zip(results) {
             let mut errors: Vec<String> = run_error.into_iter().collect();
-            let host_saw_guest = if local(n) {
-                if let Some(Err(e)) = host_dirs.get(m.host_path.as_path()) {
-                    errors.push(e.clone());
-                }
-                (!m.readonly).then(|| read_probe(&m.host_path, n.name.as_str(), token))
-            } else {
-                None
-            };
+            if let Some(Some(Err(e))) = host.map(|h| host_dirs.get(&(h, m.host_path.as_path()))) {
+                errors.push(e.clone());
+            }
+            let host_saw_guest = read_back.next().flatten().map(|(seen, error)| {
+                errors.extend(error);
+                seen
+            });
             shares.push(ShareCheck {
                 node: n.name.to_string(),
                 tag: m.tag.to_string(),
@@ -186,12 +252,112 @@ pub async fn check_cluster<E: Executor>(exec: &E, cluster: &Cluster, token: &str
             });
         }
     }
-    for (dir, written) in &host_dirs {
-        if written.is_ok() {
-            let _ = fs_err::remove_file(dir.join(HOST_FILE));
+    let mut removals = Vec::new();
+    for ((host, dir), written) in &host_dirs {
+        if written.is_err() {
+            continue;
+        }
+        match (host, hosts) {
+            (None, _) => {
+                let _ = fs_err::remove_file(dir.join(HOST_FILE));
+            }
+            (Some(host), Some(h)) => removals.push(remove_remote(h, host, dir)),
+            (Some(_), None) => {}
         }
     }
+    join_all(removals).await;
     CheckReport { shares }
+}
+
+/// Where the host's half of a node's round trips is done.
+enum HostSide<'a, H> {
+    /// On this machine's filesystem.
+    Here,
+    /// On another host, through its executor.
+    On(&'a H, &'a str),
+    /// Nowhere: the node is on another host that is not reached here.
+    Nowhere,
+}
+
+fn host_side<'a, H>(hosts: Option<&'a H>, n: &'a Node) -> HostSide<'a, H> {
+    if n.uri.remote_host().is_none() {
+        return HostSide::Here;
+    }
+    match (hosts, &n.host) {
+        (Some(h), Some(host)) => HostSide::On(h, host.as_str()),
+        _ => HostSide::Nowhere,
+    }
+}
+
+/// `host` writes `token` into `dir`'s host file.
+async fn write_remote<H: Executor>(
+    hosts: &H,
+    host: &str,
+    dir: &Path,
+    token: &str,
+) -> Result<(), String> {
+    let file = dir.join(HOST_FILE);
+    let argv = script_argv(r#"printf %s "$2" > "$1""#, &file, Some(token));
+    match hosts.run(host, &argv).await {
+        Ok(o) if o.status == Some(0) => Ok(()),
+        Ok(o) => Err(format!(
+            "host {host} could not write its check file {}: exited with {:?}: {}",
+            file.display(),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!(
+            "host {host} could not write its check file {}: {e}",
+            file.display()
+        )),
+    }
+}
+
+/// Whether `node`'s probe file in `dir` on `host` holds `token` (and why `host` could not be
+/// asked); removes it.
+async fn read_remote_probe<H: Executor>(
+    hosts: &H,
+    host: &str,
+    dir: &Path,
+    node: &str,
+    token: &str,
+) -> (bool, Option<String>) {
+    let probe = dir.join(probe_name(node));
+    let argv = script_argv(r#"cat -- "$1"; s=$?; rm -f -- "$1"; exit $s"#, &probe, None);
+    match hosts.run(host, &argv).await {
+        // Like the local read: a probe that is not there is a `false`, not an error.
+        Ok(o) => (
+            o.status == Some(0) && String::from_utf8_lossy(&o.stdout).trim() == token,
+            None,
+        ),
+        Err(e) => (
+            false,
+            Some(format!(
+                "host {host} could not read {}: {e}",
+                probe.display()
+            )),
+        ),
+    }
+}
+
+/// Removes the host file from `dir` on `host` (best effort, as on this machine).
+async fn remove_remote<H: Executor>(hosts: &H, host: &str, dir: &Path) {
+    let argv = script_argv(r#"rm -f -- "$1""#, &dir.join(HOST_FILE), None);
+    let _ = hosts.run(host, &argv).await;
+}
+
+/// `sh -c SCRIPT hpc-up-check FILE [ARG]`: the file and the token travel as arguments
+/// (quoted by the executor), never inside the script.
+fn script_argv(script: &str, file: &Path, arg: Option<&str>) -> Vec<String> {
+    let mut argv = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script.to_owned(),
+        "hpc-up-check".to_owned(),
+        file.to_string_lossy().into_owned(),
+    ];
+    argv.extend(arg.map(str::to_owned));
+    argv
 }
 
 /// One node's shares, one after another: what it saw, and why the check did not run or

@@ -18,10 +18,11 @@
 //!   file round trip, sequential write/read throughput next to the node's local disk).
 //!   [`check_cluster`] runs it on every node at once through any [`hpc_remote::Executor`]
 //!   and does the host's half of the round trips for nodes on this machine (writes a token
-//!   into each host directory first, reads back what each node wrote, removes both): a
-//!   [`CheckReport`] of one [`ShareCheck`] per node and share, `Serialize` for `--output
-//!   json`. This is the crate's only I/O: the host directories on the local filesystem, and
-//!   the executor's commands.
+//!   into each host directory first, reads back what each node wrote, removes both);
+//!   [`check_cluster_on_hosts`] also does it for nodes on other hypervisor hosts, through an
+//!   executor of those hosts. Both give a [`CheckReport`] of one [`ShareCheck`] per node and
+//!   share, `Serialize` for `--output json`. This is the crate's only I/O: the host
+//!   directories on the local filesystem, and the executors' commands.
 //!
 //! Read-only shares: libvirt 9 with the C virtiofsd (Debian 12) refuses `<readonly/>` for
 //! virtio-fs, so `ro` is enforced by the guest's mount options.
@@ -53,7 +54,7 @@ mod domain;
 mod guest;
 
 pub use check::{BENCH_MIB, MountCheck, check_argv, parse_check, probe_name};
-pub use cluster_check::{CheckReport, ShareCheck, check_cluster};
+pub use cluster_check::{CheckReport, ShareCheck, check_cluster, check_cluster_on_hosts};
 pub use domain::{
     Filesystem, FilesystemDir, FilesystemDriver, MemoryAccess, MemoryBacking, MemoryBackingSource,
     VIRTIOFS_QUEUE_SIZE, VirtiofsDevices, virtiofs_devices,

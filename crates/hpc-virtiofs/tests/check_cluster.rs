@@ -1,6 +1,8 @@
 //! `check_cluster` against a mock of the guests (a fake executor that does, on the host
 //! directories, what a node's check script would do through its share), and once against
-//! the real check script run by `LocalExecutor` on this machine, outside any VM.
+//! the real check script run by `LocalExecutor` on this machine, outside any VM;
+//! `check_cluster_on_hosts` with a fake of the other hypervisor hosts (their commands run
+//! here, on directories standing in for theirs).
 
 #![allow(clippy::unwrap_used)] // tests panic on failure
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use hpc_config::Cluster;
 use hpc_remote::{CommandOutput, Executor, HostError, HostPlan, HostReport, LocalExecutor, Mode};
-use hpc_virtiofs::{CheckReport, check_cluster, probe_name};
+use hpc_virtiofs::{CheckReport, check_cluster, check_cluster_on_hosts, probe_name};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -250,6 +252,284 @@ async fn nodes_on_another_libvirt_host_get_no_host_side() {
     assert_eq!(ls(far_home.path()), [probe_name("cn1")]);
     assert!(ls(far_sw.path()).is_empty());
     assert!(ls(home.path()).is_empty());
+}
+
+/// A fake of the hypervisor hosts' executor: it records every command and runs it on this
+/// machine with `LocalExecutor`, every argument under a host's stand-in prefix moved to the
+/// directory that plays that host's (`dirs`); a host in `down` is unreachable.
+struct FakeHosts {
+    /// (host, the path in the cluster file, the directory that stands in for it there).
+    dirs: Vec<(String, PathBuf, PathBuf)>,
+    /// Hosts whose executor fails.
+    down: Vec<String>,
+    /// (host, argv as asked, before moving paths).
+    calls: Mutex<Vec<(String, Vec<String>)>>,
+}
+
+impl FakeHosts {
+    fn new(dirs: &[(&str, &Path, &Path)]) -> Self {
+        Self {
+            dirs: dirs
+                .iter()
+                .map(|(h, from, to)| ((*h).to_owned(), from.to_path_buf(), to.to_path_buf()))
+                .collect(),
+            down: Vec::new(),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The hosts asked, with the last argument of each command (the file it is about, or the
+    /// token after it for a write) and whether the command was a write (`printf`), a read
+    /// (`cat`) or a removal.
+    fn asked(&self) -> Vec<(String, &'static str, String)> {
+        let mut v: Vec<(String, &'static str, String)> = self
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, argv)| {
+                let kind = if argv[2].contains("printf") {
+                    "write"
+                } else if argv[2].contains("cat") {
+                    "read"
+                } else {
+                    "remove"
+                };
+                (h.clone(), kind, argv[4].clone())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Executor for FakeHosts {
+    async fn apply_host(&self, plan: &HostPlan, _mode: Mode) -> Result<HostReport, HostError> {
+        Err(HostError::UnknownHost {
+            host: plan.host.clone(),
+        })
+    }
+
+    async fn run(&self, host: &str, argv: &[String]) -> Result<CommandOutput, HostError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((host.to_owned(), argv.to_vec()));
+        if self.down.iter().any(|h| h == host) {
+            return Err(HostError::UnknownHost {
+                host: host.to_owned(),
+            });
+        }
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| {
+                let p = Path::new(a);
+                self.dirs
+                    .iter()
+                    .filter(|(h, _, _)| h == host)
+                    .find_map(|(_, from, to)| p.strip_prefix(from).ok().map(|rest| to.join(rest)))
+                    .map_or_else(|| a.clone(), |p| p.to_string_lossy().into_owned())
+            })
+            .collect();
+        LocalExecutor::new().run(host, &argv).await
+    }
+}
+
+/// A cluster on two hosts: `ctl` on `hv1` (this machine), `cn1` on `hv2`; every node has a
+/// read-write `home` share on `home` and a read-only `sw` share on `sw` (on its own host).
+fn two_host_cluster(home: &Path, sw: &Path) -> Cluster {
+    let text = format!(
+        "name: t\nnetwork: {{cidr: 10.1.0.0/24, bridge: br-t}}\nimage: {{base: /i/b.qcow2}}\n\
+         hosts:\n  - {{name: hv1, uri: \"qemu:///system\", address: 192.168.50.1}}\n  \
+         - {{name: hv2, uri: \"qemu+ssh://root@192.168.50.2/system\", address: 192.168.50.2}}\n\
+         virtiofs:\n  - {{tag: home, host-path: {}, mount-point: /home}}\n  \
+         - {{tag: sw, host-path: {}, mount-point: /opt/sw, readonly: true}}\n\
+         controller: {{host: hv1, nodes: [{{name: ctl}}]}}\n\
+         compute: [{{host: hv2, nodes: [{{name: cn1}}]}}]\n",
+        home.display(),
+        sw.display()
+    );
+    hpc_config::load_str("t.yaml", &text, &|_| None).unwrap()
+}
+
+#[tokio::test]
+async fn nodes_on_other_hosts_round_trip_through_their_host() {
+    let (home, sw) = dirs();
+    // What the shares are on hv2: the same paths in the file, other directories.
+    let (far_home, far_sw) = dirs();
+    let c = two_host_cluster(home.path(), sw.path());
+    assert_eq!(c.nodes[1].host.as_ref().unwrap().as_str(), "hv2");
+    let guests = FakeGuests::new(&[
+        ("ctl", "/home", home.path()),
+        ("ctl", "/opt/sw", sw.path()),
+        ("cn1", "/home", far_home.path()),
+        ("cn1", "/opt/sw", far_sw.path()),
+    ]);
+    let hosts = FakeHosts::new(&[
+        ("hv2", home.path(), far_home.path()),
+        ("hv2", sw.path(), far_sw.path()),
+    ]);
+    let r = check_cluster_on_hosts(&guests, Some(&hosts), &c, TOKEN).await;
+    assert_eq!(
+        rows(&r),
+        [
+            ("ctl", "home", true),
+            ("ctl", "sw", true),
+            ("cn1", "home", true),
+            ("cn1", "sw", true),
+        ]
+    );
+    let cn1 = &r.shares[2];
+    assert!(cn1.check.host_to_guest, "hv2 wrote its file");
+    assert_eq!(cn1.host_saw_guest, Some(true), "hv2 read the node's probe");
+    assert_eq!(cn1.error, None);
+    assert_eq!(r.shares[3].host_saw_guest, None, "read-only");
+    assert_eq!(r.shares[0].host_saw_guest, Some(true));
+
+    // hv2 was asked about its own directories only (by the file's paths); this machine's
+    // node was done here, without the hosts' executor.
+    let home_file = home.path().join(HOST_FILE).to_string_lossy().into_owned();
+    let sw_file = sw.path().join(HOST_FILE).to_string_lossy().into_owned();
+    let probe = home
+        .path()
+        .join(probe_name("cn1"))
+        .to_string_lossy()
+        .into_owned();
+    let mut want = vec![
+        ("hv2".to_owned(), "read", probe),
+        ("hv2".to_owned(), "remove", home_file.clone()),
+        ("hv2".to_owned(), "remove", sw_file.clone()),
+        ("hv2".to_owned(), "write", home_file),
+        ("hv2".to_owned(), "write", sw_file),
+    ];
+    want.sort();
+    assert_eq!(hosts.asked(), want);
+    let calls = hosts.calls.lock().unwrap();
+    let write = calls.iter().find(|(_, a)| a[2].contains("printf")).unwrap();
+    assert_eq!(write.1.last().unwrap(), TOKEN, "the token is an argument");
+    drop(calls);
+
+    // Everything is gone on both hosts.
+    for d in [&home, &sw, &far_home, &far_sw] {
+        assert!(ls(d.path()).is_empty(), "{:?}", ls(d.path()));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_host_fails_its_nodes_naming_host_and_file() {
+    let (home, sw) = dirs();
+    let (far_home, far_sw) = dirs();
+    let c = two_host_cluster(home.path(), sw.path());
+    let guests = FakeGuests::new(&[
+        ("ctl", "/home", home.path()),
+        ("ctl", "/opt/sw", sw.path()),
+        ("cn1", "/home", far_home.path()),
+        ("cn1", "/opt/sw", far_sw.path()),
+    ]);
+    let mut hosts = FakeHosts::new(&[
+        ("hv2", home.path(), far_home.path()),
+        ("hv2", sw.path(), far_sw.path()),
+    ]);
+    hosts.down.push("hv2".to_owned());
+    let r = check_cluster_on_hosts(&guests, Some(&hosts), &c, TOKEN).await;
+    assert_eq!(
+        rows(&r),
+        [
+            ("ctl", "home", true),
+            ("ctl", "sw", true),
+            ("cn1", "home", false),
+            ("cn1", "sw", false),
+        ]
+    );
+    let home_file = home.path().join(HOST_FILE);
+    let probe = home.path().join(probe_name("cn1"));
+    let cn1 = &r.shares[2];
+    assert!(!cn1.check.host_to_guest);
+    assert_eq!(cn1.host_saw_guest, Some(false));
+    assert_eq!(
+        cn1.error.as_deref(),
+        Some(
+            format!(
+                "host hv2 could not write its check file {}: host hv2: not in the executor's \
+                 inventory; host hv2 could not read {}: host hv2: not in the executor's inventory",
+                home_file.display(),
+                probe.display()
+            )
+            .as_str()
+        )
+    );
+    let sw_error = r.shares[3].error.as_deref().unwrap();
+    assert!(
+        sw_error.starts_with(&format!(
+            "host hv2 could not write its check file {}: ",
+            sw.path().join(HOST_FILE).display()
+        )),
+        "{sw_error}"
+    );
+    // Nothing to remove where nothing was written.
+    assert!(
+        !hosts.asked().iter().any(|(_, kind, _)| *kind == "remove"),
+        "{:?}",
+        hosts.asked()
+    );
+    assert!(ls(home.path()).is_empty(), "{:?}", ls(home.path()));
+}
+
+#[tokio::test]
+async fn a_host_command_that_fails_names_host_and_file() {
+    let (home, sw) = dirs();
+    let (far_home, far_sw) = dirs();
+    let c = two_host_cluster(home.path(), sw.path());
+    let guests = FakeGuests::new(&[
+        ("ctl", "/home", home.path()),
+        ("ctl", "/opt/sw", sw.path()),
+        ("cn1", "/home", far_home.path()),
+        ("cn1", "/opt/sw", far_sw.path()),
+    ]);
+    // hv2 has no `sw` directory: its write there exits non-zero.
+    let missing = far_sw.path().join("missing");
+    let hosts = FakeHosts::new(&[
+        ("hv2", home.path(), far_home.path()),
+        ("hv2", sw.path(), &missing),
+    ]);
+    let r = check_cluster_on_hosts(&guests, Some(&hosts), &c, TOKEN).await;
+    assert_eq!(
+        rows(&r),
+        [
+            ("ctl", "home", true),
+            ("ctl", "sw", true),
+            ("cn1", "home", true),
+            ("cn1", "sw", false),
+        ]
+    );
+    let e = r.shares[3].error.as_deref().unwrap();
+    assert!(
+        e.starts_with(&format!(
+            "host hv2 could not write its check file {}: exited with Some(",
+            sw.path().join(HOST_FILE).display()
+        )),
+        "{e}"
+    );
+    for d in [&home, &sw, &far_home, &far_sw] {
+        assert!(ls(d.path()).is_empty(), "{:?}", ls(d.path()));
+    }
+}
+
+#[tokio::test]
+async fn without_the_hosts_executor_other_hosts_get_no_host_side() {
+    let (home, sw) = dirs();
+    let (far_home, far_sw) = dirs();
+    let c = two_host_cluster(home.path(), sw.path());
+    let guests = FakeGuests::new(&[
+        ("ctl", "/home", home.path()),
+        ("ctl", "/opt/sw", sw.path()),
+        ("cn1", "/home", far_home.path()),
+        ("cn1", "/opt/sw", far_sw.path()),
+    ]);
+    let r = check_cluster(&guests, &c, TOKEN).await;
+    assert_eq!(r.shares[2].host_saw_guest, None);
+    assert!(!r.shares[2].check.host_to_guest);
+    assert!(r.shares[0].passed());
 }
 
 #[tokio::test]
