@@ -29,7 +29,6 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use crate::require;
@@ -97,10 +96,19 @@ impl Primary {
                 .collect()
         };
         let before = running();
+        // The SSH bed made this process a child subreaper (to reap its hosts' launchers).
+        // The daemons started now must not become its children: libvirtd would be, and with
+        // it every QEMU and dnsmasq it daemonizes, which this process never reaps; libvirt
+        // then waits for a zombie QEMU to end and `virsh destroy` hangs. Off while they
+        // start, so that they are re-parented to PID 1 as in `LibvirtBed`.
+        nix::sys::prctl::set_child_subreaper(false)
+            .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
         let started = run(
             "libvirt-sandbox start-in",
             Command::new(sandbox_script()).args(["start-in", netns]),
         );
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
         if let Err(e) = started {
             // The script stops nothing when it fails after starting a daemon.
             if running().iter().any(|p| !before.contains(p)) {
@@ -134,11 +142,6 @@ impl Drop for Primary {
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
-        }
-        // The SSH bed made this process a child subreaper: the daemons it adopted are reaped
-        // here (this machine's PID 1 does not reap them).
-        for p in &self.pids {
-            let _ = waitpid(Pid::from_raw(*p), Some(WaitPidFlag::WNOHANG));
         }
     }
 }
@@ -245,6 +248,49 @@ impl MultiHostBed {
     /// network devices and files.
     pub fn on_remote(&self, argv: &[&str]) -> Output {
         self.ssh.exec_on(REMOTE, argv)
+    }
+
+    /// Stop the second host's virtlogd (SIGTERM to the PID `host-libvirtd` recorded, only
+    /// while it is that daemon), leaving its libvirtd running: every QEMU that libvirtd
+    /// starts from then on fails (its output and serial console go through virtlogd), while
+    /// defining, listing and removing objects still work. A fault for tests: "the second host
+    /// refuses to start a domain". [`MultiHostBed::restart_remote_libvirtd`] undoes it.
+    pub fn stop_remote_virtlogd(&self) -> Result<i32, String> {
+        let file = self
+            .ssh
+            .state_dir()
+            .join("hosts")
+            .join(REMOTE)
+            .join("virtlogd.pid");
+        let pid: i32 = fs_err::read_to_string(&file)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let comm = fs_err::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "hpcbed-virtlogd" || !alive(pid) {
+            return Err(format!(
+                "pid {pid} of {} is not {REMOTE}'s virtlogd ({comm:?})",
+                file.display()
+            ));
+        }
+        nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
+            .map_err(|e| format!("kill {pid}: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while alive(pid) {
+            if Instant::now() > deadline {
+                return Err(format!("{REMOTE}'s virtlogd (pid {pid}) survived SIGTERM"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(pid)
+    }
+
+    /// Stop the second host's libvirtd and virtlogd (every object of that daemon is removed)
+    /// and start both again.
+    pub fn restart_remote_libvirtd(&self) -> Result<(), String> {
+        self.ssh.stop_libvirtd(REMOTE)?;
+        self.ssh.start_libvirtd(REMOTE)
     }
 
     /// A fresh directory for a test's state under `/var/lib/hpc-up-tests` (traversable by
