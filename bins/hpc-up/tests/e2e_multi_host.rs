@@ -329,12 +329,13 @@ fn assert_hosts_clean(bed: &MultiHostBed, dir: &Path, when: &str) {
         Vec::<String>::new(),
         "{when}: files in hv2's pool"
     );
-    // The pool's directory itself (libvirt's pool build made it; the pool is undefined, not
-    // deleted): logged, not refused.
-    let dirs = remote_pool_paths(bed, false);
-    if !dirs.is_empty() {
-        eprintln!("{when}: NOTE: left on hv2 (empty): {dirs:?}");
-    }
+    // The pool's directory itself (libvirt's pool build made it; down and unwind delete the
+    // stopped pool before undefining it).
+    assert_eq!(
+        remote_pool_paths(bed, false),
+        Vec::<String>::new(),
+        "{when}: hv2's pool directory"
+    );
     assert_eq!(
         primary_devices(bed),
         Vec::<(String, String)>::new(),

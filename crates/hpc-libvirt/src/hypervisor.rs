@@ -98,7 +98,7 @@ pub enum Step {
     Destroy,
     /// Remove the persistent definition.
     Undefine,
-    /// Delete a volume (and its file).
+    /// Delete a volume (and its file), or a stopped pool's storage.
     Delete,
     /// Read a domain's state.
     State,
@@ -241,6 +241,12 @@ pub trait Hypervisor {
     fn destroy_pool(&self, name: &str) -> HvResult<()>;
     /// Remove a pool's definition (its files stay).
     fn undefine_pool(&self, name: &str) -> HvResult<()>;
+    /// Remove a stopped pool's storage: a directory pool's directory, which must be empty.
+    /// Default: nothing (an implementation without storage of its own).
+    fn delete_pool(&self, name: &str) -> HvResult<()> {
+        let _ = name;
+        Ok(())
+    }
 
     /// Create a volume in a running pool.
     fn create_volume(&self, pool: &str, name: &str, xml: &str) -> HvResult<()>;
@@ -340,6 +346,9 @@ impl<H: Hypervisor + ?Sized> Hypervisor for &H {
     }
     fn undefine_pool(&self, name: &str) -> HvResult<()> {
         (**self).undefine_pool(name)
+    }
+    fn delete_pool(&self, name: &str) -> HvResult<()> {
+        (**self).delete_pool(name)
     }
     fn create_volume(&self, pool: &str, name: &str, xml: &str) -> HvResult<()> {
         (**self).create_volume(pool, name, xml)

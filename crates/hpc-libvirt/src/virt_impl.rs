@@ -381,6 +381,11 @@ impl Hypervisor for VirtHypervisor {
             Step::Undefine,
         ))
     }
+    fn delete_pool(&self, name: &str) -> HvResult<()> {
+        self.pool(name, Step::Delete)?
+            .delete(0)
+            .map_err(err(ObjectKind::Pool, name, Step::Delete))
+    }
 
     fn create_volume(&self, pool: &str, name: &str, xml: &str) -> HvResult<()> {
         let full = format!("{pool}/{name}");

@@ -48,6 +48,7 @@ impl<H: Hypervisor> Down<'_, H> {
                     if live.active {
                         hv.destroy_pool(name)?;
                     }
+                    delete_pool_dir(hv, name);
                     if hv.lookup(kind, None, name)?.is_some() {
                         hv.undefine_pool(name)?;
                     }
@@ -170,5 +171,14 @@ pub fn down<H: Hypervisor>(cluster: &str, hv: &H, journal: &mut Journal) -> Resu
             removed: report.removed,
             errors,
         })
+    }
+}
+
+/// The stopped pool's directory goes too (on another host nothing else would remove it).
+/// libvirt removes only an empty directory; one that still holds files that are not this
+/// cluster's stays, with its definition removed all the same, so this never fails `down`.
+pub(super) fn delete_pool_dir<H: Hypervisor>(hv: &H, name: &str) {
+    if let Err(e) = hv.delete_pool(name) {
+        tracing::warn!(pool = name, error = %e, "pool directory left in place");
     }
 }

@@ -192,7 +192,10 @@ impl<H: Hypervisor> Run<'_, H> {
             Undo::Undefine(kind, n) => {
                 match kind {
                     ObjectKind::Network => hv.undefine_network(n)?,
-                    ObjectKind::Pool => hv.undefine_pool(n)?,
+                    ObjectKind::Pool => {
+                        super::down::delete_pool_dir(hv, n);
+                        hv.undefine_pool(n)?;
+                    }
                     ObjectKind::Domain => hv.undefine_domain(n)?,
                     ObjectKind::Volume => {}
                 }
