@@ -149,7 +149,13 @@ pub(crate) async fn remote_share_dirs(
         for (dir, create) in dirs {
             let path = dir.to_string_lossy().into_owned();
             let argv: Vec<String> = if create {
-                vec!["mkdir".into(), "-p".into(), "-m".into(), "0755".into(), path.clone()]
+                vec![
+                    "mkdir".into(),
+                    "-p".into(),
+                    "-m".into(),
+                    "0755".into(),
+                    path.clone(),
+                ]
             } else {
                 vec!["test".into(), "-d".into(), path.clone()]
             };
