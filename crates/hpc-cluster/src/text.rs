@@ -153,9 +153,13 @@ pub fn plan(p: &ClusterPlan) -> String {
         "no changes\n".to_owned()
     } else {
         format!(
-            "{} libvirt change(s), {} host step change(s), {} node step change(s), {pending} node(s) known after apply or unreachable\n",
+            "{} libvirt change(s), {}{} node step change(s), {pending} node(s) known after apply or unreachable\n",
             p.libvirt_changes(),
-            p.hosts.len(),
+            if p.hosts.is_empty() {
+                String::new()
+            } else {
+                format!("{} host step change(s), ", p.hosts.len())
+            },
             p.node_changes()
         )
     });
