@@ -52,9 +52,9 @@
 //! device of the same name without it is never taken over ([`FabricError::NotOurs`], naming
 //! host and device) and never removed; libvirt's bridge on the primary host is used, never
 //! changed or removed. The VXLAN device's name comes from the bridge's ([`vxlan_name`]),
-//! within the kernel's 15 characters. The alias is set right after a device is made, in the
-//! same round trip; a run cut off between the two leaves a device the next run refuses, to
-//! be removed by hand.
+//! within the kernel's 15 characters. `ip link add` ignores an alias, so a device is made and
+//! given its alias by one step (one shell, `ip link add … && ip link set … alias …`): a run
+//! stopped between two steps never leaves a device of ours without it.
 //!
 //! # Example
 //!

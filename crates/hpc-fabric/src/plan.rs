@@ -13,6 +13,22 @@ fn cmd(plan: HostPlan, id: impl Into<String>, a: &[&str]) -> HostPlan {
     plan.step(id, RunCommand::new(argv(a)))
 }
 
+/// `ip link add` followed by the alias that marks the device as ours, in one step and one
+/// shell: `ip link add` ignores `alias`, and a run stopped between two steps would leave a
+/// device without it, which every later run (`down` included) refuses as someone else's.
+fn create(plan: HostPlan, id: &str, dev: &str, alias: &str, add: &[&str]) -> HostPlan {
+    let mut a = vec![
+        "sh",
+        "-c",
+        r#"dev=$1 alias=$2; shift 2; ip link add name "$dev" "$@" && ip link set dev "$dev" alias "$alias""#,
+        "hpc-up-fabric",
+        dev,
+        alias,
+    ];
+    a.extend_from_slice(add);
+    cmd(plan, id, &a)
+}
+
 fn is_ours(link: &Link, alias: &str) -> bool {
     link.alias.as_deref() == Some(alias)
 }
@@ -40,8 +56,8 @@ fn not_ours(fabric: &Fabric, host: &str, link: &Link) -> FabricError {
 /// A device of either name that does not carry this cluster's alias is refused
 /// ([`FabricError::NotOurs`]), except libvirt's bridge where libvirt makes it.
 ///
-/// Step ids: `bridge-remove`, `bridge-create`, `bridge-alias`, `bridge-mtu`, `bridge-up`,
-/// `vxlan-remove`, `vxlan-create`, `vxlan-alias`, `vxlan-mtu`, `vxlan-master`, `vxlan-up`,
+/// Step ids: `bridge-remove`, `bridge-create` (with the alias), `bridge-mtu`, `bridge-up`,
+/// `vxlan-remove`, `vxlan-create` (with the alias), `vxlan-mtu`, `vxlan-master`, `vxlan-up`,
 /// `flood-add-<addr>`, `flood-remove-<addr>`; each a command that changes one thing.
 pub fn up_plan(fabric: &Fabric, host: &str, state: &HostState) -> Result<HostPlan, FabricError> {
     fabric.validate()?;
@@ -101,17 +117,12 @@ pub fn up_plan(fabric: &Fabric, host: &str, state: &HostState) -> Result<HostPla
         };
         if make {
             bridge_new = true;
-            plan = cmd(
+            plan = create(
                 plan,
                 "bridge-create",
-                &[
-                    "ip", "link", "add", "name", br, "mtu", &mtu, "type", "bridge",
-                ],
-            );
-            plan = cmd(
-                plan,
-                "bridge-alias",
-                &["ip", "link", "set", "dev", br, "alias", &alias],
+                br,
+                &alias,
+                &["mtu", &mtu, "type", "bridge"],
             );
             plan = cmd(plan, "bridge-up", &["ip", "link", "set", "dev", br, "up"]);
         }
@@ -166,18 +177,14 @@ pub fn up_plan(fabric: &Fabric, host: &str, state: &HostState) -> Result<HostPla
             }
             let (vni, port) = (fabric.vni.to_string(), fabric.dstport.to_string());
             let local = me.underlay.to_string();
-            plan = cmd(
+            plan = create(
                 plan,
                 "vxlan-create",
+                vx,
+                &alias,
                 &[
-                    "ip", "link", "add", "name", vx, "mtu", &mtu, "type", "vxlan", "id", &vni,
-                    "local", &local, "dstport", &port,
+                    "mtu", &mtu, "type", "vxlan", "id", &vni, "local", &local, "dstport", &port,
                 ],
-            );
-            plan = cmd(
-                plan,
-                "vxlan-alias",
-                &["ip", "link", "set", "dev", vx, "alias", &alias],
             );
             plan = cmd(
                 plan,
@@ -280,11 +287,9 @@ mod tests {
         assert_eq!(
             up(&fabric(), "h2", &HostState::default()),
             [
-                "bridge-create: ip link add name br-x mtu 1450 type bridge",
-                "bridge-alias: ip link set dev br-x alias hpc-up:demo",
+                "bridge-create: sh -c dev=$1 alias=$2; shift 2; ip link add name \"$dev\" \"$@\" && ip link set dev \"$dev\" alias \"$alias\" hpc-up-fabric br-x hpc-up:demo mtu 1450 type bridge",
                 "bridge-up: ip link set dev br-x up",
-                "vxlan-create: ip link add name vx-br-x mtu 1450 type vxlan id 4242 local 10.81.0.12 dstport 4789",
-                "vxlan-alias: ip link set dev vx-br-x alias hpc-up:demo",
+                "vxlan-create: sh -c dev=$1 alias=$2; shift 2; ip link add name \"$dev\" \"$@\" && ip link set dev \"$dev\" alias \"$alias\" hpc-up-fabric vx-br-x hpc-up:demo mtu 1450 type vxlan id 4242 local 10.81.0.12 dstport 4789",
                 "vxlan-master: ip link set dev vx-br-x master br-x",
                 "vxlan-up: ip link set dev vx-br-x up",
                 "flood-add-10.81.0.11: bridge fdb append 00:00:00:00:00:00 dev vx-br-x dst 10.81.0.11",
@@ -307,7 +312,7 @@ mod tests {
         let got = up(&fabric(), "h3", &s);
         assert_eq!(
             got[0],
-            "vxlan-create: ip link add name vx-br-x mtu 1450 type vxlan id 4242 local 10.81.0.13 dstport 4789"
+            "vxlan-create: sh -c dev=$1 alias=$2; shift 2; ip link add name \"$dev\" \"$@\" && ip link set dev \"$dev\" alias \"$alias\" hpc-up-fabric vx-br-x hpc-up:demo mtu 1450 type vxlan id 4242 local 10.81.0.13 dstport 4789"
         );
         assert!(got.iter().all(|l| !l.starts_with("bridge-")), "{got:?}");
         assert_eq!(
@@ -376,7 +381,6 @@ mod tests {
                 [
                     "vxlan-remove",
                     "vxlan-create",
-                    "vxlan-alias",
                     "vxlan-master",
                     "vxlan-up",
                     "flood-add-10.81.0.12",
@@ -397,8 +401,7 @@ mod tests {
             got,
             [
                 "bridge-remove: ip link del dev br-x",
-                "bridge-create: ip link add name br-x mtu 1450 type bridge",
-                "bridge-alias: ip link set dev br-x alias hpc-up:demo",
+                "bridge-create: sh -c dev=$1 alias=$2; shift 2; ip link add name \"$dev\" \"$@\" && ip link set dev \"$dev\" alias \"$alias\" hpc-up-fabric br-x hpc-up:demo mtu 1450 type bridge",
                 "bridge-up: ip link set dev br-x up",
                 "vxlan-master: ip link set dev vx-br-x master br-x",
             ]
