@@ -147,6 +147,12 @@ fn ensure_image(dir: &Path) {
     );
 }
 
+/// The share every node mounts: on each host its own directory of this path (made there by
+/// `up`, `create: true`), so cn2's `/shared` is a directory of h01 (its private `/var`).
+fn share_dir(dir: &Path) -> PathBuf {
+    dir.join("shared")
+}
+
 /// The cluster file: hv1 (this machine, the bed's ctl namespace) with ctl and cn1, hv2 (bed
 /// host h01 over qemu+ssh) with cn2; SLURM as in examples/minimal.yaml.
 fn config(bed: &MultiHostBed, dir: &Path) -> PathBuf {
@@ -170,6 +176,8 @@ network:
 {image}state-dir: {state}
 ssh:
   key: {key}
+virtiofs:
+  - {{tag: shared, host-path: {share}, mount-point: /shared, create: true}}
 controller:
   host: hv1
   nodes:
@@ -197,6 +205,7 @@ slurm:
         remote = bed.remote_ip(),
         image = image_block(),
         state = dir.join("state").display(),
+        share = share_dir(dir).display(),
         key = key.display(),
     );
     let cfg = dir.join("twohosts.yaml");
@@ -445,6 +454,30 @@ fn two_hosts_one_cluster_comes_up_spans_both_and_goes_away() {
         ],
     );
     assert_eq!(lines(&ok(&o, "srun -N2 hostname")), ["cn1", "cn2"]);
+
+    // virtio-fs: each node shares its own host's directory; `check virtiofs` does the host's
+    // half of every round trip on the node's own host (h01's over SSH for cn2)
+    let o = hpc_up(&bed, &["check", "virtiofs", cfg_s]);
+    let table = ok(&o, "check virtiofs");
+    eprintln!("check virtiofs on two hosts:\n{table}");
+    assert!(table.contains("all 3 mount(s) pass"), "{table}");
+    on(
+        &bed,
+        cfg_s,
+        "cn2",
+        &["sh", "-c", "echo cn2 > /shared/from-cn2"],
+    );
+    let from = share_dir(&dir).join("from-cn2");
+    let seen = bed.on_remote(&["cat", from.to_str().unwrap()]);
+    assert_eq!(
+        ok(&seen, "cat on h01"),
+        "cn2\n",
+        "cn2 wrote into h01's directory"
+    );
+    assert!(
+        !from.exists(),
+        "cn2's file is in this machine's directory, not h01's"
+    );
 
     // 2. a second up changes nothing
     let t = Instant::now();
