@@ -119,6 +119,8 @@
 //! `warn` for refused host keys and failed hosts. Nothing is printed.
 
 #[cfg(feature = "transport")]
+mod child;
+#[cfg(feature = "transport")]
 mod diff;
 mod error;
 mod executor;

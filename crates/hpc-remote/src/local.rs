@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use crate::child::communicate;
 use crate::executor::{CommandOutput, Executor, Mode};
 use crate::outcome::parse;
 use crate::report::HostReport;
@@ -94,33 +94,7 @@ impl LocalExecutor {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().map_err(spawn)?;
-        let mut stdin = child.stdin.take();
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let write = async {
-            if let Some(s) = stdin.as_mut() {
-                // A runner that exits early closes its stdin; that shows in its report.
-                let _ = s.write_all(&input).await;
-                let _ = s.shutdown().await;
-            }
-            drop(stdin.take());
-        };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                s.read_to_end(&mut out).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                s.read_to_end(&mut err).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let ((), r1, r2) = tokio::join!(write, read_out, read_err);
-        r1.map_err(spawn)?;
-        r2.map_err(spawn)?;
+        let (out, err) = communicate(&mut child, Some(&input)).await.map_err(spawn)?;
         let status = child.wait().await.map_err(spawn)?;
         Ok(CommandOutput {
             status: status.code().and_then(|c| u32::try_from(c).ok()),

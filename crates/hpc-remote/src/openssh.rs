@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+use crate::child::communicate;
 use crate::executor::{CommandOutput, Executor, Mode};
 use crate::outcome::parse;
 use crate::report::HostReport;
@@ -394,33 +394,9 @@ impl OpenSshExecutor {
             .kill_on_drop(true);
         let started = std::time::Instant::now();
         let mut child = cmd.spawn().map_err(|e| failed("cannot start", e))?;
-        let mut stdin = child.stdin.take();
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let write = async {
-            if let (Some(s), Some(input)) = (stdin.as_mut(), input) {
-                // A runner that exits early closes its stdin; that shows in its report.
-                let _ = s.write_all(input).await;
-                let _ = s.shutdown().await;
-            }
-            drop(stdin.take());
-        };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                s.read_to_end(&mut out).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                s.read_to_end(&mut err).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let ((), r1, r2) = tokio::join!(write, read_out, read_err);
-        r1.map_err(|e| failed("reading its output", e))?;
-        r2.map_err(|e| failed("reading its output", e))?;
+        let (out, err) = communicate(&mut child, input)
+            .await
+            .map_err(|e| failed("reading its output", e))?;
         let status = child
             .wait()
             .await
