@@ -232,14 +232,15 @@ pub async fn deploy_with<E: Executor>(
     let mut phases = vec![report];
 
     for phase in &plan.phases {
-        phases.extend(
-            hpc_remote::run_phase(exec, phase, start, observer)
-                .await
-                .map_err(|f| DeployError::Phase {
-                    phase: f.phase,
-                    failures: f.failures,
-                })?,
-        );
+        let run = if phase.name == CLIENTS_PHASE {
+            run_clients(exec, phase, start, observer).await
+        } else {
+            hpc_remote::run_phase(exec, phase, start, observer).await
+        };
+        phases.extend(run.map_err(|f| DeployError::Phase {
+            phase: f.phase,
+            failures: f.failures,
+        })?);
         // Clients mount only once every server has registered.
         if phase.name == "servers"
             && let Some(report) =
@@ -253,6 +254,45 @@ pub async fn deploy_with<E: Executor>(
         phases,
         warnings: pre.warnings,
     })
+}
+
+/// The phase that starts the clients (and mounts).
+const CLIENTS_PHASE: &str = "clients";
+
+/// Attempts at the `clients` phase, and the pause between them.
+const CLIENT_ATTEMPTS: usize = 3;
+const CLIENT_RETRY_PAUSE: Duration = Duration::from_secs(10);
+
+/// The `clients` phase, its failed hosts tried again (at most [`CLIENT_ATTEMPTS`] in all,
+/// [`CLIENT_RETRY_PAUSE`] apart). Right after the registration wait, a client's mount was
+/// once refused on emulated nodes ("fsconfig() failed: Operation canceled") while the same
+/// mount succeeded seconds later; the phase is idempotent (files unchanged, the service
+/// started again), so the hosts that succeeded are not asked again and a host that keeps
+/// failing fails with its last error.
+async fn run_clients<E: Executor>(
+    exec: &E,
+    phase: &hpc_remote::Phase,
+    start: Instant,
+    observer: &dyn PhaseObserver,
+) -> Result<Vec<PhaseReport>, hpc_remote::PhaseFailure> {
+    let mut reports = Vec::new();
+    let mut todo = phase.clone();
+    let mut attempt = 1;
+    loop {
+        match hpc_remote::run_phase(exec, &todo, start, observer).await {
+            Ok(r) => {
+                reports.extend(r);
+                return Ok(reports);
+            }
+            Err(f) if attempt < CLIENT_ATTEMPTS => {
+                let failed: Vec<&str> = f.failures.iter().map(|n| n.node.as_str()).collect();
+                todo.hosts.retain(|h| failed.contains(&h.host.as_str()));
+                attempt += 1;
+                tokio::time::sleep(CLIENT_RETRY_PAUSE).await;
+            }
+            Err(f) => return Err(f),
+        }
+    }
 }
 
 /// The name of the cluster-wide wait, after the `servers` phase, until every metadata and

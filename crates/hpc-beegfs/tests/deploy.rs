@@ -279,6 +279,71 @@ fn each_node_is_timed_on_its_own() {
 }
 
 #[test]
+fn a_client_refused_once_is_tried_again_and_deploys() {
+    let cluster = full_stack("8.1.0", "");
+    let mut exec = FakeBeegfs::healthy_7();
+    exec.fail_step = Some((
+        "cn02".into(),
+        "beegfs-client".into(),
+        "mount: /mnt/beegfs: fsconfig() failed: Operation canceled.".into(),
+    ));
+    *exec.fail_times.lock().unwrap() = Some(1);
+    let events = Events::default();
+    let started = std::time::Instant::now();
+    let report = rt()
+        .block_on(deploy(&exec, &cluster, &inputs(), &events.observer()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // only cn02 was asked again, after the pause
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    let clients: Vec<String> = events
+        .take()
+        .into_iter()
+        .filter(|e| e.contains(" clients "))
+        .collect();
+    assert!(
+        clients.contains(&"failed clients cn02".to_owned()),
+        "{clients:?}"
+    );
+    assert_eq!(
+        clients.iter().filter(|e| e.starts_with("started")).count(),
+        NODES.len() + 1,
+        "{clients:?}"
+    );
+    assert!(
+        report
+            .phases
+            .iter()
+            .any(|p| p.name == "clients" && p.node.as_deref() == Some("cn02")),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_client_that_keeps_failing_fails_the_deploy_after_three_attempts() {
+    let cluster = full_stack("8.1.0", "");
+    let mut exec = FakeBeegfs::healthy_7();
+    exec.fail_step = Some((
+        "cn02".into(),
+        "beegfs-client".into(),
+        "mount: /mnt/beegfs: fsconfig() failed: Operation canceled.".into(),
+    ));
+    let events = Events::default();
+    let e = rt()
+        .block_on(deploy(&exec, &cluster, &inputs(), &events.observer()))
+        .unwrap_err();
+    assert!(
+        matches!(&e, DeployError::Phase { phase: "clients", failures } if failures.len() == 1 && failures[0].node == "cn02"),
+        "{e}"
+    );
+    let failed = events
+        .take()
+        .into_iter()
+        .filter(|e| e == "failed clients cn02")
+        .count();
+    assert_eq!(failed, 3);
+}
+
+#[test]
 fn a_failed_host_fails_the_deploy_naming_node_and_phase() {
     let cluster = full_stack("7.4.6", "");
     let mut exec = FakeBeegfs::healthy_7();

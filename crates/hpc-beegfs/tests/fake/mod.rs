@@ -69,6 +69,8 @@ pub(crate) struct FakeBeegfs {
     pub(crate) slow: BTreeMap<String, Duration>,
     /// `(node, step id)` that fails when applied, with this stderr.
     pub(crate) fail_step: Option<(String, String, String)>,
+    /// How many times `fail_step` fails (`None`: every time).
+    pub(crate) fail_times: Mutex<Option<usize>>,
     /// Output of each tool, by the first argument that names it: `beegfs-check-servers`,
     /// `--listtargets`, `beegfs-df`, `node`, `target`, `health`.
     pub(crate) tools: BTreeMap<&'static str, CommandOutput>,
@@ -259,6 +261,14 @@ impl Executor for FakeBeegfs {
                     .fail_step
                     .as_ref()
                     .is_some_and(|(h, id, _)| *h == plan.host && *id == s.id)
+                    && match &mut *self.fail_times.lock().unwrap() {
+                        None => true,
+                        Some(0) => false,
+                        Some(n) => {
+                            *n -= 1;
+                            true
+                        }
+                    }
                 {
                     failed = true;
                     StepStatus::Failed {
