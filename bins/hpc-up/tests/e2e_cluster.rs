@@ -115,17 +115,7 @@ fn ok(o: &Output, what: &str) -> String {
 /// The minimal example for `guests`' release with its images in the release's cache, its
 /// state in `dir`, and a key that lives as long as the cached image.
 fn config(guests: &Guests, dir: &Path) -> PathBuf {
-    let cache = Path::new(guests.cache);
-    fs_err::create_dir_all(cache).unwrap();
-    let key = cache.join("id_ed25519");
-    if !key.exists() {
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "hpc-up-e2e", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    let key = common::cache_key(Path::new(guests.cache));
     let text = fs_err::read_to_string(common::repo().join("examples/minimal.yaml")).unwrap();
     // the example's own release line, set to this scenario's
     assert!(text.contains("\n  release: trixie\n"), "{text}");

@@ -67,20 +67,9 @@ fn on(bed: &MultiHostBed, cfg: &str, node: &str, cmd: &[&str]) -> String {
     ok(&hpc_up(bed, &args), &format!("{node}: {}", cmd.join(" ")))
 }
 
-/// The key the cached image trusts (made with the cache, as e2e_cluster makes it).
+/// The key the cached image trusts (shared with e2e_cluster's bookworm scenario).
 fn cache_key() -> PathBuf {
-    let cache = Path::new(CACHE);
-    fs_err::create_dir_all(cache).unwrap();
-    let key = cache.join("id_ed25519");
-    if !key.exists() {
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "hpc-up-e2e", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    key
+    common::cache_key(Path::new(CACHE))
 }
 
 /// The `image:` block of e2e_cluster's bookworm scenario (examples/minimal.yaml's, release

@@ -11,6 +11,22 @@ pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The key pair an image cache's image trusts, `<cache>/id_ed25519`: made with the cache and
+/// kept as long as it (the end-to-end tests share the bookworm cache).
+pub(crate) fn cache_key(cache: &Path) -> PathBuf {
+    fs_err::create_dir_all(cache).unwrap();
+    let key = cache.join("id_ed25519");
+    if !key.exists() {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "hpc-up-e2e", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    key
+}
+
 /// Runs the built `hpc-up` as a user would, from the repository's root.
 pub(crate) fn hpc_up_cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpc-up"))
